@@ -1,0 +1,44 @@
+//go:build mage
+
+// The repository's own targets: run them with `go tool mage <target>`.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/magefile/mage/sh"
+)
+
+// Test runs every test with the race detector; fleet tests run when
+// MAGEFAB_FLEET names a fleet's ssh_config (see .ci/fleet).
+func Test() error {
+	return sh.RunV("go", "test", "-race", "-count=1", "./...")
+}
+
+// Lint checks formatting (gofmt), go vet and staticcheck.
+func Lint() error {
+	out, err := exec.Command("gofmt", "-l", ".").Output()
+	if err != nil {
+		return fmt.Errorf("gofmt: %w", err)
+	}
+	if files := strings.TrimSpace(string(out)); files != "" {
+		return fmt.Errorf("gofmt -l lists files that need formatting (run gofmt -w):\n%s", files)
+	}
+	if err := sh.RunV("go", "vet", "./..."); err != nil {
+		return err
+	}
+	return sh.RunV("go", "tool", "staticcheck", "./...")
+}
+
+// Fleet starts the local fleet of OpenSSH test hosts (needs root); N comes
+// from MAGEFAB_FLEET_SIZE, 3 if unset.
+func Fleet() error {
+	n := os.Getenv("MAGEFAB_FLEET_SIZE")
+	if n == "" {
+		n = "3"
+	}
+	return sh.RunV("bash", ".ci/fleet", "up", n)
+}

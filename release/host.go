@@ -1,0 +1,396 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// Options say how releases are prepared and switched on every host. They
+// are the same for all hosts of a run.
+type Options struct {
+	Layout       Layout
+	SCM          string   // git URL the hosts clone from
+	Python       string   // interpreter that creates virtualenvs, e.g. python3
+	PipInstall   []string // the install command as words, e.g. ["pip", "install"]
+	Requirements []string // requirement files, relative to the release dir
+	Reinstall    bool     // install requirements even when the stamp matches
+	Env          []string // NAME=value for every remote command (DEPLOYMENT_TYPE)
+	Sudo         bool     // privileged steps run with sudo -n
+	Group        string   // group owning the deploy root (DeployGroup)
+	Restart      string   // shell command that restarts the app; "" restarts nothing
+	LockWait     time.Duration
+	LockStale    time.Duration // a lock older than this is reported as stale; zero means 1h
+	Owner        string        // who deploys, written into the lock and the log: "alice@laptop"
+	RunID        string        // identifies this run's locks
+
+	Console *sshx.Console // progress lines; nil prints nothing
+	Verbose bool          // also show the tools' own output
+}
+
+func (o *Options) lockStale() time.Duration {
+	if o.LockStale <= 0 {
+		return time.Hour
+	}
+	return o.LockStale
+}
+
+// LockedError reports a deploy lock held by someone else.
+type LockedError struct {
+	Host  string
+	Owner string    // what the holder wrote: who, what, from where
+	Since time.Time // when the lock was taken
+	Stale bool      // older than Options.LockStale
+	Hint  string    // the command that clears it
+}
+
+func (e *LockedError) Error() string {
+	age := time.Since(e.Since).Round(time.Second)
+	if e.Stale {
+		return fmt.Sprintf("release: %s: stale lock: held by %s since %s (%s ago); if no deploy is running there, clear it with: %s",
+			e.Host, e.Owner, e.Since.Format(time.RFC3339), age, e.Hint)
+	}
+	return fmt.Sprintf("release: %s: locked by %s since %s (%s ago); wait for that deploy, set MAGEFAB_LOCK_WAIT=90s to wait for it, or if it died: %s",
+		e.Host, e.Owner, e.Since.Format(time.RFC3339), age, e.Hint)
+}
+
+// DirState is what a release dir on a host holds.
+type DirState struct {
+	Name     string // "a"
+	Head     string // commit checked out, "" if none
+	Describe string // git describe of it
+	Stamp    string // requirements stamp of its virtualenv, "" if none
+}
+
+// HostState is what Inspect finds on a host.
+type HostState struct {
+	Current string     // the dir current points to, "" if none
+	Dirs    []DirState // the release dirs that exist
+}
+
+// Dir returns the state of the named dir.
+func (s HostState) Dir(name string) (DirState, bool) {
+	for _, d := range s.Dirs {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return DirState{}, false
+}
+
+func parseState(o *scriptOutput) HostState {
+	var s HostState
+	if c := o.result("current"); len(c) > 0 {
+		s.Current = c[0]
+	}
+	for _, f := range o.all("dir") {
+		if len(f) >= 4 {
+			s.Dirs = append(s.Dirs, DirState{Name: f[0], Head: f[1], Describe: f[2], Stamp: f[3]})
+		}
+	}
+	return s
+}
+
+// Prepared is a host whose new release dir is ready, holding the lock.
+type Prepared struct {
+	Host      sshx.Host
+	Dir       string // the release dir that will go live
+	Previous  string // the dir current pointed to before, "" on a first deploy
+	Reused    bool   // the dir already held the release: nothing was fetched
+	Installed bool   // requirements were installed (the stamp differed)
+	Elapsed   time.Duration
+}
+
+// run runs a script on h, parsing its output.
+func run(ctx context.Context, h sshx.Host, o *Options, script string, forwardAgent bool) (*scriptOutput, error) {
+	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose}
+	cmd := h.Script(ctx, script)
+	cmd.Env = o.Env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ForwardAgent = forwardAgent
+	err := cmd.Run()
+	return out, err
+}
+
+// scriptError turns a failed script into an error with its reason.
+func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Options) error {
+	var ee *sshx.ExitError
+	if errors.As(err, &ee) && ee.Status == exitLocked {
+		f := out.result("locked")
+		le := &LockedError{Host: h.Name(), Owner: "unknown", Hint: "mage deploy:unlock (with the same env:* target)"}
+		if len(f) >= 2 {
+			if secs, perr := strconv.ParseInt(f[0], 10, 64); perr == nil {
+				le.Since = time.Unix(secs, 0)
+			}
+			if strings.TrimSpace(f[1]) != "" {
+				le.Owner = strings.TrimSpace(f[1])
+			}
+		}
+		le.Stale = time.Since(le.Since) > o.lockStale()
+		return le
+	}
+	if ee == nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %s", what, out.failure(err))
+}
+
+// Prepare takes the lock on h and makes a release dir ready for t, in one
+// SSH session: create the deploy root if missing, lock, bootstrap the
+// clones if needed, inspect, reuse the dir that already holds t or update
+// the dir current does not point to (fetch, hard reset, submodules), then
+// the virtualenv and the requirements unless their stamp matches. On
+// failure the lock is released before Prepare returns, unless the host is
+// unreachable (then Unlock must be tried again later).
+func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
+	start := time.Now()
+	script := prelude(o.Layout) + rootScript(o) + lockScript(o.RunID, o.Owner+" deploying "+t.Name, o.LockWait) +
+		`trap 'rm -rf "$lock"' EXIT
+` + bootstrapScript(o) + inspectScript(o.Layout) + chooseScript(o, t) + venvScript(o) +
+		`trap - EXIT
+res "prepared	$use	$prev	$reused	$installed"
+`
+	out, err := run(ctx, h, o, script, true)
+	if err != nil {
+		return nil, scriptError(h, "prepare", out, err, o)
+	}
+	f := out.result("prepared")
+	if len(f) < 4 {
+		return nil, fmt.Errorf("prepare: the host's script gave no result")
+	}
+	return &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Elapsed: time.Since(start)}, nil
+}
+
+// rootScript creates Path/ReleasesRoot when missing: as the login user if
+// it can, else with sudo, owned by the login user and the deploy group,
+// group-writable and setgid so that a team can share it.
+func rootScript(o *Options) string {
+	sudo := ""
+	if o.Sudo {
+		sudo = "sudo -n "
+	}
+	path := sshx.Quote(o.Layout.Path)
+	return `if [ ! -d "$root" ]; then
+  step "creating $root"
+  p=` + path + `; case $p in /*) ;; *) p="$HOME/$p" ;; esac
+  if ! mkdir -p "$root" 2>/dev/null; then
+    ` + sudo + `mkdir -p "$root" && ` + sudo + `chown "$(id -un):"` + sshx.Quote(o.Group) + ` "$p" "$root" && ` + sudo + `chmod 2775 "$p" "$root" ||
+      die "cannot create $root as $(id -un)` + map[bool]string{true: " even with sudo -n", false: ""}[o.Sudo] + `: create it, owned by $(id -un) and group ` + o.Group + `"
+  fi
+fi
+`
+}
+
+// bootstrapScript clones the repository into the first release dir and
+// copies it to the second (without its virtualenv), each through a
+// temporary name so that a failure leaves no half dir.
+func bootstrapScript(o *Options) string {
+	l := o.Layout
+	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
+	return `if [ ! -d "$root/"` + a + `/.git ] && [ ! -d "$root/"` + b + `/.git ]; then
+  step "cloning ` + strings.ReplaceAll(o.SCM, `"`, "") + ` into ` + l.Dirs[0] + `"
+  rm -rf "$root/.clone.tmp"
+  git clone -q --config core.sharedRepository=group ` + sshx.Quote(o.SCM) + ` "$root/.clone.tmp" && mv "$root/.clone.tmp" "$root/"` + a + ` ||
+    { rm -rf "$root/.clone.tmp"; die "git clone of ` + strings.ReplaceAll(o.SCM, `"`, "") + ` failed"; }
+fi
+for pair in ` + a + `:` + b + ` ` + b + `:` + a + `; do
+  from=${pair%%:*}; to=${pair#*:}
+  if [ -d "$root/$from/.git" ] && [ ! -d "$root/$to/.git" ]; then
+    step "copying $from to $to"
+    rm -rf "$root/.copy.tmp" "$root/$to"
+    cp -a "$root/$from" "$root/.copy.tmp" && rm -rf "$root/.copy.tmp/"` + sshx.Quote(l.Virtualenv) + ` && mv "$root/.copy.tmp" "$root/$to" ||
+      { rm -rf "$root/.copy.tmp"; die "copying $from to $to failed"; }
+  fi
+done
+`
+}
+
+// chooseScript picks the release dir: the one already holding the commit
+// (used as it is: a maintenance flag set there survives), else the one
+// current does not point to, brought to the commit.
+func chooseScript(o *Options, t Target) string {
+	l := o.Layout
+	sha := sshx.Quote(t.SHA)
+	return `prev=$cur use= reused=0
+for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
+  [ "$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null)" = ` + sha + ` ] || continue
+  if [ -z "$use" ] || [ "$d" = "$cur" ]; then use=$d; fi
+done
+if [ -n "$use" ]; then
+  reused=1
+  step "` + t.Name + ` is already in $use: using it as it is"
+else
+  if [ "$cur" = ` + sshx.Quote(l.Dirs[0]) + ` ]; then use=` + sshx.Quote(l.Dirs[1]) + `; else use=` + sshx.Quote(l.Dirs[0]) + `; fi
+  step "updating $use to ` + t.Name + ` (` + t.Short() + `)"
+  cd "$root/$use" || die "cannot enter $root/$use"
+  [ "$(git config --get remote.origin.url)" = ` + sshx.Quote(o.SCM) + ` ] || git remote set-url origin ` + sshx.Quote(o.SCM) + ` || die "cannot set the origin of $use"
+  git fetch -q --tags origin 2>&1 || die "git fetch in $root/$use failed"
+  git reset -q --hard ` + sha + ` 2>&1 || die "git reset to ` + t.Short() + ` in $root/$use failed: is the commit on the remote?"
+  git submodule -q update --init --recursive 2>&1 || die "git submodule update in $root/$use failed"
+fi
+cd "$root/$use" || die "cannot enter $root/$use"
+`
+}
+
+// venvScript makes the release's virtualenv and installs the requirements
+// unless their stamp (a hash of the interpreter version, the install
+// command and the requirement files' names and content) matches the one
+// stored in the virtualenv.
+func venvScript(o *Options) string {
+	venv := `"$root/$use/"` + sshx.Quote(o.Layout.Virtualenv)
+	reqs := sshx.Join(o.Requirements...)
+	if len(o.Requirements) == 0 {
+		reqs = ""
+	}
+	var install strings.Builder
+	install.WriteString(sshx.Join(o.PipInstall...))
+	for _, r := range o.Requirements {
+		install.WriteString(" -r " + sshx.Quote(r))
+	}
+	reinstall := "0"
+	if o.Reinstall {
+		reinstall = "1"
+	}
+	py := sshx.Quote(o.Python)
+	return `installed=0 venv=` + venv + `
+command -v ` + py + ` >/dev/null 2>&1 || die "` + strings.ReplaceAll(o.Python, `"`, "") + ` not found on the host: install it, or set Python"
+for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from ` + `$use"; done
+stamp=$({ ` + py + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+if [ ! -x "$venv/bin/python" ]; then
+  step "creating the virtualenv in $use/` + o.Layout.Virtualenv + `"
+  rm -rf "$venv"
+  ` + py + ` -m venv "$venv" 2>&1 || { rm -rf "$venv"; die "creating the virtualenv with ` + strings.ReplaceAll(o.Python, `"`, "") + ` -m venv failed (Debian: apt-get install python3-venv)"; }
+fi
+if [ ` + reinstall + ` = 1 ] || [ "$(cat "$venv/.magefab-stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -f "$venv/.magefab-stamp"
+` + map[bool]string{true: `  step "installing requirements"
+  ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"; export VIRTUAL_ENV PATH; ` + install.String() + ` ) 2>&1 || die "installing requirements failed"
+  installed=1
+`, false: ""}[len(o.Requirements) > 0] + `  printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"
+else
+  step "requirements unchanged: nothing to install"
+fi
+`
+}
+
+// switchScript points current at dir atomically (a new link renamed over
+// the old: there is never a moment without one), logs the switch, restarts
+// the app and releases the lock. If the restart fails, it switches back to
+// prev and restarts again before failing, so the host keeps serving.
+func switchScript(o *Options, dir, prev string, t Target, what string) string {
+	l := o.Layout
+	sudo := ""
+	if o.Sudo {
+		sudo = "sudo -n "
+	}
+	restart := "true"
+	if o.Restart != "" {
+		restart = sudo + "/bin/sh -c " + sshx.Quote(o.Restart)
+	}
+	link := func(to, note string) string {
+		return `ln -sfn ` + sshx.Quote(to) + ` "$root/"` + sshx.Quote(l.Current+".tmp") + ` && mv -T "$root/"` + sshx.Quote(l.Current+".tmp") + ` "$root/"` + sshx.Quote(l.Current) + ` || die "cannot switch ` + l.Current + ` to ` + to + `"
+printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + sshx.Quote(note) + ` >> "$root/revisions.log"
+`
+	}
+	var b strings.Builder
+	b.WriteString(`[ "$(cat "$root/.lock/id" 2>/dev/null)" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
+[ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + dir + ` is missing"
+`)
+	b.WriteString(link(dir, what))
+	b.WriteString(`step "` + l.Current + ` -> ` + dir + ` (` + t.Name + `); restarting"
+if ! ` + restart + ` 2>&1; then
+`)
+	if prev != "" && prev != dir {
+		b.WriteString(`  printf 'magefab:error restart failed with ` + l.Current + ` -> ` + dir + `; switched back to ` + prev + `\n'
+  ` + strings.ReplaceAll(link(prev, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error restarting with ` + prev + ` failed too\n'; exit ` + fmt.Sprint(exitCompFail) + `; fi
+  exit ` + fmt.Sprint(exitRestartFail) + `
+`)
+	} else {
+		b.WriteString(`  die "restart failed with ` + l.Current + ` -> ` + dir + `"
+`)
+	}
+	b.WriteString("fi\n")
+	b.WriteString(unlockScript(o.RunID))
+	return b.String()
+}
+
+// Switch makes the prepared dir live on its host, restarts the app and
+// releases the lock (one SSH session). If the restart fails, the host is
+// switched back to its previous dir and restarted before Switch returns
+// its error (*SwitchError tells whether that worked).
+func Switch(ctx context.Context, p *Prepared, o *Options, t Target) error {
+	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, t, "deploy"), false)
+	if err == nil {
+		return nil
+	}
+	var ee *sshx.ExitError
+	se := &SwitchError{Host: p.Host.Name(), Reason: out.failure(err), Err: err}
+	if errors.As(err, &ee) {
+		switch ee.Status {
+		case exitRestartFail:
+			se.Serving = p.Previous
+		case exitCompFail:
+			se.Serving = p.Previous
+			se.Down = true
+		default:
+			se.Serving = "unknown"
+		}
+	} else {
+		se.Serving = "unknown"
+	}
+	return se
+}
+
+// SwitchError is a failed switch or restart on one host, and what the host
+// serves afterwards.
+type SwitchError struct {
+	Host    string
+	Reason  string
+	Serving string // the release dir current points to now, or "unknown"
+	Down    bool   // the restart with Serving failed too: the app may be down
+	Err     error
+}
+
+func (e *SwitchError) Error() string {
+	switch {
+	case e.Serving == "unknown":
+		return fmt.Sprintf("switch: %s (what %s serves is unknown: check with deploy:status)", e.Reason, e.Host)
+	case e.Down:
+		return fmt.Sprintf("switch: %s; current points to %s again, but the app did not restart", e.Reason, e.Serving)
+	}
+	return fmt.Sprintf("switch: %s; %s serves the release in %s again", e.Reason, e.Host, e.Serving)
+}
+
+func (e *SwitchError) Unwrap() error { return e.Err }
+
+// Unlock releases this run's lock on h, if it still holds it.
+func Unlock(ctx context.Context, h sshx.Host, o *Options) error {
+	out, err := run(ctx, h, o, prelude(o.Layout)+unlockScript(o.RunID), false)
+	if err != nil {
+		return scriptError(h, "unlock", out, err, o)
+	}
+	return nil
+}
+
+// ForceUnlock removes the lock on h whoever holds it, and returns what the
+// lock said about its holder ("" if there was no lock).
+func ForceUnlock(ctx context.Context, h sshx.Host, o *Options) (string, error) {
+	out, err := run(ctx, h, o, prelude(o.Layout)+`lock="$root/.lock"
+if [ -d "$lock" ]; then
+  printf 'magefab:held\t%s\n' "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"
+  rm -rf "$lock" || die "cannot remove $lock"
+fi
+`, false)
+	if err != nil {
+		return "", scriptError(h, "unlock", out, err, o)
+	}
+	if f := out.result("held"); len(f) > 0 {
+		return strings.TrimSpace(f[0]) + " ", nil
+	}
+	return "", nil
+}

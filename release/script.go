@@ -1,0 +1,181 @@
+package release
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// A host is worked on with one shell script per phase, so that a phase
+// costs one SSH session. Scripts speak back on stdout with lines that
+// start with "magefab:"; everything else is the output of the tools they
+// run (git, pip, the restart command).
+
+// exit codes of the scripts, beyond 0 and 1
+const (
+	exitLocked      = 75 // the lock is held by someone else
+	exitRestartFail = 76 // the restart failed; the host was switched back
+	exitCompFail    = 77 // the restart failed, and switching back failed too
+)
+
+// prelude defines the helpers every script uses, and $root.
+func prelude(l Layout) string {
+	return `set -u
+umask 002
+root=` + sshx.Quote(l.Root()) + `
+case $root in /*) ;; *) root="$HOME/$root" ;; esac
+step() { printf 'magefab:step %s\n' "$*"; }
+res() { printf 'magefab:%s\n' "$*"; }
+die() { printf 'magefab:error %s\n' "$*"; exit 1; }
+`
+}
+
+// lockScript takes the deploy lock: mkdir is atomic. The lock holds who
+// took it, for what, and the run's id, so that a run only ever removes its
+// own lock. A held lock is waited for up to wait, then reported.
+func lockScript(runID, owner string, wait time.Duration) string {
+	return `lock="$root/.lock"
+deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
+while ! mkdir "$lock" 2>/dev/null; do
+  [ -d "$root" ] || die "$root does not exist"
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    printf 'magefab:locked\t%s\t%s\n' "$(stat -c %Y "$lock" 2>/dev/null || echo 0)" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"
+    exit ` + fmt.Sprint(exitLocked) + `
+  fi
+  sleep 1
+done
+printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" || { rm -rf "$lock"; die "cannot write the lock in $root"; }
+res "lock"
+`
+}
+
+// unlockScript removes the lock if this run holds it.
+func unlockScript(runID string) string {
+	return `lock="$root/.lock"
+if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked"; fi
+`
+}
+
+// inspectScript reports, in one go, where current points and what each
+// release dir holds: HEAD, git describe and the virtualenv's stamp.
+func inspectScript(l Layout) string {
+	var b strings.Builder
+	b.WriteString(`cur=$(readlink "$root/"` + sshx.Quote(l.Current) + ` 2>/dev/null || true)
+res "current	${cur##*/}"
+for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
+  if [ -d "$root/$d/.git" ]; then
+    h=$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null || true)
+    n=$(git -C "$root/$d" describe --tags --always 2>/dev/null || true)
+    s=$(cat "$root/$d/"` + sshx.Quote(l.Virtualenv) + `/.magefab-stamp 2>/dev/null || true)
+    printf 'magefab:dir\t%s\t%s\t%s\t%s\n' "$d" "$h" "$n" "$s"
+  fi
+done
+`)
+	return b.String()
+}
+
+// scriptOutput parses what a script prints: magefab: lines become results
+// and progress steps, the rest is tool output shown live in verbose mode.
+// The tail of everything is kept for error messages.
+type scriptOutput struct {
+	host    string
+	console *sshx.Console
+	verbose bool
+
+	mu      sync.Mutex
+	partial []byte
+	results [][]string // fields of each magefab: line other than step and error
+	errors  []string
+	tail    []string
+}
+
+func (o *scriptOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.partial = append(o.partial, p...)
+	for {
+		i := bytes.IndexByte(o.partial, '\n')
+		if i < 0 {
+			break
+		}
+		o.line(string(o.partial[:i]))
+		o.partial = o.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (o *scriptOutput) line(l string) {
+	rest, ok := strings.CutPrefix(l, "magefab:")
+	if !ok {
+		o.tail = append(o.tail, l)
+		if len(o.tail) > 20 {
+			o.tail = o.tail[1:]
+		}
+		if o.verbose && o.console != nil {
+			o.console.Println(o.host, "  "+l)
+		}
+		return
+	}
+	switch {
+	case strings.HasPrefix(rest, "step "):
+		o.say(strings.TrimPrefix(rest, "step "))
+	case strings.HasPrefix(rest, "error "):
+		o.errors = append(o.errors, strings.TrimPrefix(rest, "error "))
+	default:
+		o.results = append(o.results, strings.Split(rest, "\t"))
+	}
+}
+
+func (o *scriptOutput) say(msg string) {
+	if o.console != nil {
+		o.console.Println(o.host, time.Now().Format("15:04:05")+" "+msg)
+	}
+}
+
+// result returns the fields after the key of the first result line with
+// that key, or nil.
+func (o *scriptOutput) result(key string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.results {
+		if r[0] == key {
+			return r[1:]
+		}
+	}
+	return nil
+}
+
+// all returns every result line with key.
+func (o *scriptOutput) all(key string) [][]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out [][]string
+	for _, r := range o.results {
+		if r[0] == key {
+			out = append(out, r[1:])
+		}
+	}
+	return out
+}
+
+// failure describes why a script failed: its own error lines, else the
+// tail of the tools' output.
+func (o *scriptOutput) failure(err error) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.errors) > 0 {
+		return strings.Join(o.errors, "; ")
+	}
+	tail := o.tail
+	if len(tail) > 5 {
+		tail = tail[len(tail)-5:]
+	}
+	if len(tail) > 0 {
+		return err.Error() + ": " + strings.Join(tail, " | ")
+	}
+	return err.Error()
+}

@@ -1,0 +1,39 @@
+// Package sshx runs commands on hosts, over SSH or locally, for tools that
+// work on fleets. It knows nothing of deploys.
+//
+// # Hosts and the pool
+//
+// A Pool turns host specs ("web1", "deploy@10.0.0.5:2222", "[::1]:22", or
+// an alias of the OpenSSH client config file) into Remotes. Each Remote
+// opens one SSH connection, lazily, on its first command, and every later
+// command is a session multiplexed on it; Pool.Close closes them all. The
+// client config file is honoured for HostName, Port, User, IdentityFile,
+// IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking and ProxyJump;
+// "~" means $HOME.
+//
+// # Security
+//
+// Host keys are checked against known_hosts: an unknown host is refused
+// unless StrictHostKeyChecking is accept-new, and a changed key is always
+// refused (*HostKeyError). Keys come from the SSH agent and identity files;
+// a key file others can read, or one that needs a passphrase the agent does
+// not hold, is skipped and named in the *AuthError if authentication then
+// fails. Every value that reaches a shell goes through Quote.
+//
+// # Commands
+//
+// Cmd mirrors os/exec.Cmd: Stdin, Stdout, Stderr, Dir, Env, plus Sudo (sudo
+// -n: a password prompt is ErrSudoPassword, never a hang) and ForwardAgent.
+// Its context bounds it: on cancel the remote command's whole process group
+// is signalled and Wait returns within two seconds. A non-zero exit is an
+// *ExitError with the status and the end of stderr. Local runs the same
+// Cmd on this machine with /bin/sh.
+//
+// # Fleets
+//
+// Each runs a function on many hosts with bounded parallelism and returns
+// per-host results plus one error naming every failed host (*HostError,
+// reachable with errors.As). Console prefixes live output with the host
+// name, a whole line at a time. Stats counts connections, sessions and
+// bytes per host.
+package sshx

@@ -1,0 +1,234 @@
+package sshx_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/sshx"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// fleetPool returns a pool for the real OpenSSH fleet, with an empty agent
+// unless one is given.
+func fleetPool(t *testing.T, f fleettest.Fleet, tweak func(*sshx.Config)) *sshx.Pool {
+	t.Helper()
+	cfg := sshx.Config{ConfigFile: f.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent), ConnectTimeout: 5 * time.Second}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	p, err := sshx.NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	pool := fleetPool(t, f, nil)
+	hosts, err := pool.Hosts(f.Hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (string, error) {
+		out, err := h.Command(ctx, "cat", "/run/fleet/host").Output()
+		return string(out), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if want := "name=" + f.Hosts[i]; !strings.Contains(r.Value, want) {
+			t.Errorf("%s: /run/fleet/host = %q, want %q", f.Hosts[i], r.Value, want)
+		}
+	}
+
+	web1 := hosts[0]
+	// sudo -n as the deploy user.
+	cmd := web1.Command(ctx, "id", "-u")
+	cmd.Sudo = true
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("sudo id -u = %q, %v; want 0", out, err)
+	}
+
+	// Upload as root into a root-owned dir, atomically, with a mode.
+	dst := "/var/webapps/sshx-upload-test/conf file"
+	mk := web1.Command(ctx, "mkdir", "-p", filepath.Dir(dst))
+	mk.Sudo = true
+	if err := mk.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := web1.Upload(ctx, sshx.File{Path: dst, Mode: 0o640, Sudo: true}, strings.NewReader("payload $(id)\n")); err != nil {
+		t.Fatal(err)
+	}
+	check := web1.Script(ctx, "stat -c '%a %U' "+sshx.Quote(dst)+" && cat "+sshx.Quote(dst))
+	check.Sudo = true
+	if out, err := check.Output(); err != nil || string(out) != "640 root\npayload $(id)\n" {
+		t.Errorf("uploaded file: %q, %v", out, err)
+	}
+	rm := web1.Command(ctx, "rm", "-rf", filepath.Dir(dst))
+	rm.Sudo = true
+	rm.Run()
+
+	// 100 commands on one host, 8 at a time: exactly one connection.
+	before := web1.Stats()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []error
+	sem := make(chan struct{}, 8)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out, err := web1.Command(ctx, "echo", fmt.Sprint(i)).Output()
+			if err == nil && strings.TrimSpace(string(out)) != fmt.Sprint(i) {
+				err = fmt.Errorf("echo %d printed %q", i, out)
+			}
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range failures {
+		t.Error(err)
+	}
+	after := web1.Stats()
+	if after.Connections != 1 || after.Sessions-before.Sessions != 100 {
+		t.Errorf("after 100 commands: %+v (before %+v); want 1 connection and 100 more sessions", after, before)
+	}
+	t.Logf("web1 after the test: %d connection, %d sessions, %d bytes sent, %d received",
+		after.Connections, after.Sessions, after.BytesSent, after.BytesReceived)
+}
+
+func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
+	f := fleettest.Require(t, 2)
+	fleettest.RequireTool(t, "ssh", "openssh-client")
+	keyBytes, err := os.ReadFile(f.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(keyBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	keyring.Add(agent.AddedKey{PrivateKey: raw, Comment: "fleet"})
+	pool := fleetPool(t, f, func(c *sshx.Config) { c.Agent = keyring.(agent.ExtendedAgent) })
+	web1, _ := pool.Host(f.Hosts[0])
+	// From web1, log in to web2 with the forwarded key: web1 holds no key.
+	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=no deploy@$(cat /run/fleet/peer 2>/dev/null || echo 127.0.0.3) cat /run/fleet/host"
+	cmd := web1.Script(context.Background(), script)
+	cmd.ForwardAgent = true
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ssh from web1 to web2 with the forwarded agent: %v", err)
+	}
+	if !strings.Contains(string(out), "name="+f.Hosts[1]) {
+		t.Errorf("output %q, want web2's host file", out)
+	}
+	// Without forwarding the same login fails.
+	if err := web1.Script(context.Background(), script).Run(); err == nil {
+		t.Errorf("login from web1 to web2 worked without a forwarded agent")
+	}
+}
+
+func TestFleetHostKeyMismatchRefused(t *testing.T) {
+	f := fleettest.Require(t, 1)
+	kh, err := os.ReadFile(f.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give every host the key of another: each is now a changed key.
+	lines := strings.Split(strings.TrimSpace(string(kh)), "\n")
+	var swapped []string
+	for i, l := range lines {
+		other := strings.Fields(lines[(i+1)%len(lines)])
+		fields := strings.Fields(l)
+		if len(lines) == 1 {
+			t.Skip("needs two host keys")
+		}
+		swapped = append(swapped, fields[0]+" "+other[1]+" "+other[2])
+	}
+	bad := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(bad, []byte(strings.Join(swapped, "\n")+"\n"), 0o600)
+	cfgText, _ := os.ReadFile(f.ConfigFile)
+	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(cfgFile, bytes.ReplaceAll(cfgText, []byte(f.KnownHostsFile), []byte(bad)), 0o600)
+	pool := fleetPool(t, f, func(c *sshx.Config) { c.ConfigFile = cfgFile })
+	web1, _ := pool.Host(f.Hosts[0])
+	err = web1.Command(context.Background(), "true").Run()
+	var hk *sshx.HostKeyError
+	if !errors.As(err, &hk) || !hk.Changed {
+		t.Fatalf("err = %v, want a changed host key refused", err)
+	}
+	if !strings.Contains(err.Error(), "SHA256:") || !strings.Contains(err.Error(), "ssh-ed25519") {
+		t.Errorf("message %q lacks key type or fingerprint", err)
+	}
+}
+
+func TestFleetStoppedHostFailsFast(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	victim := f.Hosts[len(f.Hosts)-1]
+	f.Ctl(t, "stop", victim)
+	t.Cleanup(func() { f.Ctl(t, "start", victim) })
+	pool := fleetPool(t, f, nil)
+	h, _ := pool.Host(victim)
+	start := time.Now()
+	err := h.Command(context.Background(), "true").Run()
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), victim) {
+		t.Errorf("err = %v, want connection refused naming %s", err, victim)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a stopped host took %s to fail", d)
+	}
+}
+
+func TestFleetProxyJump(t *testing.T) {
+	f := fleettest.Require(t, 2)
+	cfgText, _ := os.ReadFile(f.ConfigFile)
+	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+	// web2 reached only through web1.
+	extra := "\nHost behind\n  HostName 127.0.0.3\n  ProxyJump " + f.Hosts[0] + "\n"
+	for _, l := range strings.Split(string(cfgText), "\n") {
+		l = strings.TrimSpace(l)
+		for _, k := range []string{"User ", "IdentityFile ", "UserKnownHostsFile ", "Port "} {
+			if strings.HasPrefix(l, k) && !strings.Contains(extra, k) {
+				extra += "  " + l + "\n"
+			}
+		}
+	}
+	os.WriteFile(cfgFile, append(cfgText, extra...), 0o600)
+	pool := fleetPool(t, f, func(c *sshx.Config) { c.ConfigFile = cfgFile })
+	h, err := pool.Host("behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.Command(context.Background(), "cat", "/run/fleet/host").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "name="+f.Hosts[1]) {
+		t.Errorf("through the jump host got %q, want %s", out, f.Hosts[1])
+	}
+	jump := pool.Stats()["jump:"+f.Hosts[0]]
+	if jump.Connections != 1 {
+		t.Errorf("jump host stats %+v, want one connection", jump)
+	}
+}

@@ -1,0 +1,401 @@
+package sshx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Remote is a host reached over SSH. It holds at most one connection,
+// opened by the first command and shared by every later one; commands are
+// sessions multiplexed on it, at most Config.MaxSessions at once. A Remote
+// is safe for concurrent use. Get one from Pool.Host; the Pool closes it.
+type Remote struct {
+	pool *Pool
+	ep   Endpoint
+	sem  chan struct{} // one slot per concurrent session
+	st   counters
+
+	mu      sync.Mutex
+	client  *ssh.Client   // nil until connected, and after the connection died
+	dialing chan struct{} // non-nil while a dial is in flight; closed when it ends
+	dialErr error         // result of the last dial, read after dialing closes
+	closed  bool
+}
+
+var _ Host = (*Remote)(nil)
+
+// Name returns the host as the user named it.
+func (r *Remote) Name() string { return r.ep.Name }
+
+// Endpoint returns where and as whom the host is reached.
+func (r *Remote) Endpoint() Endpoint { return r.ep }
+
+// Stats returns the host's counters.
+func (r *Remote) Stats() Stats { return r.st.snapshot() }
+
+// Command returns a Cmd running name with args on the host.
+func (r *Remote) Command(ctx context.Context, name string, args ...string) *Cmd {
+	return newCmd(ctx, r.ep.Name, r, Join(append([]string{name}, args...)...))
+}
+
+// Script returns a Cmd running a shell script on the host.
+func (r *Remote) Script(ctx context.Context, script string) *Cmd {
+	return newCmd(ctx, r.ep.Name, r, script)
+}
+
+// Upload writes r to a file on the host atomically.
+func (r *Remote) Upload(ctx context.Context, f File, rd io.Reader) error {
+	return upload(ctx, r, f, rd)
+}
+
+// Connect opens the connection now, if it is not open yet. Commands
+// connect by themselves; Connect lets a caller check a fleet up front.
+func (r *Remote) Connect(ctx context.Context) error {
+	_, err := r.connection(ctx)
+	return err
+}
+
+// connection returns the open client, dialling if there is none. Callers
+// waiting for a dial in flight give up when their context ends.
+func (r *Remote) connection(ctx context.Context) (*ssh.Client, error) {
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("sshx: %s: pool closed", r.ep.Name)
+		}
+		if r.client != nil {
+			c := r.client
+			r.mu.Unlock()
+			return c, nil
+		}
+		if wait := r.dialing; wait != nil {
+			r.mu.Unlock()
+			select {
+			case <-wait:
+				r.mu.Lock()
+				err := r.dialErr
+				r.mu.Unlock()
+				if err != nil {
+					return nil, err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("sshx: %s: connecting: %w", r.ep.Name, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		r.dialing = done
+		r.mu.Unlock()
+
+		c, err := r.dial(ctx)
+
+		r.mu.Lock()
+		r.dialing, r.dialErr = nil, err
+		if err == nil {
+			if r.closed {
+				c.Close()
+				err = fmt.Errorf("sshx: %s: pool closed", r.ep.Name)
+				r.dialErr = err
+			} else {
+				r.client = c
+			}
+		}
+		r.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// dial opens and authenticates a connection, within ConnectTimeout.
+func (r *Remote) dial(parent context.Context) (*ssh.Client, error) {
+	cfg := &r.pool.cfg
+	ctx, cancel := context.WithTimeout(parent, cfg.ConnectTimeout)
+	defer cancel()
+	addr := r.ep.Addr()
+	where := fmt.Sprintf("%s (%s@%s)", r.ep.Name, r.ep.User, addr)
+
+	hostKey, algos, err := r.pool.keys.callback(r.ep, cfg.InsecureIgnoreHostKey)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := r.pool.agent.get(cfg.Agent)
+	if err != nil {
+		return nil, err
+	}
+	signers, err := collectSigners(r.ep, ag)
+	if err != nil {
+		return nil, err
+	}
+
+	var conn net.Conn
+	if len(r.ep.ProxyJump) > 0 {
+		jump, err := r.pool.jumpHost(r.ep.ProxyJump)
+		if err != nil {
+			return nil, fmt.Errorf("sshx: %s: ProxyJump: %w", r.ep.Name, err)
+		}
+		jc, err := jump.connection(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("sshx: %s: through jump host: %w", r.ep.Name, err)
+		}
+		conn, err = jc.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("sshx: %s: dialling %s through %s: %w", where, addr, jump.Name(), err)
+		}
+	} else {
+		conn, err = cfg.Dial(ctx, "tcp", addr)
+		if err != nil {
+			return nil, dialError(where, err, ctx, cfg.ConnectTimeout)
+		}
+	}
+	conn = countingConn{Conn: conn, c: &r.st}
+	// The handshake must finish within the same timeout: a host that
+	// accepts TCP and then says nothing must fail, not hang.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+		User:              r.ep.User,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signers.signers...)},
+		HostKeyCallback:   hostKey,
+		HostKeyAlgorithms: algos,
+		ClientVersion:     "SSH-2.0-magefab",
+	})
+	if !stop() {
+		if err == nil {
+			cc.Close()
+		}
+		if ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+			return nil, fmt.Errorf("sshx: %s: no SSH handshake within %s: the host accepts connections but does not answer", where, cfg.ConnectTimeout)
+		}
+		return nil, fmt.Errorf("sshx: %s: connecting: %w", where, ctx.Err())
+	}
+	if err != nil {
+		conn.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") || strings.Contains(err.Error(), "no supported methods remain") {
+			return nil, &AuthError{Host: r.ep.Name, User: r.ep.User, Tried: signers.tried, Skipped: signers.skipped, Err: err}
+		}
+		return nil, fmt.Errorf("sshx: %s: SSH handshake: %w", where, err)
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	if ag != nil {
+		// Served for every session that asks for forwarding; sessions
+		// that do not ask never see the agent.
+		if err := agent.ForwardToAgent(client, ag); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("sshx: %s: agent forwarding: %w", where, err)
+		}
+	}
+	r.st.connections.Add(1)
+	r.pool.logf("%s: connected to %s as %s", r.ep.Name, addr, r.ep.User)
+	go r.watch(client)
+	return client, nil
+}
+
+func dialError(where string, err error, ctx context.Context, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("sshx: %s: connection refused: is sshd running there, on that port?", where)
+	case ctx.Err() == context.DeadlineExceeded:
+		return fmt.Errorf("sshx: %s: no TCP connection within %s: host down or unreachable", where, timeout)
+	}
+	return fmt.Errorf("sshx: %s: %w", where, err)
+}
+
+// watch sends keepalives and forgets the client when its connection ends,
+// so that the next command dials again.
+func (r *Remote) watch(c *ssh.Client) {
+	dead := make(chan struct{})
+	go func() {
+		c.Wait()
+		close(dead)
+	}()
+	interval := r.pool.cfg.KeepAlive
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		misses := 0
+	loop:
+		for {
+			select {
+			case <-dead:
+				t.Stop()
+				break loop
+			case <-t.C:
+				reply := make(chan error, 1)
+				go func() {
+					_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+					reply <- err
+				}()
+				select {
+				case err := <-reply:
+					if err != nil {
+						misses = 3
+					} else {
+						misses = 0
+					}
+				case <-time.After(interval):
+					misses++
+				case <-dead:
+				}
+				if misses >= 3 {
+					r.pool.logf("%s: no answer to keepalives; closing the connection", r.ep.Name)
+					c.Close()
+				}
+			}
+		}
+	}
+	<-dead
+	r.mu.Lock()
+	if r.client == c {
+		r.client = nil
+	}
+	r.mu.Unlock()
+}
+
+// close closes the connection, if any.
+func (r *Remote) close() error {
+	r.mu.Lock()
+	r.closed = true
+	c := r.client
+	r.client = nil
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	r.pool.logf("%s: closing connection", r.ep.Name)
+	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("sshx: %s: closing: %w", r.ep.Name, err)
+	}
+	return nil
+}
+
+// wrap runs the command line as the leader of a new process group, so that
+// a cancel (the TERM signal the client sends, or the session's end) stops
+// everything it started; a process that ignores TERM gets KILL 3 s later.
+// Standard input is passed through explicitly: a background job's would
+// otherwise be /dev/null.
+func wrap(line string) string {
+	script := "exec 3<&0; setsid /bin/sh -c " + Quote(line) + " <&3 3<&- & p=$!; exec 3<&-; " +
+		"trap 'kill -TERM -$p 2>/dev/null; (sleep 3; kill -KILL -$p) >/dev/null 2>&1 & exit 143' TERM INT HUP PIPE; " +
+		"wait $p"
+	return "exec /bin/sh -c " + Quote(script)
+}
+
+func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr io.Writer) (process, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sshx: %s: %w", r.ep.Name, ctx.Err())
+	}
+	release := sync.OnceFunc(func() { <-r.sem })
+	sess, err := r.session(ctx)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if c.ForwardAgent {
+		ag, _ := r.pool.agent.get(r.pool.cfg.Agent)
+		if ag == nil {
+			sess.Close()
+			release()
+			return nil, fmt.Errorf("sshx: %s: agent forwarding asked for, but there is no SSH agent (SSH_AUTH_SOCK is unset)", r.ep.Name)
+		}
+		if err := agent.RequestAgentForwarding(sess); err != nil {
+			sess.Close()
+			release()
+			return nil, fmt.Errorf("sshx: %s: agent forwarding refused by the host: %w", r.ep.Name, err)
+		}
+	}
+	sess.Stdin, sess.Stdout, sess.Stderr = c.Stdin, stdout, stderr
+	if err := sess.Start(wrap(line)); err != nil {
+		sess.Close()
+		release()
+		return nil, fmt.Errorf("sshx: %s: starting command: %w", r.ep.Name, err)
+	}
+	p := &remoteProc{host: r.ep.Name, sess: sess, done: make(chan error, 1)}
+	go func() {
+		p.done <- sess.Wait()
+		release()
+	}()
+	return p, nil
+}
+
+// session opens a session, dialling again once if the connection turns out
+// to have died since it was last used.
+func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := r.connection(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sess, err := c.NewSession()
+		if err == nil {
+			r.st.sessions.Add(1)
+			return sess, nil
+		}
+		r.mu.Lock()
+		if r.client == c {
+			r.client = nil
+		}
+		r.mu.Unlock()
+		c.Close()
+		if attempt > 0 || ctx.Err() != nil {
+			return nil, fmt.Errorf("sshx: %s: opening a session: %w", r.ep.Name, err)
+		}
+	}
+}
+
+type remoteProc struct {
+	host string
+	sess *ssh.Session
+	done chan error
+}
+
+// cancelGrace is how long a cancelled command has to exit after TERM
+// before its session is abandoned.
+const cancelGrace = 2 * time.Second
+
+func (p *remoteProc) wait(ctx context.Context) (int, string, error) {
+	var err error
+	select {
+	case err = <-p.done:
+	case <-ctx.Done():
+		p.sess.Signal(ssh.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(cancelGrace):
+		}
+		p.sess.Close()
+		return 0, "", fmt.Errorf("sshx: %s: command stopped: %w", p.host, ctx.Err())
+	}
+	if err == nil {
+		return 0, "", nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitStatus(), ee.Signal(), nil
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) || errors.Is(err, io.EOF) {
+		if ctx.Err() != nil {
+			return 0, "", fmt.Errorf("sshx: %s: command stopped: %w", p.host, ctx.Err())
+		}
+		return 0, "", fmt.Errorf("sshx: %s: connection lost while the command ran; its outcome on the host is unknown", p.host)
+	}
+	return 0, "", fmt.Errorf("sshx: %s: %w", p.host, err)
+}

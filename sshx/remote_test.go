@@ -1,0 +1,468 @@
+package sshx_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magefab/magefab/sshx"
+	"github.com/magefab/magefab/sshx/sshtest"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// newHost starts an sshtest server and returns a pool with its client files
+// and the Remote for it. Both are closed when the test ends.
+func newHost(t *testing.T, tweak func(*sshx.Config)) (*sshtest.Server, *sshx.Pool, *sshx.Remote, sshtest.ClientFiles) {
+	t.Helper()
+	srv := sshtest.NewServer()
+	t.Cleanup(srv.Close)
+	files, err := srv.WriteClientFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sshx.Config{
+		ConfigFile:     files.ConfigFile,
+		Agent:          agent.NewKeyring().(agent.ExtendedAgent),
+		ConnectTimeout: 2 * time.Second,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	pool, err := sshx.NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	r, err := pool.Host(files.Alias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, pool, r, files
+}
+
+func TestRemoteRunsCommandsOnOneConnection(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, nil)
+	ctx := context.Background()
+	dir := t.TempDir()
+	cmd := r.Command(ctx, "sh", "-c", `printf '%s|%s|%s' "$(pwd)" "$GREETING" "$(cat)"`)
+	cmd.Dir = dir
+	cmd.Env = []string{"GREETING=it's $(not run) `nor this`"}
+	cmd.Stdin = strings.NewReader("from stdin")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if want := real + "|it's $(not run) `nor this`|from stdin"; string(out) != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+
+	// 100 commands, 20 at a time: one connection, 101 sessions.
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	sem := make(chan struct{}, 20)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out, err := r.Command(ctx, "echo", fmt.Sprint(i)).Output()
+			if err == nil && strings.TrimSpace(string(out)) != fmt.Sprint(i) {
+				err = fmt.Errorf("command %d printed %q", i, out)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := r.Stats()
+	if st.Connections != 1 || st.Sessions != 101 {
+		t.Errorf("Stats = %+v, want 1 connection and 101 sessions", st)
+	}
+	if st.BytesSent == 0 || st.BytesReceived == 0 {
+		t.Errorf("Stats = %+v, want bytes counted", st)
+	}
+	if s := srv.Stats(); s.Connections != 1 {
+		t.Errorf("server saw %d connections, want 1", s.Connections)
+	}
+}
+
+func TestRemoteExitError(t *testing.T) {
+	t.Parallel()
+	_, _, r, files := newHost(t, nil)
+	err := r.Script(context.Background(), "echo first >&2; echo 'the reason' >&2; exit 42").Run()
+	var ee *sshx.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("err = %v, want *sshx.ExitError", err)
+	}
+	if ee.ExitStatus() != 42 || ee.Host != files.Alias || !bytes.Contains(ee.Stderr, []byte("the reason")) {
+		t.Errorf("ExitError = %+v", ee)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "status 42") || !strings.Contains(msg, "the reason") || !strings.Contains(msg, files.Alias) {
+		t.Errorf("message %q lacks host, status or stderr", msg)
+	}
+}
+
+func TestRemoteCancelStopsCommand(t *testing.T) {
+	t.Parallel()
+	_, _, r, _ := newHost(t, nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := r.Script(ctx, "sleep 60 & echo $! > "+sshx.Quote(pidFile)+"; wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := waitForPid(t, pidFile)
+	cancel()
+	start := time.Now()
+	err := cmd.Wait()
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Wait returned %s after cancel", d)
+	}
+	waitGone(t, pid)
+	// The connection survives a cancelled command.
+	if err := r.Command(context.Background(), "true").Run(); err != nil {
+		t.Errorf("command after cancel: %v", err)
+	}
+	if c := r.Stats().Connections; c != 1 {
+		t.Errorf("Connections = %d, want 1", c)
+	}
+}
+
+func TestRemoteHungHandshakeFailsFast(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, func(c *sshx.Config) { c.ConnectTimeout = 300 * time.Millisecond })
+	srv.SetFault(sshtest.FaultHangHandshake)
+	start := time.Now()
+	err := r.Command(context.Background(), "true").Run()
+	if err == nil || !strings.Contains(err.Error(), "no SSH handshake within 300ms") {
+		t.Errorf("err = %v, want a handshake timeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s, want about 300ms", d)
+	}
+}
+
+func TestRemoteHungCommandHonoursTimeout(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, nil)
+	if err := r.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetFault(sshtest.FaultHangCommands)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := r.Command(ctx, "true").Run()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %s after a 200ms timeout", d)
+	}
+}
+
+func TestRemoteDroppedConnection(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, nil)
+	ctx := context.Background()
+	cmd := r.Script(ctx, "sleep 5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	srv.SetFault(sshtest.FaultDropConnections)
+	err := cmd.Wait()
+	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Errorf("Wait = %v, want connection lost", err)
+	}
+	srv.SetFault(sshtest.FaultNone)
+	// The next command dials again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err = r.Command(ctx, "true").Run()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("command after reconnect: %v", err)
+	}
+	if c := r.Stats().Connections; c != 2 {
+		t.Errorf("Connections = %d, want 2", c)
+	}
+}
+
+func TestRemoteHostKeyChanged(t *testing.T) {
+	t.Parallel()
+	srv, _, _, files := newHost(t, nil)
+	// Record a different key for the server's address.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	otherSigner, _ := ssh.NewSignerFromKey(other)
+	line := strings.Replace(srv.KnownHostsLine(), strings.Fields(srv.KnownHostsLine())[2],
+		strings.Fields(string(ssh.MarshalAuthorizedKey(otherSigner.PublicKey())))[1], 1)
+	os.WriteFile(files.KnownHostsFile, []byte(line+"\n"), 0o600)
+
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+	defer pool.Close()
+	r, _ := pool.Host(files.Alias)
+	err := r.Command(context.Background(), "true").Run()
+	var hk *sshx.HostKeyError
+	if !errors.As(err, &hk) || !hk.Changed {
+		t.Fatalf("err = %v, want a changed-key *HostKeyError", err)
+	}
+	fp := ssh.FingerprintSHA256(srv.HostKey.PublicKey())
+	for _, want := range []string{files.Alias, "ssh-ed25519", fp, "CHANGED", "ssh-keygen -R"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	if n := len(srv.Commands()); n != 0 {
+		t.Errorf("%d commands reached a host with a changed key", n)
+	}
+}
+
+func TestRemoteUnknownHostStrictAndAcceptNew(t *testing.T) {
+	t.Parallel()
+	srv, _, _, files := newHost(t, nil)
+	os.Remove(files.KnownHostsFile)
+	mk := func(strict string) *sshx.Remote {
+		pool, err := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, StrictHostKeyChecking: strict, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pool.Close() })
+		r, _ := pool.Host(files.Alias)
+		return r
+	}
+	err := mk(sshx.StrictYes).Command(context.Background(), "true").Run()
+	var hk *sshx.HostKeyError
+	if !errors.As(err, &hk) || hk.Changed || !strings.Contains(err.Error(), "unknown host") {
+		t.Fatalf("strict: err = %v, want unknown host", err)
+	}
+	if err := mk(sshx.StrictAcceptNew).Command(context.Background(), "true").Run(); err != nil {
+		t.Fatalf("accept-new: %v", err)
+	}
+	b, _ := os.ReadFile(files.KnownHostsFile)
+	if !bytes.Contains(b, []byte(strings.Fields(srv.KnownHostsLine())[2])) {
+		t.Errorf("accept-new did not record the key: %q", b)
+	}
+	// Now recorded, strict checking accepts it.
+	if err := mk(sshx.StrictYes).Command(context.Background(), "true").Run(); err != nil {
+		t.Errorf("strict after accept-new: %v", err)
+	}
+}
+
+func TestRemoteAcceptNewStillRefusesChangedKey(t *testing.T) {
+	t.Parallel()
+	srv1 := sshtest.NewServer()
+	defer srv1.Close()
+	files, _ := srv1.WriteClientFiles(t.TempDir())
+	os.Remove(files.KnownHostsFile)
+	cfg := sshx.Config{ConfigFile: files.ConfigFile, StrictHostKeyChecking: sshx.StrictAcceptNew, Agent: agent.NewKeyring().(agent.ExtendedAgent)}
+	p1, _ := sshx.NewPool(cfg)
+	r1, _ := p1.Host(files.Alias)
+	if err := r1.Command(context.Background(), "true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	p1.Close()
+	// A second server with another host key; known_hosts now records the
+	// first server's key under the second's address, as if the host at
+	// that address had changed its key.
+	srv2 := sshtest.NewUnstartedServer()
+	srv2.ClientKey, srv2.ClientPrivateKey = srv1.ClientKey, srv1.ClientPrivateKey
+	srv2.Start()
+	defer srv2.Close()
+	kh, _ := os.ReadFile(files.KnownHostsFile)
+	_, port1, _ := net.SplitHostPort(srv1.Addr)
+	_, port2, _ := net.SplitHostPort(srv2.Addr)
+	kh = bytes.ReplaceAll(kh, []byte("]:"+port1), []byte("]:"+port2))
+	os.WriteFile(files.KnownHostsFile, kh, 0o600)
+	cfgText, _ := os.ReadFile(files.ConfigFile)
+	os.WriteFile(files.ConfigFile, bytes.ReplaceAll(cfgText, []byte(port1), []byte(port2)), 0o600)
+	p2, _ := sshx.NewPool(cfg)
+	defer p2.Close()
+	r2, _ := p2.Host(files.Alias)
+	err := r2.Command(context.Background(), "true").Run()
+	var hk *sshx.HostKeyError
+	if !errors.As(err, &hk) || !hk.Changed {
+		t.Fatalf("err = %v, want a changed key refused under accept-new", err)
+	}
+}
+
+func TestRemoteAuthErrors(t *testing.T) {
+	t.Parallel()
+	srv, _, _, files := newHost(t, nil)
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	// An unauthorized key, a passphrase-protected key, a world-readable key.
+	write := func(name string, blk *pem.Block, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, pem.EncodeToMemory(blk), mode)
+		os.Chmod(p, mode)
+		return p
+	}
+	plain, _ := ssh.MarshalPrivateKey(priv, "")
+	enc, _ := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+	stranger := write("stranger", plain, 0o600)
+	locked := write("locked", enc, 0o600)
+	loose := write("loose", plain, 0o644)
+
+	pool, _ := sshx.NewPool(sshx.Config{
+		ConfigFile: "none", User: "deploy", KnownHostsFile: files.KnownHostsFile,
+		IdentityFiles: []string{stranger, locked, loose},
+		Agent:         agent.NewKeyring().(agent.ExtendedAgent),
+	})
+	defer pool.Close()
+	r, _ := pool.Host(srv.Addr)
+	err := r.Command(context.Background(), "true").Run()
+	var ae *sshx.AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v, want *sshx.AuthError", err)
+	}
+	for _, want := range []string{srv.Addr, `"deploy"`, stranger, locked + ": needs a passphrase", "ssh-add", loose + ": permissions 0644 are too open"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestRemoteAgentForwarding(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("ssh-add"); err != nil {
+		t.Skip("ssh-add not installed (openssh-client)")
+	}
+	keyring := agent.NewKeyring()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "forwarded-key"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, _, r, files := newHost(t, func(c *sshx.Config) { c.Agent = keyring.(agent.ExtendedAgent) })
+	_ = files
+	// Without ForwardAgent, the command sees no agent.
+	out, _ := r.Script(context.Background(), `echo "sock=${SSH_AUTH_SOCK:-none}"`).Output()
+	if strings.TrimSpace(string(out)) != "sock=none" {
+		t.Errorf("agent visible without ForwardAgent: %q", out)
+	}
+	cmd := r.Command(context.Background(), "ssh-add", "-l")
+	cmd.ForwardAgent = true
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ssh-add -l through the forwarded agent: %v", err)
+	}
+	if !strings.Contains(string(out), "forwarded-key") {
+		t.Errorf("ssh-add -l = %q, want the forwarded key", out)
+	}
+	if s := srv.Stats(); s.AgentForwards != 1 {
+		t.Errorf("server saw %d agent forwards, want 1", s.AgentForwards)
+	}
+}
+
+func TestRemoteForwardAgentWithoutAgent(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile})
+	defer pool.Close()
+	r, _ := pool.Host(files.Alias)
+	cmd := r.Command(context.Background(), "true")
+	cmd.ForwardAgent = true
+	if err := cmd.Run(); err == nil || !strings.Contains(err.Error(), "no SSH agent") {
+		t.Errorf("err = %v, want 'no SSH agent'", err)
+	}
+}
+
+func TestRemoteSudoPasswordIsAClearError(t *testing.T) {
+	t.Parallel()
+	// A sudo that, like the real one under -n, refuses without a password.
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "sudo"), []byte("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"), 0o755)
+	srv := sshtest.NewUnstartedServer()
+	srv.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+	srv.Start()
+	defer srv.Close()
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+	defer pool.Close()
+	r, _ := pool.Host(files.Alias)
+	cmd := r.Command(context.Background(), "/etc/init.d/five", "restart")
+	cmd.Sudo = true
+	err := cmd.Run()
+	if !errors.Is(err, sshx.ErrSudoPassword) {
+		t.Fatalf("err = %v, want ErrSudoPassword", err)
+	}
+	if !strings.Contains(err.Error(), "NOPASSWD") {
+		t.Errorf("message %q does not say how to fix it", err)
+	}
+	if cmds := srv.Commands(); len(cmds) != 1 || !strings.Contains(cmds[0], "sudo -n") {
+		t.Errorf("commands = %q, want one run through sudo -n", cmds)
+	}
+}
+
+func TestRemoteUpload(t *testing.T) {
+	t.Parallel()
+	_, _, r, _ := newHost(t, nil)
+	dst := filepath.Join(t.TempDir(), "celeryd five")
+	data := bytes.Repeat([]byte("0123456789\n"), 100000)
+	if err := r.Upload(context.Background(), sshx.File{Path: dst, Mode: 0o755}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dst)
+	st, _ := os.Stat(dst)
+	if !bytes.Equal(got, data) || st.Mode().Perm() != 0o755 {
+		t.Errorf("uploaded %d bytes mode %o, want %d bytes mode 755", len(got), st.Mode().Perm(), len(data))
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dst))
+	if len(entries) != 1 {
+		t.Errorf("%d entries beside the upload, want none (no temporaries left)", len(entries)-1)
+	}
+}
+
+func TestEachOverRemotes(t *testing.T) {
+	t.Parallel()
+	var hosts []sshx.Host
+	for range 3 {
+		_, _, r, _ := newHost(t, nil)
+		hosts = append(hosts, r)
+	}
+	var buf bytes.Buffer
+	console := sshx.NewConsole(&buf)
+	res, err := sshx.Each(context.Background(), hosts, 2, func(ctx context.Context, h sshx.Host) (string, error) {
+		cmd := h.Script(ctx, "echo hello; echo world")
+		w := console.Writer(h.Name())
+		defer w.Close()
+		cmd.Stdout = w
+		return h.Name(), cmd.Run()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || strings.Count(buf.String(), "| hello\n") != 3 {
+		t.Errorf("results %v, output %q", res, buf.String())
+	}
+}

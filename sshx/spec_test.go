@@ -1,0 +1,118 @@
+package sshx
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseSpec(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want Spec
+	}{
+		{"web1", Spec{Host: "web1"}},
+		{"web1:2222", Spec{Host: "web1", Port: 2222}},
+		{"deploy@web1", Spec{User: "deploy", Host: "web1"}},
+		{"deploy@10.0.0.1:22", Spec{User: "deploy", Host: "10.0.0.1", Port: 22}},
+		{"[::1]:2222", Spec{Host: "::1", Port: 2222}},
+		{"deploy@[fe80::1]", Spec{User: "deploy", Host: "fe80::1"}},
+		{"::1", Spec{Host: "::1"}},
+		{"ec2-1-2-3-4.compute.amazonaws.com", Spec{Host: "ec2-1-2-3-4.compute.amazonaws.com"}},
+	} {
+		got, err := ParseSpec(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("ParseSpec(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", " ", "web1:", "web1:0", "web1:99999", "web1:x", "@web1", "-oProxyCommand=x", "a b",
+		"web1;id", "$(id)", "web\n1", "[::1", "[::1]x", "deploy@", "\xff", "-web1", "web1/x"} {
+		if _, err := ParseSpec(bad); err == nil {
+			t.Errorf("ParseSpec(%q) = nil error, want an error", bad)
+		} else if !strings.Contains(err.Error(), "want host") {
+			t.Errorf("ParseSpec(%q) error %q does not say what is wanted", bad, err)
+		}
+	}
+}
+
+func TestSpecString(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"web1", "deploy@web1:2222", "[::1]:22", "deploy@[fe80::1]"} {
+		sp, err := ParseSpec(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sp.String(); got != s {
+			t.Errorf("ParseSpec(%q).String() = %q", s, got)
+		}
+	}
+}
+
+func TestResolveWithClientConfig(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("USER", "alice")
+	cfgPath := filepath.Join(home, "ssh_config")
+	os.WriteFile(cfgPath, []byte(`
+Host web1
+  HostName 127.0.0.2
+  Port 2201
+  User deploy
+  IdentityFile ~/keys/web1
+  UserKnownHostsFile ~/kh
+  StrictHostKeyChecking accept-new
+  IdentitiesOnly yes
+
+Host bastioned
+  HostName 10.1.2.3
+  ProxyJump jump1,deploy@jump2:2222
+
+Host old
+  StrictHostKeyChecking no
+
+Host *.example.com
+  User ops
+`), 0o600)
+	var cfg Config
+	cfg.ConfigFile = cfgPath
+	cfg.setDefaults()
+	file, err := loadClientConfig(cfg.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spec string
+		want Endpoint
+	}{
+		{"web1", Endpoint{Name: "web1", Alias: "web1", HostName: "127.0.0.2", Port: 2201, User: "deploy",
+			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew}},
+		{"root@web1:22", Endpoint{Name: "root@web1:22", Alias: "web1", HostName: "127.0.0.2", Port: 22, User: "root",
+			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew}},
+		{"bastioned", Endpoint{Name: "bastioned", Alias: "bastioned", HostName: "10.1.2.3", Port: 22, User: "alice",
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes, ProxyJump: []string{"jump1", "deploy@jump2:2222"}}},
+		{"old", Endpoint{Name: "old", Alias: "old", HostName: "old", Port: 22, User: "alice",
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictAcceptNew}},
+		{"a.example.com", Endpoint{Name: "a.example.com", Alias: "a.example.com", HostName: "a.example.com", Port: 22, User: "ops",
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes}},
+	} {
+		got, err := resolve(c.spec, &cfg, file)
+		if err != nil {
+			t.Errorf("resolve(%q): %v", c.spec, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("resolve(%q) =\n  %+v\nwant\n  %+v", c.spec, got, c.want)
+		}
+	}
+}
+
+func TestNewPoolRejectsWeakChecking(t *testing.T) {
+	t.Parallel()
+	_, err := NewPool(Config{ConfigFile: "none", StrictHostKeyChecking: "no"})
+	if err == nil || !strings.Contains(err.Error(), "accept-new") {
+		t.Fatalf("NewPool(StrictHostKeyChecking=no) = %v, want an error naming the allowed values", err)
+	}
+}

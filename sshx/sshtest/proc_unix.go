@@ -1,0 +1,65 @@
+//go:build unix
+
+package sshtest
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// sshSignals maps the signal names of RFC 4254 to signals.
+var sshSignals = map[ssh.Signal]syscall.Signal{
+	ssh.SIGABRT: syscall.SIGABRT,
+	ssh.SIGALRM: syscall.SIGALRM,
+	ssh.SIGFPE:  syscall.SIGFPE,
+	ssh.SIGHUP:  syscall.SIGHUP,
+	ssh.SIGILL:  syscall.SIGILL,
+	ssh.SIGINT:  syscall.SIGINT,
+	ssh.SIGKILL: syscall.SIGKILL,
+	ssh.SIGPIPE: syscall.SIGPIPE,
+	ssh.SIGQUIT: syscall.SIGQUIT,
+	ssh.SIGSEGV: syscall.SIGSEGV,
+	ssh.SIGTERM: syscall.SIGTERM,
+	ssh.SIGUSR1: syscall.SIGUSR1,
+	ssh.SIGUSR2: syscall.SIGUSR2,
+}
+
+// setProcessGroup makes cmd the leader of a new process group.
+func setProcessGroup(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+}
+
+// signalGroup sends sig to the process group led by p. Unknown signals are
+// ignored, as sshd does.
+func signalGroup(p *os.Process, sig ssh.Signal) {
+	if s, ok := sshSignals[sig]; ok {
+		syscall.Kill(-p.Pid, s)
+	}
+}
+
+// killGroup kills the process group led by p.
+func killGroup(p *os.Process) {
+	syscall.Kill(-p.Pid, syscall.SIGKILL)
+}
+
+// exitSignal reports how a process that did not exit normally ended: the
+// SSH name of the terminating signal and ok, or an exit code of 128 plus
+// the signal number for signals without an SSH name.
+func exitSignal(ps *os.ProcessState) (sig ssh.Signal, code int, ok bool) {
+	ws, isWS := ps.Sys().(syscall.WaitStatus)
+	if !isWS || !ws.Signaled() {
+		return "", ps.ExitCode(), false
+	}
+	for name, s := range sshSignals {
+		if s == ws.Signal() {
+			return name, 0, true
+		}
+	}
+	return "", 128 + int(ws.Signal()), false
+}
