@@ -335,10 +335,12 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 	return p, nil
 }
 
-// session opens a session, dialling again once if the connection turns out
-// to have died since it was last used.
+// session opens a session. A refusal (sshd's MaxSessions counts a session
+// until it has seen the close of the previous one) is retried on the same
+// connection; a connection found dead is dialled again, once.
 func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
-	for attempt := 0; ; attempt++ {
+	redialled := false
+	for backoff := 5 * time.Millisecond; ; {
 		c, err := r.connection(ctx)
 		if err != nil {
 			return nil, err
@@ -348,15 +350,26 @@ func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
 			r.st.sessions.Add(1)
 			return sess, nil
 		}
+		var refused *ssh.OpenChannelError
+		if errors.As(err, &refused) {
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 200*time.Millisecond)
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("sshx: %s: opening a session (%v): %w", r.ep.Name, err, ctx.Err())
+			}
+		}
 		r.mu.Lock()
 		if r.client == c {
 			r.client = nil
 		}
 		r.mu.Unlock()
 		c.Close()
-		if attempt > 0 || ctx.Err() != nil {
+		if redialled || ctx.Err() != nil {
 			return nil, fmt.Errorf("sshx: %s: opening a session: %w", r.ep.Name, err)
 		}
+		redialled = true
 	}
 }
 
