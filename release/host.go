@@ -103,6 +103,8 @@ type Prepared struct {
 	Previous  string // the dir current pointed to before, "" on a first deploy
 	Reused    bool   // the dir already held the release: nothing was fetched
 	Installed bool   // requirements were installed (the stamp differed)
+	Target    Target // what Dir holds
+	Was       Target // what Previous holds
 	Elapsed   time.Duration
 }
 
@@ -163,7 +165,11 @@ res "prepared	$use	$prev	$reused	$installed"
 	if len(f) < 4 {
 		return nil, fmt.Errorf("prepare: the host's script gave no result")
 	}
-	return &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Elapsed: time.Since(start)}, nil
+	p := &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Target: t, Elapsed: time.Since(start)}
+	if d, ok := parseState(out).Dir(p.Previous); ok {
+		p.Was = Target{Name: d.Describe, SHA: d.Head}
+	}
+	return p, nil
 }
 
 // rootScript creates Path/ReleasesRoot when missing: as the login user if
@@ -241,42 +247,73 @@ cd "$root/$use" || die "cannot enter $root/$use"
 // unless their stamp (a hash of the interpreter version, the install
 // command and the requirement files' names and content) matches the one
 // stored in the virtualenv.
+//
+// When the host's interpreter has pip of its own, the virtualenv is made
+// without pip (python -m venv --without-pip takes a tenth of the time) and
+// that pip installs into it (pip --python, pip >= 22.3); otherwise the
+// virtualenv gets its own pip.
 func venvScript(o *Options) string {
 	venv := `"$root/$use/"` + sshx.Quote(o.Layout.Virtualenv)
 	reqs := sshx.Join(o.Requirements...)
 	if len(o.Requirements) == 0 {
 		reqs = ""
 	}
-	var install strings.Builder
-	install.WriteString(sshx.Join(o.PipInstall...))
+	var args strings.Builder
+	pipCmd := o.PipInstall
+	if len(pipCmd) > 0 && pipCmd[0] == "pip" {
+		pipCmd = pipCmd[1:]
+	} else {
+		pipCmd = nil
+	}
+	for _, a := range pipCmd {
+		args.WriteString(" " + sshx.Quote(a))
+	}
 	for _, r := range o.Requirements {
-		install.WriteString(" -r " + sshx.Quote(r))
+		args.WriteString(" -r " + sshx.Quote(r))
+	}
+	// A command that is not "pip ..." runs as it is, with the virtualenv
+	// first on PATH.
+	install := `if [ -x "$venv/bin/pip" ]; then pip` + args.String() + `; else "$hostpy" -m pip --python "$venv/bin/python"` + args.String() + `; fi`
+	if pipCmd == nil {
+		install = sshx.Join(o.PipInstall...)
+		for _, r := range o.Requirements {
+			install += " -r " + sshx.Quote(r)
+		}
 	}
 	reinstall := "0"
 	if o.Reinstall {
 		reinstall = "1"
 	}
-	py := sshx.Quote(o.Python)
-	return `installed=0 venv=` + venv + `
-command -v ` + py + ` >/dev/null 2>&1 || die "` + strings.ReplaceAll(o.Python, `"`, "") + ` not found on the host: install it, or set Python"
-for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from ` + `$use"; done
-stamp=$({ ` + py + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+	name := strings.ReplaceAll(o.Python, `"`, "")
+	var b strings.Builder
+	b.WriteString(`installed=0 venv=` + venv + `
+hostpy=$(command -v ` + py(o) + `) || die "` + name + ` not found on the host: install it, or set Python"
+for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from $use"; done
+stamp=$({ ` + py(o) + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ]; then
-  step "creating the virtualenv in $use/` + o.Layout.Virtualenv + `"
+  step "creating the virtualenv $use/` + o.Layout.Virtualenv + `"
   rm -rf "$venv"
-  ` + py + ` -m venv "$venv" 2>&1 || { rm -rf "$venv"; die "creating the virtualenv with ` + strings.ReplaceAll(o.Python, `"`, "") + ` -m venv failed (Debian: apt-get install python3-venv)"; }
+  if "$hostpy" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("pip") is None)' 2>/dev/null; then nopip=--without-pip; else nopip=; fi
+  ` + py(o) + ` -m venv $nopip "$venv" 2>&1 || { rm -rf "$venv"; die "creating the virtualenv with ` + name + ` -m venv failed (Debian: apt-get install python3-venv)"; }
 fi
 if [ ` + reinstall + ` = 1 ] || [ "$(cat "$venv/.magefab-stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -f "$venv/.magefab-stamp"
-` + map[bool]string{true: `  step "installing requirements"
-  ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"; export VIRTUAL_ENV PATH; ` + install.String() + ` ) 2>&1 || die "installing requirements failed"
+`)
+	if len(o.Requirements) > 0 {
+		b.WriteString(`  step "installing requirements"
+  ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"; export VIRTUAL_ENV PATH; ` + install + ` ) 2>&1 || die "installing requirements failed"
   installed=1
-`, false: ""}[len(o.Requirements) > 0] + `  printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"
+`)
+	}
+	b.WriteString(`  printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"
 else
   step "requirements unchanged: nothing to install"
 fi
-`
+`)
+	return b.String()
 }
+
+func py(o *Options) string { return sshx.Quote(o.Python) }
 
 // switchScript points current at dir atomically (a new link renamed over
 // the old: there is never a moment without one), logs the switch, restarts
@@ -323,8 +360,8 @@ if ! ` + restart + ` 2>&1; then
 // releases the lock (one SSH session). If the restart fails, the host is
 // switched back to its previous dir and restarted before Switch returns
 // its error (*SwitchError tells whether that worked).
-func Switch(ctx context.Context, p *Prepared, o *Options, t Target) error {
-	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, t, "deploy"), false)
+func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
+	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, p.Target, what), false)
 	if err == nil {
 		return nil
 	}

@@ -49,6 +49,7 @@ while ! mkdir "$lock" 2>/dev/null; do
   sleep 1
 done
 printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" || { rm -rf "$lock"; die "cannot write the lock in $root"; }
+trap 'rm -rf "$lock"; exit 143' TERM INT HUP
 res "lock"
 `
 }
@@ -167,15 +168,16 @@ func (o *scriptOutput) all(key string) [][]string {
 func (o *scriptOutput) failure(err error) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.errors) > 0 {
-		return strings.Join(o.errors, "; ")
-	}
 	tail := o.tail
-	if len(tail) > 5 {
-		tail = tail[len(tail)-5:]
+	if len(tail) > 3 {
+		tail = tail[len(tail)-3:]
+	}
+	msg := err.Error()
+	if len(o.errors) > 0 {
+		msg = strings.Join(o.errors, "; ")
 	}
 	if len(tail) > 0 {
-		return err.Error() + ": " + strings.Join(tail, " | ")
+		return msg + ": " + strings.Join(tail, " | ")
 	}
-	return err.Error()
+	return msg
 }

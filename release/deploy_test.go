@@ -1,0 +1,463 @@
+package release_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
+	"github.com/magefab/magefab/sshx/sshtest"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// testFleet is n in-process SSH hosts, each with its own HOME holding the
+// deploy tree, and a git repository whose bare remote they clone from.
+type testFleet struct {
+	repos
+	homes   []string
+	servers []*sshtest.Server
+	pool    *sshx.Pool
+	hosts   []sshx.Host
+	out     syncBuffer
+	opts    *release.Options
+}
+
+func newTestFleet(t *testing.T, n int, path string) *testFleet {
+	t.Helper()
+	f := &testFleet{repos: newRepos(t)}
+	os.WriteFile(filepath.Join(f.clone, "requirements.txt"), []byte("# nothing to install\n"), 0o644)
+	git(t, f.clone, "add", "requirements.txt")
+	git(t, f.clone, "commit", "-q", "-m", "requirements")
+	git(t, f.clone, "push", "-q", "origin", "master")
+
+	var config bytes.Buffer
+	for i := range n {
+		home := t.TempDir()
+		srv := sshtest.NewUnstartedServer()
+		srv.Alias = fmt.Sprintf("h%d", i+1)
+		srv.Dir = home
+		srv.Env = append([]string{"HOME=" + home}, path)
+		srv.Start()
+		t.Cleanup(srv.Close)
+		files, err := srv.WriteClientFiles(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(files.ConfigFile)
+		config.Write(b)
+		f.homes = append(f.homes, home)
+		f.servers = append(f.servers, srv)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(cfgFile, config.Bytes(), 0o600)
+	pool, err := sshx.NewPool(sshx.Config{ConfigFile: cfgFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	f.pool = pool
+	for i := range n {
+		h, _ := pool.Host(fmt.Sprintf("h%d", i+1))
+		f.hosts = append(f.hosts, h)
+	}
+	f.opts = &release.Options{
+		Layout:       release.Layout{Path: "app", ReleasesRoot: "releases", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"},
+		SCM:          f.remote,
+		Python:       testPython(),
+		PipInstall:   []string{"pip", "install", "--no-index", "-q"},
+		Requirements: []string{"requirements.txt"},
+		Env:          []string{"DEPLOYMENT_TYPE=DEV"},
+		Group:        "deploy",
+		Restart:      `readlink "$HOME/app/releases/current" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart" ]`,
+		Owner:        "tester@laptop",
+		RunID:        "run-1",
+		Console:      sshx.NewConsole(&f.out),
+	}
+	return f
+}
+
+func (f *testFleet) fleet() *release.Fleet {
+	return &release.Fleet{Hosts: f.hosts, Options: f.opts, Parallel: 2, PrepareTimeout: time.Minute, SwitchTimeout: 30 * time.Second}
+}
+
+// tag commits, tags and pushes a release.
+func (f *testFleet) tag(t *testing.T, name string) release.Target {
+	t.Helper()
+	sha := commit(t, f.clone, "release "+name)
+	git(t, f.clone, "tag", "-a", "-m", name, name)
+	git(t, f.clone, "push", "-q", "origin", "master", name)
+	return release.Target{Name: name, SHA: sha, Tag: name}
+}
+
+func (f *testFleet) root(i int) string { return filepath.Join(f.homes[i], "app", "releases") }
+
+// current returns where current points on host i.
+func (f *testFleet) current(t *testing.T, i int) string {
+	t.Helper()
+	l, err := os.Readlink(filepath.Join(f.root(i), "current"))
+	if err != nil {
+		return ""
+	}
+	return l
+}
+
+func (f *testFleet) sessions() []int64 {
+	var s []int64
+	for _, h := range f.hosts {
+		s = append(s, h.Stats().Sessions)
+	}
+	return s
+}
+
+func (f *testFleet) assertAll(t *testing.T, what string, dir, sha string) {
+	t.Helper()
+	for i := range f.hosts {
+		if got := f.current(t, i); got != dir {
+			t.Errorf("%s: h%d current -> %q, want %q", what, i+1, got, dir)
+		}
+		if sha != "" {
+			head := git(t, filepath.Join(f.root(i), dir), "rev-parse", "HEAD")
+			if head != sha {
+				t.Errorf("%s: h%d %s at %s, want %s", what, i+1, dir, head, sha)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("%s: h%d still locked", what, i+1)
+		}
+	}
+}
+
+// sessionsUsed runs fn and returns the most sessions any host used.
+func (f *testFleet) sessionsUsed(fn func()) int64 {
+	before := f.sessions()
+	fn()
+	var most int64
+	for i, s := range f.sessions() {
+		most = max(most, s-before[i])
+	}
+	return most
+}
+
+func TestDeployRedeployRollback(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 3, "")
+	ctx := context.Background()
+	fl := f.fleet()
+
+	v1 := f.tag(t, "v0.1.0")
+	var res []release.HostResult
+	var err error
+	n := f.sessionsUsed(func() { res, err = fl.Deploy(ctx, v1) })
+	if err != nil {
+		t.Fatalf("first deploy: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "first deploy", "a", v1.SHA)
+	if len(res) != 3 || res[0].Dir != "a" || res[0].Release != "v0.1.0" || !res[0].Installed {
+		t.Errorf("results %+v", res)
+	}
+	if n != 2 {
+		t.Errorf("first deploy used %d sessions on a host, want 2", n)
+	}
+	for i := range f.hosts {
+		for _, d := range []string{"a", "b"} {
+			if _, err := os.Stat(filepath.Join(f.root(i), d, ".git")); err != nil {
+				t.Errorf("h%d: %s not bootstrapped: %v", i+1, d, err)
+			}
+		}
+	}
+
+	v2 := f.tag(t, "v0.2.0")
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("second deploy: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "second deploy", "b", v2.SHA)
+
+	// A new commit with the same requirements: the stamp in a matches.
+	v3 := f.tag(t, "v0.3.0")
+	n = f.sessionsUsed(func() { res, err = fl.Deploy(ctx, v3) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.assertAll(t, "third deploy", "a", v3.SHA)
+	if res[0].Installed || res[0].Reused {
+		t.Errorf("third deploy: installed=%v reused=%v, want neither (stamp matches)", res[0].Installed, res[0].Reused)
+	}
+	if n > 4 {
+		t.Errorf("deploy of a new release used %d sessions, want at most 4", n)
+	}
+
+	// The live release again: the dir is reused as it is.
+	os.WriteFile(filepath.Join(f.root(0), "a", "local-change"), []byte("kept"), 0o644)
+	n = f.sessionsUsed(func() { res, err = fl.Deploy(ctx, v3) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.assertAll(t, "redeploy", "a", v3.SHA)
+	if !res[0].Reused {
+		t.Errorf("redeploy did not reuse the dir: %+v", res[0])
+	}
+	if _, err := os.Stat(filepath.Join(f.root(0), "a", "local-change")); err != nil {
+		t.Errorf("redeploy reset the reused dir: %v", err)
+	}
+	if n > 3 {
+		t.Errorf("redeploy used %d sessions, want at most 3", n)
+	}
+
+	n = f.sessionsUsed(func() { res, err = fl.Rollback(ctx) })
+	if err != nil {
+		t.Fatalf("rollback: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "rollback", "b", v2.SHA)
+	if res[0].Release != "v0.2.0" {
+		t.Errorf("rollback result %+v, want v0.2.0", res[0])
+	}
+	if n > 2 {
+		t.Errorf("rollback used %d sessions, want at most 2", n)
+	}
+
+	restarts, _ := os.ReadFile(filepath.Join(f.homes[0], "restarts"))
+	if got, want := strings.Fields(string(restarts)), []string{"a", "b", "a", "a", "b"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restarts saw current -> %v, want %v", got, want)
+	}
+	log, _ := os.ReadFile(filepath.Join(f.root(0), "revisions.log"))
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[0], "\ttester@laptop\tv0.1.0\t"+v1.SHA+"\ta\tdeploy") ||
+		!strings.Contains(lines[4], "\tv0.2.0\t"+v2.SHA+"\tb\trollback") {
+		t.Errorf("revisions.log:\n%s", log)
+	}
+	st := fl.Status(ctx, 2)
+	if st[0].Err != nil || st[0].State.Current != "b" || len(st[0].LogTail) != 2 || st[0].Lock != "" {
+		t.Errorf("status %+v", st[0])
+	}
+	if d, _ := st[0].State.Dir("a"); d.Describe != "v0.3.0" || d.Head != v3.SHA || d.Stamp == "" {
+		t.Errorf("status of a: %+v", d)
+	}
+}
+
+func TestPrepareFailureSwitchesNothing(t *testing.T) {
+	t.Parallel()
+	// On h2, git fetch fails.
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "git"), []byte("#!/bin/sh\nif [ \"$1\" = fetch ] && [ -e \"$HOME/break-fetch\" ]; then echo 'fatal: could not read from remote repository' >&2; exit 128; fi\nexec /usr/bin/git \"$@\"\n"), 0o755)
+	f := newTestFleet(t, 3, "PATH="+bin+":"+os.Getenv("PATH"))
+	ctx := context.Background()
+	f.opts.Requirements = nil // no pip run: this test is about the fleet
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.homes[1], "break-fetch"), nil, 0o644)
+	v2 := f.tag(t, "v0.2.0")
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("deploy succeeded with a failing fetch on h2")
+	}
+	for _, want := range []string{"no host was switched", "h2", "git fetch in", "failed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	var he *sshx.HostError
+	if !errors.As(err, &he) || he.Host != "h2" {
+		t.Errorf("errors.As HostError = %+v", he)
+	}
+	f.assertAll(t, "after failed prepare", "a", v1.SHA)
+	// A rerun succeeds once the host is mended.
+	os.Remove(filepath.Join(f.homes[1], "break-fetch"))
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	f.assertAll(t, "rerun", "b", v2.SHA)
+}
+
+func TestLockHeldRefusesAndReleasesOthers(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 3, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil // no pip run: this test is about the fleet
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(f.root(2), ".lock")
+	os.Mkdir(lock, 0o755)
+	os.WriteFile(filepath.Join(lock, "owner"), []byte("alice@desk deploying v0.0.9\n"), 0o644)
+	v2 := f.tag(t, "v0.2.0")
+	_, err := fl.Deploy(ctx, v2)
+	var le *release.LockedError
+	if !errors.As(err, &le) || le.Host != "h3" || le.Owner != "alice@desk deploying v0.0.9" || le.Stale {
+		t.Fatalf("err = %v, want h3 locked by alice", err)
+	}
+	if !strings.Contains(err.Error(), "deploy:unlock") || !strings.Contains(err.Error(), "MAGEFAB_LOCK_WAIT") {
+		t.Errorf("message %q does not say what to do", err)
+	}
+	for i := range 2 {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("h%d left locked", i+1)
+		}
+		if f.current(t, i) != "a" {
+			t.Errorf("h%d switched", i+1)
+		}
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("alice's lock was removed: %v", err)
+	}
+
+	// An old lock is reported as stale.
+	old := time.Now().Add(-3 * time.Hour)
+	os.Chtimes(lock, old, old)
+	_, err = fl.Deploy(ctx, v2)
+	if !errors.As(err, &le) || !le.Stale || !strings.Contains(err.Error(), "stale lock") {
+		t.Errorf("err = %v, want a stale lock", err)
+	}
+
+	// Waiting for a lock that is released meanwhile succeeds.
+	f.opts.LockWait = 10 * time.Second
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		os.RemoveAll(lock)
+	}()
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("deploy waiting for the lock: %v", err)
+	}
+	f.assertAll(t, "after waiting", "b", v2.SHA)
+
+	// ForceUnlock clears someone else's lock and says whose it was.
+	os.Mkdir(lock, 0o755)
+	os.WriteFile(filepath.Join(lock, "owner"), []byte("bob@ci deploying v9\n"), 0o644)
+	held, err := release.ForceUnlock(ctx, f.hosts[2], f.opts)
+	if err != nil || !strings.Contains(held, "bob@ci") {
+		t.Errorf("ForceUnlock = %q, %v", held, err)
+	}
+	if _, err := os.Stat(lock); err == nil {
+		t.Errorf("lock still there")
+	}
+}
+
+func TestRestartFailureSwitchesTheFleetBack(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 3, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil // no pip run: this test is about the fleet
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	// h2's app cannot start with v0.2.0.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart"), nil, 0o644)
+	v2 := f.tag(t, "v0.2.0")
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("deploy succeeded though h2 failed to restart")
+	}
+	for _, want := range []string{"switched back", "h1: the previous release in a", "h3: the previous release in a", "h2: the previous release in a"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	f.assertAll(t, "after compensation", "a", v1.SHA)
+	log, _ := os.ReadFile(filepath.Join(f.root(0), "revisions.log"))
+	if !strings.Contains(string(log), "switched back: v0.2.0 failed") {
+		t.Errorf("h1 log lacks the switch back:\n%s", log)
+	}
+}
+
+func TestCancelDuringPrepareReleasesLocks(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	f.opts.PipInstall = []string{"sh", "-c", "sleep 60"}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	go func() {
+		for !strings.Contains(f.outString(), "installing requirements") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	_, err := fl.Deploy(ctx, v1)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("deploy took %s to stop", d)
+	}
+	for i := range f.hosts {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("h%d still locked after cancel", i+1)
+		}
+		if f.current(t, i) != "" {
+			t.Errorf("h%d switched after cancel", i+1)
+		}
+	}
+}
+
+func (f *testFleet) outString() string { return f.out.String() }
+
+func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil // no pip run: this test is about the fleet
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	plans, err := fl.DryRun(ctx, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plans[0].Bootstrap || plans[0].Dir != "a" {
+		t.Errorf("plan %+v", plans[0])
+	}
+	if _, err := os.Stat(filepath.Join(f.homes[0], "app")); err == nil {
+		t.Errorf("dry run created the deploy root")
+	}
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	v2 := f.tag(t, "v0.2.0")
+	plans, _ = fl.DryRun(ctx, v2)
+	if plans[1].Dir != "b" || plans[1].Reuse || plans[1].Current != "a" || !strings.Contains(strings.Join(plans[1].Steps, "\n"), "git reset --hard "+v2.SHA) {
+		t.Errorf("plan %+v", plans[1])
+	}
+	f.assertAll(t, "after dry run", "a", v1.SHA)
+}
+
+// syncBuffer is a buffer the console writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+
+// testPython prefers the system interpreter: it starts faster than a
+// version manager's shim.
+func testPython() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}

@@ -1,0 +1,274 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/magefab/magefab/sshx"
+)
+
+// Fleet runs the release operations on many hosts, all or nothing.
+type Fleet struct {
+	Hosts    []sshx.Host
+	Options  *Options
+	Parallel int // hosts worked on at once; zero means all
+
+	PrepareTimeout time.Duration // per host; zero means 15 minutes
+	SwitchTimeout  time.Duration // per host, switch and restart; zero means 2 minutes
+
+	// AfterPrepare runs once every host has prepared and before any
+	// switches (ExtraDeployTasks, Django migrations on the first host). An
+	// error stops the deploy: nothing switches.
+	AfterPrepare func(ctx context.Context, prepared []*Prepared) error
+}
+
+// HostResult is one host's part of a deploy or rollback.
+type HostResult struct {
+	Host      string
+	Dir       string // the dir current points to now
+	Release   string
+	Reused    bool
+	Installed bool
+	Elapsed   time.Duration
+}
+
+// cleanupTimeout bounds lock release after a failure or an interrupt: it
+// must fit in mage's 5 second grace after Ctrl-C.
+const cleanupTimeout = 4 * time.Second
+
+func (f *Fleet) prepareTimeout() time.Duration {
+	if f.PrepareTimeout > 0 {
+		return f.PrepareTimeout
+	}
+	return 15 * time.Minute
+}
+
+func (f *Fleet) switchTimeout() time.Duration {
+	if f.SwitchTimeout > 0 {
+		return f.SwitchTimeout
+	}
+	return 2 * time.Minute
+}
+
+func (f *Fleet) say(format string, args ...any) {
+	if f.Options.Console != nil {
+		f.Options.Console.Println("magefab", time.Now().Format("15:04:05")+" "+fmt.Sprintf(format, args...))
+	}
+}
+
+// Deploy makes t live on every host, or on none. Every host prepares in
+// parallel; only when all have prepared (and AfterPrepare succeeded) does
+// any switch. A failure before the switch releases every lock and leaves
+// every host serving what it served. If a switch or restart fails on some
+// host after others switched, those are switched back and restarted. The
+// context's cancellation (Ctrl-C) stops remote commands and releases the
+// locks; hosts switch only if every host has prepared before it.
+func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
+	if len(f.Hosts) == 0 {
+		return nil, errors.New("release: no hosts to deploy to")
+	}
+	f.say("preparing %s (%s) on %d host(s)", t.Name, t.Short(), len(f.Hosts))
+	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (*Prepared, error) {
+		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())
+		defer cancel()
+		p, err := Prepare(ctx, h, f.Options, t)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("prepare timed out after %s: %w", f.prepareTimeout(), err)
+		}
+		return p, err
+	})
+	var prepared []*Prepared
+	for _, r := range res {
+		if r.Err == nil {
+			prepared = append(prepared, r.Value)
+		}
+	}
+	if err == nil && ctx.Err() == nil && f.AfterPrepare != nil {
+		err = f.AfterPrepare(ctx, prepared)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		// Every host, not only those that prepared: a host interrupted
+		// mid-way may still hold this run's lock.
+		f.unlockAll(f.Hosts)
+		return nil, fmt.Errorf("no host was switched: %w", err)
+	}
+	return f.switchAll(ctx, prepared, "deploy")
+}
+
+// switchAll switches every prepared host; on any failure it switches the
+// others back.
+func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
+	f.say("all %d host(s) prepared; switching", len(prepared))
+	hosts := make([]sshx.Host, len(prepared))
+	byHost := map[string]*Prepared{}
+	for i, p := range prepared {
+		hosts[i] = p.Host
+		byHost[p.Host.Name()] = p
+	}
+	// The switch runs even if ctx was cancelled after every host prepared:
+	// stopping half way would split the fleet. It has its own timeout.
+	sctx := context.WithoutCancel(ctx)
+	res, err := sshx.Each(sctx, hosts, f.Parallel, func(_ context.Context, h sshx.Host) (time.Duration, error) {
+		c, cancel := context.WithTimeout(sctx, f.switchTimeout())
+		defer cancel()
+		start := time.Now()
+		err := Switch(c, byHost[h.Name()], f.Options, what)
+		if err != nil && c.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("switch timed out after %s: %w", f.switchTimeout(), err)
+		}
+		return time.Since(start), err
+	})
+	if err == nil {
+		out := make([]HostResult, len(res))
+		for i, r := range res {
+			p := byHost[r.Host.Name()]
+			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Elapsed: p.Elapsed + r.Value}
+		}
+		return out, nil
+	}
+	// Some host failed to switch or restart: put back the ones that did.
+	var switched, failed []*Prepared
+	for _, r := range res {
+		if r.Err == nil {
+			switched = append(switched, byHost[r.Host.Name()])
+		} else {
+			failed = append(failed, byHost[r.Host.Name()])
+		}
+	}
+	failedHosts := make([]sshx.Host, len(failed))
+	for i, p := range failed {
+		failedHosts[i] = p.Host
+	}
+	f.unlockAll(failedHosts)
+	if len(switched) == 0 {
+		return nil, fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
+	}
+	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched))
+	comp := f.compensate(switched)
+	return nil, f.splitReport(err, comp, switched, failed)
+}
+
+// compensate switches hosts back to their previous dir and restarts them.
+func (f *Fleet) compensate(hosts []*Prepared) error {
+	ctx := context.Background()
+	hs := make([]sshx.Host, len(hosts))
+	byHost := map[string]*Prepared{}
+	for i, p := range hosts {
+		hs[i] = p.Host
+		byHost[p.Host.Name()] = p
+	}
+	_, err := sshx.Each(ctx, hs, f.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
+		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
+		defer cancel()
+		p := byHost[h.Name()]
+		if p.Previous == "" {
+			return struct{}{}, fmt.Errorf("nothing to switch back to: this was its first release")
+		}
+		return struct{}{}, switchBack(ctx, h, f.Options, p)
+	})
+	return err
+}
+
+// switchBack takes the lock again, points current back at the previous
+// dir, restarts and unlocks: the undo of a switch.
+func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error {
+	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0) +
+		`trap 'rm -rf "$lock"' EXIT
+` + switchScript(o, p.Previous, p.Dir, p.Was, "switched back: "+p.Target.Name+" failed") + `trap - EXIT
+`
+	out, err := run(ctx, h, o, script, false)
+	if err != nil {
+		return scriptError(h, "switching back", out, err, o)
+	}
+	return nil
+}
+
+// splitReport says exactly which host serves what after a failed switch.
+func (f *Fleet) splitReport(switchErr, compErr error, switched, failed []*Prepared) error {
+	compFailed := map[string]error{}
+	var me *multierror.Error
+	if errors.As(compErr, &me) {
+		for _, e := range me.Errors {
+			var he *sshx.HostError
+			if errors.As(e, &he) {
+				compFailed[he.Host] = he.Err
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("the switch failed; ")
+	if len(compFailed) == 0 {
+		b.WriteString("every host that had switched was switched back: the fleet serves the previous release.\n")
+	} else {
+		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
+	}
+	b.WriteString("what each host serves now:\n")
+	var lines []string
+	for _, p := range switched {
+		if err, bad := compFailed[p.Host.Name()]; bad {
+			lines = append(lines, fmt.Sprintf("  %s: %s in %s (switching back failed: %v)", p.Host.Name(), p.Target.Name, p.Dir, err))
+		} else {
+			lines = append(lines, fmt.Sprintf("  %s: the previous release in %s (switched back)", p.Host.Name(), p.Previous))
+		}
+	}
+	for _, p := range failed {
+		lines = append(lines, fmt.Sprintf("  %s: %s", p.Host.Name(), hostServing(switchErr, p.Host.Name())))
+	}
+	sort.Strings(lines)
+	b.WriteString(strings.Join(lines, "\n"))
+	if len(compFailed) > 0 {
+		b.WriteString("\nto reunite the fleet, fix the hosts above and run deploy:rollback or deploy again; deploy:status shows each host")
+	}
+	b.WriteString("\ncause: ")
+	b.WriteString(switchErr.Error())
+	return errors.New(b.String())
+}
+
+// hostServing finds the SwitchError of host in err and says what it
+// serves.
+func hostServing(err error, host string) string {
+	var me *multierror.Error
+	if errors.As(err, &me) {
+		for _, e := range me.Errors {
+			var he *sshx.HostError
+			if errors.As(e, &he) && he.Host == host {
+				var se *SwitchError
+				if errors.As(he.Err, &se) {
+					switch {
+					case se.Serving == "unknown":
+						return "unknown (check with deploy:status)"
+					case se.Down:
+						return "the previous release in " + se.Serving + ", but the app did not restart"
+					}
+					return "the previous release in " + se.Serving + " (restart failed; switched back)"
+				}
+				return "unknown: " + he.Err.Error()
+			}
+		}
+	}
+	return "unknown"
+}
+
+// unlockAll releases this run's locks on hosts, within cleanupTimeout even
+// if the run's context was cancelled.
+func (f *Fleet) unlockAll(hosts []sshx.Host) {
+	if len(hosts) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
+		return struct{}{}, Unlock(ctx, h, f.Options)
+	})
+	if err != nil {
+		f.say("could not release every lock (deploy:unlock clears them): %v", err)
+	}
+}

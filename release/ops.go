@@ -1,0 +1,184 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// ErrNoPreviousRelease is matched by the error of a rollback on a host whose
+// other release dir holds no release.
+var ErrNoPreviousRelease = errors.New("release: no previous release to roll back to")
+
+// Rollback points current back at the other release dir on every host and
+// restarts, all or nothing: every host is locked and checked first (one
+// session), then each switches, restarts and unlocks (one session). A host
+// that fails to switch has the others switched back.
+func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
+	if len(f.Hosts) == 0 {
+		return nil, errors.New("release: no hosts to roll back")
+	}
+	o := f.Options
+	f.say("checking %d host(s) for a previous release", len(f.Hosts))
+	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (*Prepared, error) {
+		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
+		defer cancel()
+		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout)
+		out, err := run(ctx, h, o, script, false)
+		if err != nil {
+			return nil, scriptError(h, "rollback", out, err, o)
+		}
+		st := parseState(out)
+		if st.Current == "" {
+			return nil, fmt.Errorf("%w: %s has no %s link: nothing was deployed there", ErrNoPreviousRelease, o.Layout.Root(), o.Layout.Current)
+		}
+		other := o.Layout.Other(st.Current)
+		d, ok := st.Dir(other)
+		if !ok || d.Head == "" {
+			return nil, fmt.Errorf("%w: %s/%s holds no release", ErrNoPreviousRelease, o.Layout.Root(), other)
+		}
+		cur, _ := st.Dir(st.Current)
+		return &Prepared{Host: h, Dir: other, Previous: st.Current,
+			Target: Target{Name: d.Describe, SHA: d.Head}, Was: Target{Name: cur.Describe, SHA: cur.Head}}, nil
+	})
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		f.unlockAll(f.Hosts)
+		return nil, fmt.Errorf("no host was rolled back: %w", err)
+	}
+	prepared := make([]*Prepared, len(res))
+	for i, r := range res {
+		prepared[i] = r.Value
+	}
+	return f.switchAll(ctx, prepared, "rollback")
+}
+
+// HostStatus is what deploy:status shows for a host.
+type HostStatus struct {
+	Host    string
+	State   HostState
+	Lock    string    // the lock's owner line, "" if unlocked
+	LockAt  time.Time // when it was taken
+	LogTail []string  // the last lines of revisions.log
+	Err     error     // the host could not be inspected
+}
+
+// Status inspects every host in one session each: where current points,
+// what each release dir holds, the lock, and the last lines of the log.
+func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
+	o := f.Options
+	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostStatus, error) {
+		script := prelude(o.Layout) + `[ -d "$root" ] || { res "missing"; exit 0; }
+` + inspectScript(o.Layout) + `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
+tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while IFS= read -r l; do printf 'magefab:log\t%s\n' "$l"; done
+`
+		out, err := run(ctx, h, o, script, false)
+		st := HostStatus{Host: h.Name()}
+		if err != nil {
+			st.Err = scriptError(h, "status", out, err, o)
+			return st, st.Err
+		}
+		if out.result("missing") != nil {
+			st.Err = fmt.Errorf("nothing deployed: %s does not exist", o.Layout.Root())
+			return st, nil
+		}
+		st.State = parseState(out)
+		if l := out.result("lock"); len(l) >= 2 {
+			st.Lock = strings.TrimSpace(l[1])
+			if secs, err := strconv.ParseInt(l[0], 10, 64); err == nil {
+				st.LockAt = time.Unix(secs, 0)
+			}
+		}
+		for _, l := range out.all("log") {
+			st.LogTail = append(st.LogTail, strings.Join(l, "\t"))
+		}
+		return st, nil
+	})
+	out := make([]HostStatus, len(res))
+	for i, r := range res {
+		out[i] = r.Value
+		if r.Err != nil && out[i].Err == nil {
+			out[i].Host, out[i].Err = r.Host.Name(), r.Err
+		}
+	}
+	return out
+}
+
+// Plan is what a deploy would do on one host (a dry run).
+type Plan struct {
+	Host      string
+	Current   string // dir current points to now
+	Dir       string // dir the release would go to
+	Reuse     bool   // the dir already holds the release
+	Steps     []string
+	Bootstrap bool
+}
+
+// DryRun inspects every host without changing anything and says what a
+// deploy of t would do there.
+func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
+	o := f.Options
+	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (Plan, error) {
+		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout), false)
+		if err != nil {
+			return Plan{}, scriptError(h, "inspect", out, err, o)
+		}
+		return plan(h.Name(), o, parseState(out), t), nil
+	})
+	plans := make([]Plan, len(res))
+	for i, r := range res {
+		plans[i] = r.Value
+	}
+	return plans, err
+}
+
+func plan(host string, o *Options, st HostState, t Target) Plan {
+	l := o.Layout
+	p := Plan{Host: host, Current: st.Current}
+	var steps []string
+	if len(st.Dirs) == 0 {
+		p.Bootstrap = true
+		steps = append(steps, "create "+l.Root()+" if missing", "git clone "+o.SCM+" "+l.Dirs[0], "copy "+l.Dirs[0]+" to "+l.Dirs[1])
+	}
+	for _, d := range st.Dirs {
+		if d.Head == t.SHA && (p.Dir == "" || d.Name == st.Current) {
+			p.Dir, p.Reuse = d.Name, true
+		}
+	}
+	steps = append([]string{"lock " + l.Root() + "/.lock"}, steps...)
+	if !p.Reuse {
+		p.Dir = l.Dirs[0]
+		if st.Current == l.Dirs[0] {
+			p.Dir = l.Dirs[1]
+		}
+		steps = append(steps, "git fetch --tags origin (in "+p.Dir+")", "git reset --hard "+t.SHA, "git submodule update --init --recursive")
+	} else {
+		steps = append(steps, p.Dir+" already holds "+t.Name+": used as it is")
+	}
+	steps = append(steps, "virtualenv "+p.Dir+"/"+l.Virtualenv+": create if missing; "+sshx.Join(o.PipInstall...)+" "+strings.Join(prefixEach("-r ", o.Requirements), " ")+" unless the requirements stamp matches")
+	restart := "(no restart command)"
+	if o.Restart != "" {
+		restart = o.Restart
+		if o.Sudo {
+			restart = "sudo -n " + restart
+		}
+	}
+	steps = append(steps, "ln -sfn "+p.Dir+" "+l.Current+".tmp && mv -T "+l.Current+".tmp "+l.Current, "append to revisions.log", restart, "unlock")
+	p.Steps = steps
+	return p
+}
+
+func prefixEach(prefix string, xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = prefix + x
+	}
+	return out
+}
