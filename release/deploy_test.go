@@ -452,7 +452,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-
 // testPython prefers the system interpreter: it starts faster than a
 // version manager's shim.
 func testPython() string {
