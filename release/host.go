@@ -28,6 +28,7 @@ type Options struct {
 	LockStale    time.Duration // a lock older than this is reported as stale; zero means 1h
 	Owner        string        // who deploys, written into the lock and the log: "alice@laptop"
 	RunID        string        // identifies this run's locks
+	ForwardAgent bool          // forward the SSH agent to git on the hosts (clone and fetch over SSH)
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
@@ -157,7 +158,7 @@ func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 		`trap - EXIT
 res "prepared	$use	$prev	$reused	$installed"
 `
-	out, err := run(ctx, h, o, script, true)
+	out, err := run(ctx, h, o, script, o.ForwardAgent)
 	if err != nil {
 		return nil, scriptError(h, "prepare", out, err, o)
 	}
@@ -198,9 +199,10 @@ fi
 func bootstrapScript(o *Options) string {
 	l := o.Layout
 	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
-	return `if [ ! -d "$root/"` + a + `/.git ] && [ ! -d "$root/"` + b + `/.git ]; then
+	return `cloned=0
+if [ ! -d "$root/"` + a + `/.git ] && [ ! -d "$root/"` + b + `/.git ]; then
   step "cloning ` + strings.ReplaceAll(o.SCM, `"`, "") + ` into ` + l.Dirs[0] + `"
-  rm -rf "$root/.clone.tmp"
+  rm -rf "$root/.clone.tmp"; cloned=1
   git clone -q --config core.sharedRepository=group ` + sshx.Quote(o.SCM) + ` "$root/.clone.tmp" && mv "$root/.clone.tmp" "$root/"` + a + ` ||
     { rm -rf "$root/.clone.tmp"; die "git clone of ` + strings.ReplaceAll(o.SCM, `"`, "") + ` failed"; }
 fi
@@ -227,7 +229,9 @@ for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
   [ "$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null)" = ` + sha + ` ] || continue
   if [ -z "$use" ] || [ "$d" = "$cur" ]; then use=$d; fi
 done
-if [ -n "$use" ]; then
+if [ -n "$use" ] && [ $cloned = 1 ]; then
+  step "$use holds ` + t.Name + ` as cloned"
+elif [ -n "$use" ]; then
   reused=1
   step "` + t.Name + ` is already in $use: using it as it is"
 else
@@ -415,11 +419,12 @@ func Unlock(ctx context.Context, h sshx.Host, o *Options) error {
 }
 
 // ForceUnlock removes the lock on h whoever holds it, and returns what the
-// lock said about its holder ("" if there was no lock).
+// lock said about its holder ("" if there was no lock, "unknown" if it
+// said nothing).
 func ForceUnlock(ctx context.Context, h sshx.Host, o *Options) (string, error) {
 	out, err := run(ctx, h, o, prelude(o.Layout)+`lock="$root/.lock"
 if [ -d "$lock" ]; then
-  printf 'magefab:held\t%s\n' "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"
+  printf 'magefab:held\t%s\n' "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ' || true)"
   rm -rf "$lock" || die "cannot remove $lock"
 fi
 `, false)
@@ -427,7 +432,10 @@ fi
 		return "", scriptError(h, "unlock", out, err, o)
 	}
 	if f := out.result("held"); len(f) > 0 {
-		return strings.TrimSpace(f[0]) + " ", nil
+		if held := strings.TrimSpace(f[0]); held != "" {
+			return held, nil
+		}
+		return "unknown", nil
 	}
 	return "", nil
 }

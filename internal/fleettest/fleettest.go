@@ -72,6 +72,47 @@ func Require(t testing.TB, minHosts int) Fleet {
 	return f
 }
 
+// Addr returns the address of a host, from the fleet's ssh_config.
+func (f Fleet) Addr(t testing.TB, host string) string {
+	t.Helper()
+	b, err := os.ReadFile(f.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(l)
+		switch {
+		case len(fields) == 2 && fields[0] == "Host":
+			in = fields[1] == host
+		case in && len(fields) == 2 && fields[0] == "HostName":
+			return fields[1]
+		}
+	}
+	t.Fatalf("no HostName for %s in %s", host, f.ConfigFile)
+	return ""
+}
+
+// LogMark returns the size of host's sshd log, to count what a run adds.
+func (f Fleet) LogMark(host string) int64 {
+	st, err := os.Stat(filepath.Join(f.Dir, host+".log"))
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// CountSince counts the lines of host's sshd log after mark that contain
+// s: "Accepted publickey" once per connection, "Starting session" once per
+// session.
+func (f Fleet) CountSince(host string, mark int64, s string) int {
+	b, err := os.ReadFile(filepath.Join(f.Dir, host+".log"))
+	if err != nil || int64(len(b)) < mark {
+		return -1
+	}
+	return strings.Count(string(b[mark:]), s)
+}
+
 // Ctl runs `.ci/fleet ARGS...` (stop, start, pause, resume a host) and fails
 // the test if it fails.
 func (f Fleet) Ctl(t testing.TB, args ...string) {

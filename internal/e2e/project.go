@@ -1,0 +1,340 @@
+// Package e2e builds the pieces end-to-end tests deploy: a small Python web
+// app in a git repository with a magefile that uses magetargets, its bare
+// remote under /srv/git, a wheelhouse built offline, an init script, and
+// the real mage binary to run the targets with.
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magefab/magefab/internal/fleettest"
+)
+
+// AppPy is the test app: a stdlib HTTP server that answers /version with
+// the commit it runs from and imports a package from the wheelhouse (so a
+// broken virtualenv shows). A file named FAIL_START in its directory makes
+// it exit at once, like an app that cannot start.
+const AppPy = `import http.server, os, subprocess, sys
+import magefab_testdep
+
+here = os.path.dirname(os.path.abspath(__file__))
+if os.path.exists(os.path.join(here, "FAIL_START")):
+    sys.exit("FAIL_START present: refusing to start")
+sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (sha + "\n").encode() if self.path == "/version" else b"hello from " + magefab_testdep.NAME.encode() + b"\n"
+        self.send_response(200 if self.path in ("/", "/version") else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+`
+
+// InitScript is /etc/init.d/<unit> for the test app: start, stop, restart.
+// Each fleet host has its own /var/webapps, where the pid file and the log
+// live, and binds the app to its own address (from /run/fleet/host).
+const InitScript = `#!/bin/sh
+# test app init script: start | stop | restart | status
+UNIT=%[1]s
+PORT=%[2]d
+ROOT=/var/webapps/$UNIT
+. /run/fleet/host
+PIDFILE=$ROOT/app.pid
+LOG=$ROOT/app.log
+running() {
+  [ -f "$PIDFILE" ] || return 1
+  pid=$(cat "$PIDFILE")
+  [ -r "/proc/$pid/stat" ] || return 1
+  # a zombie waiting for its reaper counts as stopped
+  ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat"
+}
+answers() {
+  "$ROOT/releases/current/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT/version', timeout=1)" 2>/dev/null
+}
+start() {
+  cd "$ROOT/releases/current" || { echo "no current release" >&2; exit 1; }
+  setsid env/bin/python app.py "$addr" "$PORT" >>"$LOG" 2>&1 </dev/null &
+  echo $! >"$PIDFILE"
+  i=0
+  while [ $i -lt 100 ]; do
+    answers && return 0
+    running || { echo "$UNIT did not start:" >&2; tail -n 3 "$LOG" >&2; exit 1; }
+    sleep 0.1; i=$((i+1))
+  done
+  echo "$UNIT does not answer on $addr:$PORT" >&2; exit 1
+}
+stop() {
+  if running; then
+    kill "$(cat "$PIDFILE")"
+    i=0
+    while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+    running && kill -9 "$(cat "$PIDFILE")"
+  fi
+  rm -f "$PIDFILE"
+}
+case "$1" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  status) running ;;
+  *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+esac
+`
+
+// Project is a test app repository with its magefile, its bare remote,
+// its wheelhouse and its init script.
+type Project struct {
+	Unit    string
+	Dir     string // the app's repository, with magefile.go and go.mod
+	Remote  string // the bare repository the hosts clone from
+	Wheels  string // the wheelhouse
+	Port    int    // where the app listens on each host
+	Fleet   fleettest.Fleet
+	mage    string // the mage binary
+	gitEnv  []string
+	cleanup []func()
+}
+
+var mageBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// repoRoot is the root of the magefab module.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Mage builds the mage binary once per test process.
+func Mage(t testing.TB) string {
+	t.Helper()
+	mageBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "magefab-mage")
+		if err != nil {
+			mageBin.err = err
+			return
+		}
+		mageBin.path = filepath.Join(dir, "mage")
+		cmd := exec.Command("go", "build", "-o", mageBin.path, "github.com/magefile/mage")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			mageBin.err = fmt.Errorf("building mage: %v\n%s", err, out)
+		}
+	})
+	if mageBin.err != nil {
+		t.Fatal(mageBin.err)
+	}
+	return mageBin.path
+}
+
+// NewProject makes the app repository (committed and pushed to a bare
+// remote under /srv/git that the deploy user owns), a wheelhouse with the
+// app's one dependency, and /etc/init.d/<unit>. The config argument is Go
+// code for the magetargets.Config literal's extra fields. Everything is
+// removed when the test ends, including the app on every host.
+func NewProject(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig string) *Project {
+	t.Helper()
+	fleettest.RequireTool(t, "git", "git")
+	b := make([]byte, 4)
+	rand.Read(b)
+	p := &Project{Unit: "e2e" + hex.EncodeToString(b), Fleet: f}
+	p.Port = 8100 + int(b[0])%200*4 + int(b[1])%4
+	p.Dir = t.TempDir()
+	p.Remote = filepath.Join("/srv/git", p.Unit+".git")
+	p.Wheels = filepath.Join("/srv", "magefab-wheels-"+p.Unit)
+	p.mage = Mage(t)
+
+	gitConfig := filepath.Join(t.TempDir(), "gitconfig")
+	os.WriteFile(gitConfig, []byte("[safe]\n\tdirectory = *\n[user]\n\tname = Tess Tester\n\temail = tess@example.com\n[init]\n\tdefaultBranch = master\n"), 0o644)
+	p.gitEnv = []string{"GIT_CONFIG_GLOBAL=" + gitConfig, "GIT_CONFIG_NOSYSTEM=1"}
+	t.Cleanup(p.Cleanup)
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(p.Wheels, 0o755))
+	p.cleanup = append(p.cleanup, func() { os.RemoveAll(p.Wheels) })
+	_, err := BuildWheel(p.Wheels, "magefab-testdep", "1.0", "NAME = 'magefab-testdep'\n")
+	must(err)
+
+	init := filepath.Join("/etc/init.d", p.Unit)
+	must(os.WriteFile(init, []byte(fmt.Sprintf(InitScript, p.Unit, p.Port)), 0o755))
+	p.cleanup = append(p.cleanup, func() { os.Remove(init) })
+
+	files := map[string]string{
+		"app.py":           AppPy,
+		"requirements.txt": "magefab-testdep==1.0\n",
+		".gitignore":       "/env/\n*.pyc\n",
+		"magefile.go":      p.magefile(hosts, extraConfig),
+		"go.mod":           p.goMod(),
+	}
+	for name, body := range files {
+		must(os.WriteFile(filepath.Join(p.Dir, name), []byte(body), 0o644))
+	}
+	sum, err := os.ReadFile(filepath.Join(repoRoot(), "go.sum"))
+	must(err)
+	must(os.WriteFile(filepath.Join(p.Dir, "go.sum"), sum, 0o644))
+
+	p.cleanup = append(p.cleanup, func() { os.RemoveAll(p.Remote) })
+	p.Git(t, "init", "-q", "--bare", p.Remote)
+	must(exec.Command("chown", "-R", "deploy:deploy", p.Remote).Run())
+	p.Git(t, "init", "-q")
+	p.Git(t, "remote", "add", "origin", p.Remote)
+	p.Git(t, "add", ".")
+	p.Git(t, "commit", "-q", "-m", "the app")
+	p.Git(t, "push", "-q", "-u", "origin", "master")
+	return p
+}
+
+func (p *Project) magefile(hosts []string, extra string) string {
+	return fmt.Sprintf(`//go:build mage
+
+package main
+
+import (
+	// mage:import
+	"github.com/magefab/magefab/magetargets"
+)
+
+func init() {
+	magetargets.Configure(magetargets.Config{
+		Unit:              %q,
+		SCM:               %q,
+		Python:            "/usr/bin/python3",
+		PipRequirements:   []string{"requirements.txt"},
+		PipInstallCommand: "pip install --no-index --find-links %s",
+		SSH:               magetargets.SSH{ConfigFile: %q},
+		Environments: map[string]magetargets.Environment{
+			"production":  {Hosts: %#v},
+			"development": {Hosts: %#v},
+		},
+		%s
+	})
+}
+`, p.Unit, p.Remote, p.Wheels, p.Fleet.ConfigFile, hosts, hosts[:1], extra)
+}
+
+func (p *Project) goMod() string {
+	return fmt.Sprintf("module example.com/%s\n\ngo 1.26\n\nrequire github.com/magefab/magefab v0.0.0\n\nreplace github.com/magefab/magefab => %s\n", p.Unit, repoRoot())
+}
+
+// Git runs git in the project and returns its output.
+func (p *Project) Git(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = p.Dir
+	cmd.Env = append(os.Environ(), p.gitEnv...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Commit changes a file, commits and pushes, and returns the new SHA.
+func (p *Project) Commit(t testing.TB, msg string) string {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(p.Dir, "CHANGES"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, msg)
+	f.Close()
+	p.Git(t, "add", "CHANGES")
+	p.Git(t, "commit", "-q", "-m", msg)
+	p.Git(t, "push", "-q", "origin", "master")
+	return p.Git(t, "rev-parse", "HEAD")
+}
+
+// Tag tags HEAD and pushes the tag.
+func (p *Project) Tag(t testing.TB, tag string) {
+	t.Helper()
+	p.Git(t, "tag", "-a", "-m", tag, tag)
+	p.Git(t, "push", "-q", "origin", tag)
+}
+
+// Result is a finished mage run.
+type Result struct {
+	Out  string
+	Err  error
+	Code int
+	Took time.Duration
+}
+
+// Run runs the real mage binary in the project with args, with the given
+// environment variables added, and no terminal on stdin.
+func (p *Project) Run(t testing.TB, env []string, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command(p.mage, args...)
+	cmd.Dir = p.Dir
+	cmd.Env = append(append(os.Environ(), p.gitEnv...), "MAGEFILE_CACHE="+filepath.Join(os.TempDir(), "magefab-e2e-cache"), "GOFLAGS=-mod=mod")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = nil
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Out: out.String(), Err: err, Took: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	}
+	return r
+}
+
+// MustRun is Run that fails the test unless mage succeeds.
+func (p *Project) MustRun(t testing.TB, env []string, args ...string) Result {
+	t.Helper()
+	r := p.Run(t, env, args...)
+	if r.Err != nil {
+		t.Fatalf("mage %s: %v\n%s", strings.Join(args, " "), r.Err, r.Out)
+	}
+	return r
+}
+
+// Version asks the app on a fleet host for the commit it serves.
+func (p *Project) Version(addr string) (string, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d/version", addr, p.Port))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+// Cleanup stops the app on every host and removes what NewProject made.
+func (p *Project) Cleanup() {
+	for _, h := range p.Fleet.Hosts {
+		exec.Command("ssh", "-F", p.Fleet.ConfigFile, h,
+			"sudo -n /etc/init.d/"+p.Unit+" stop; sudo -n rm -rf /var/webapps/"+p.Unit).Run()
+	}
+	for i := len(p.cleanup) - 1; i >= 0; i-- {
+		p.cleanup[i]()
+	}
+	p.cleanup = nil
+}

@@ -1,0 +1,217 @@
+package magetargets
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefile/mage/mg"
+)
+
+// Deploy holds the deploy targets: deploy:head, deploy:commit, deploy:tag,
+// deploy:rollback, deploy:status and deploy:unlock.
+type Deploy mg.Namespace
+
+// Head deploys the environment's default revision; in production it tags HEAD of master as a new release first (or deploys the latest tag).
+func (Deploy) Head(ctx context.Context) error {
+	return deploy(ctx, nil, func(r resolver) (release.Target, error) { return r.resolveHead(ctx) })
+}
+
+// Commit deploys a commit given by its SHA; in production it is tagged as a new release first.
+func (Deploy) Commit(ctx context.Context, sha string) error {
+	check := func(Config) error { return release.ValidateCommit(sha) }
+	return deploy(ctx, check, func(r resolver) (release.Target, error) { return r.resolveCommit(ctx, sha) })
+}
+
+// Tag deploys an existing release tag, e.g. deploy:tag v0.1.1.
+func (Deploy) Tag(ctx context.Context, tag string) error {
+	check := func(c Config) error {
+		re, err := release.CompileVersionPattern(c.VersionPattern)
+		if err != nil {
+			return err
+		}
+		return release.ValidateTag(tag, re)
+	}
+	return deploy(ctx, check, func(r resolver) (release.Target, error) { return r.resolveTag(ctx, tag) })
+}
+
+// deploy runs the whole deploy of SPEC section 4: the argument check,
+// tests, resolving the release on this machine, then prepare everywhere
+// and switch everywhere.
+func deploy(ctx context.Context, check func(Config) error, resolve func(resolver) (release.Target, error)) error {
+	start := time.Now()
+	r, err := newFleetRun(ctx, true)
+	if err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(r.cfg); err != nil {
+			return err
+		}
+	}
+	dry, err := DryRun()
+	if err != nil {
+		return err
+	}
+	if err := r.runTests(ctx); err != nil {
+		return err
+	}
+	t, err := resolve(newResolver(r.cfg, r.env, stdout))
+	if err != nil {
+		return err
+	}
+	if dry {
+		return r.dryRun(ctx, t)
+	}
+	r.say("deploying %s (%s) to %s: %s", t.Name, t.Short(), r.env.DeploymentType, r.hostNames())
+	res, err := r.fleet.Deploy(ctx, t)
+	if err != nil {
+		return fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err)
+	}
+	r.summary(res)
+	fmt.Fprintf(stdout, "%s is now deployed to %s (%.1fs)\n", t.Name, r.env.DeploymentType, time.Since(start).Seconds())
+	return nil
+}
+
+// runTests runs the configured TestRunner unless MAGEFAB_SKIP_TESTS is set.
+func (r *fleetRun) runTests(ctx context.Context) error {
+	skip, err := SkipTests()
+	if err != nil {
+		return err
+	}
+	if skip || r.cfg.TestRunner == nil {
+		if skip {
+			r.say("tests skipped (%s)", SkipTestsVar)
+		}
+		return nil
+	}
+	r.say("running the tests")
+	if err := r.cfg.TestRunner(ctx, r.env); err != nil {
+		return fmt.Errorf("magetargets: tests failed, nothing was deployed (%s=1 skips them): %w", SkipTestsVar, err)
+	}
+	return nil
+}
+
+func (r *fleetRun) dryRun(ctx context.Context, t release.Target) error {
+	r.say("dry run: deploying %s (%s) to %s would do this; nothing is changed", t.Name, t.Short(), r.env.DeploymentType)
+	plans, err := r.fleet.DryRun(ctx, t)
+	for _, p := range plans {
+		if p.Host == "" {
+			continue
+		}
+		cur := p.Current
+		if cur == "" {
+			cur = "(none)"
+		}
+		fmt.Fprintf(stdout, "\n%s: current -> %s; %s would go to %s\n", p.Host, cur, t.Name, p.Dir)
+		for i, s := range p.Steps {
+			fmt.Fprintf(stdout, "  %d. %s\n", i+1, s)
+		}
+	}
+	return err
+}
+
+// Rollback points current back at the previous release dir on every host and restarts the app.
+func (Deploy) Rollback(ctx context.Context) error {
+	r, err := newFleetRun(ctx, false)
+	if err != nil {
+		return err
+	}
+	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
+	res, err := r.fleet.Rollback(ctx)
+	if err != nil {
+		return fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err)
+	}
+	r.summary(res)
+	releases := map[string]bool{}
+	for _, h := range res {
+		releases[h.Release] = true
+	}
+	if len(releases) == 1 {
+		fmt.Fprintf(stdout, "%s is now deployed to %s again\n", res[0].Release, r.env.DeploymentType)
+	} else {
+		fmt.Fprintf(stdout, "%s rolled back; the hosts now serve different releases (see above)\n", r.env.DeploymentType)
+	}
+	return nil
+}
+
+// Status shows, per host, where current points, the release in each dir, the lock and the last log lines.
+func (Deploy) Status(ctx context.Context) error {
+	r, err := newFleetRun(ctx, false)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, st := range r.fleet.Status(ctx, 3) {
+		fmt.Fprintf(stdout, "%s\n", st.Host)
+		if st.Err != nil {
+			fmt.Fprintf(stdout, "  %v\n", st.Err)
+			failed++
+			continue
+		}
+		cur := st.State.Current
+		if cur == "" {
+			cur = "(none)"
+		}
+		fmt.Fprintf(stdout, "  %s -> %s\n", r.cfg.CurrentLink, cur)
+		for _, d := range st.State.Dirs {
+			mark := " "
+			if d.Name == st.State.Current {
+				mark = "*"
+			}
+			stamp := d.Stamp
+			if stamp == "" {
+				stamp = "no virtualenv"
+			} else {
+				stamp = "requirements " + stamp
+			}
+			fmt.Fprintf(stdout, "  %s %-4s %-24s %s  %s\n", mark, d.Name, d.Describe, shortSHA(d.Head), stamp)
+		}
+		if st.Lock != "" {
+			fmt.Fprintf(stdout, "  locked by %s since %s (deploy:unlock clears it)\n", st.Lock, st.LockAt.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(stdout, "  not locked\n")
+		}
+		for _, l := range st.LogTail {
+			fmt.Fprintf(stdout, "  log: %s\n", strings.ReplaceAll(l, "\t", "  "))
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("magetargets: %d host(s) could not be inspected", failed)
+	}
+	return nil
+}
+
+// Unlock removes the deploy lock on every host, e.g. after a deploy was killed.
+func (Deploy) Unlock(ctx context.Context) error {
+	r, err := newFleetRun(ctx, false)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, h := range r.hosts {
+		held, err := release.ForceUnlock(ctx, h, r.opts)
+		switch {
+		case err != nil:
+			failed = append(failed, err.Error())
+			r.console.Println(h.Name(), "could not unlock: "+err.Error())
+		case held != "":
+			r.console.Println(h.Name(), "removed the lock held by "+strings.TrimSpace(held))
+		default:
+			r.console.Println(h.Name(), "was not locked")
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("magetargets: unlock failed on %d host(s)", len(failed))
+	}
+	return nil
+}
+
+func shortSHA(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}

@@ -1,0 +1,86 @@
+// Package magetargets is a library of Mage targets that deploy Python web
+// applications over SSH with the "a/b release directories" method: each
+// host keeps two clones of the repository, Path/releases/a and b, and a
+// symlink, current, to the live one; a deploy prepares the other one and
+// switches the link.
+//
+// # Use
+//
+// Import the package into the project's magefile and configure it once:
+//
+//	//go:build mage
+//
+//	package main
+//
+//	import (
+//		// mage:import
+//		"github.com/magefab/magefab/magetargets"
+//	)
+//
+//	func init() {
+//		magetargets.Configure(magetargets.Config{
+//			Unit:            "five",
+//			SCM:             "git@github.com:bueda/five.git",
+//			PipRequirements: []string{"requirements/common.txt"},
+//			Environments: map[string]magetargets.Environment{
+//				"production": {Hosts: []string{"web1", "web2"}},
+//			},
+//		})
+//	}
+//
+// then run the targets, e.g. go tool mage -l, or
+//
+//	go tool mage env:production deploy:tag v0.1.1
+//
+// Configure only records the configuration; it is checked when a target
+// runs, and an error names every field that is wrong.
+//
+// # Environments
+//
+// The targets env:localhost, env:development, env:staging and
+// env:production select the environment for the targets after them on
+// the same command line. The four are built in; Config.Environments merges
+// fields over them and adds new ones. Mage cannot add an env:* target for
+// an environment added at run time, so select those with MAGEFAB_ENV:
+//
+//	Environments: map[string]magetargets.Environment{
+//		"qa": {Hosts: []string{"qa1"}, AllowNoTag: true}, // Name "qa", DeploymentType "QA"
+//	},
+//
+//	MAGEFAB_ENV=qa go tool mage deploy:head
+//
+// The environment is the one an env:* target selected, else MAGEFAB_ENV,
+// else Config.DefaultEnvironment; with none of them a target that needs an
+// environment fails and lists the choices.
+//
+// # Options
+//
+// Options that are not positional arguments are environment variables, the
+// Mage convention; each has a constant and an accessor (see EnvVar and the
+// constants after it):
+//
+//	MAGEFAB_ENV=qa                  the environment, when no env:* target ran
+//	MAGEFAB_HOSTS=web1,web2         these hosts instead of the environment's
+//	MAGEFAB_TAG=v1.2.3              the new release tag; also answers yes to "Tag this release?"
+//	MAGEFAB_YES=1                   yes to every confirmation, and every suggested answer
+//	MAGEFAB_SKIP_TESTS=1            deploy without running the tests
+//	MAGEFAB_DRY_RUN=1               show what would be done
+//	MAGEFAB_REINSTALL=1             install the requirements even if they look up to date
+//	MAGEFAB_PARALLEL=8              hosts worked on at once
+//	MAGEFAB_LOCK_WAIT=90s           wait this long for a held deploy lock
+//	MAGEFAB_NO_AUTO_ROLLBACK=1      keep a release whose version check failed
+//
+// A question, such as the new release tag, is asked on the terminal; when
+// stdin is not a terminal, the variable that answers it must be set, and
+// the error says which.
+//
+// # Releases
+//
+// Servers only ever get what is on the git remote (Config.Remote): a deploy
+// of HEAD first pushes the current branch when it is ahead, and any
+// revision that is not on the remote is refused. In an environment that
+// requires tagged releases (AllowNoTag false, as in production), deploying
+// HEAD or a commit tags it as a new release, created with git tag -a (or -s
+// with Config.SignTags) and pushed; a rerun with the same MAGEFAB_TAG reuses
+// the tag if it points at the same commit.
+package magetargets

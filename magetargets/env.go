@@ -1,0 +1,263 @@
+package magetargets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// Env selects the environment that the targets after it on the command
+// line work on: mage env:production deploy:tag v1.2.3. Environments added
+// through Config.Environments have no env:* target; select them with
+// MAGEFAB_ENV.
+type Env mg.Namespace
+
+// Localhost selects the localhost environment (this machine, no SSH) for the targets after it.
+func (Env) Localhost() error { return selectEnv(envLocalhost) }
+
+// Development selects the development environment for the targets after it.
+func (Env) Development() error { return selectEnv(envDevelopment) }
+
+// Staging selects the staging environment for the targets after it.
+func (Env) Staging() error { return selectEnv(envStaging) }
+
+// Production selects the production environment for the targets after it.
+func (Env) Production() error { return selectEnv(envProduction) }
+
+// selectEnv records name as the environment of the targets that run after
+// this one in the same mage process.
+func selectEnv(name string) error {
+	c, err := currentConfig()
+	if err != nil {
+		return err
+	}
+	if _, ok := c.Environments[name]; !ok {
+		return unknownEnv(c, name, "env:"+name)
+	}
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	state.env = name
+	return nil
+}
+
+// selectedEnvironment returns the environment the targets work on: the one
+// an env:* target selected, else MAGEFAB_ENV, else Config.DefaultEnvironment.
+func selectedEnvironment(c Config) (Environment, error) {
+	state.mu.Lock()
+	name, source := state.env, "the env:* target"
+	state.mu.Unlock()
+	if name == "" {
+		v, err := EnvName()
+		if err != nil {
+			return Environment{}, err
+		}
+		name, source = v, EnvVar
+	}
+	if name == "" {
+		name, source = c.DefaultEnvironment, "Config.DefaultEnvironment"
+	}
+	if name == "" {
+		return Environment{}, fmt.Errorf("magetargets: no environment selected: run e.g. mage env:production deploy:tag v1.2.3, or set %s (or Config.DefaultEnvironment) to one of: %s",
+			EnvVar, strings.Join(c.envNames(), ", "))
+	}
+	e, ok := c.Environments[name]
+	if !ok {
+		return Environment{}, unknownEnv(c, name, source)
+	}
+	return e.clone(), nil
+}
+
+func unknownEnv(c Config, name, source string) error {
+	return fmt.Errorf("magetargets: unknown environment %q (from %s): choose one of: %s; add others with Config.Environments and select them with %s",
+		name, source, strings.Join(c.envNames(), ", "), EnvVar)
+}
+
+// resolveHosts returns the host specs the targets work on in e:
+// MAGEFAB_HOSTS when set, else e.Hosts, else the hosts behind
+// e.LoadBalancer. A SOLO environment runs on this machine and has none.
+func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
+	override, err := Hosts()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case e.isLocal():
+		if override != nil {
+			return nil, fmt.Errorf("magetargets: %s is set, but environment %s runs on this machine without SSH; unset %s or select another environment", HostsVar, e.Name, HostsVar)
+		}
+		return nil, nil
+	case override != nil:
+		return override, nil
+	case len(e.Hosts) > 0:
+		for _, h := range e.Hosts {
+			if _, err := sshx.ParseSpec(h); err != nil {
+				return nil, fmt.Errorf("magetargets: Environments[%q].Hosts: %w", e.Name, err)
+			}
+		}
+		return append([]string(nil), e.Hosts...), nil
+	case e.LoadBalancer != "":
+		return loadBalancerHosts(ctx, c, e)
+	}
+	return nil, fmt.Errorf("magetargets: environment %s has no hosts: set Environments[%q].Hosts (or LoadBalancer) in magetargets.Configure, or %s=web1,web2",
+		e.Name, e.Name, HostsVar)
+}
+
+// loadBalancerHosts returns the running instances behind e.LoadBalancer.
+func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
+	return nil, fmt.Errorf("magetargets: environment %s: finding the hosts behind load balancer %q is not configured; set Environments[%q].Hosts, or %s=web1,web2",
+		e.Name, e.LoadBalancer, e.Name, HostsVar)
+}
+
+// Environment variables that set the options of the targets, the Mage
+// convention for options that are not positional arguments.
+const (
+	// EnvVar names the environment to work on when no env:* target ran,
+	// e.g. MAGEFAB_ENV=qa for an environment added in Config.Environments.
+	EnvVar = "MAGEFAB_ENV"
+
+	// HostsVar is a comma-separated list of host specs that replaces the
+	// environment's hosts, e.g. MAGEFAB_HOSTS=web1,deploy@10.0.0.5:2222.
+	HostsVar = "MAGEFAB_HOSTS"
+
+	// TagVar answers "new release tag?" with its value; set alone, it also
+	// answers yes to "Tag this release?". A tag that already exists on the
+	// same commit is reused.
+	TagVar = "MAGEFAB_TAG"
+
+	// YesVar, set to 1, answers yes to every confirmation and accepts
+	// every suggested answer.
+	YesVar = "MAGEFAB_YES"
+
+	// SkipTestsVar, set to 1, deploys without running the TestRunner.
+	SkipTestsVar = "MAGEFAB_SKIP_TESTS"
+
+	// DryRunVar, set to 1, shows what would be done and changes nothing.
+	DryRunVar = "MAGEFAB_DRY_RUN"
+
+	// ReinstallVar, set to 1, installs the requirements even when the
+	// virtualenv's stamp says they are up to date.
+	ReinstallVar = "MAGEFAB_REINSTALL"
+
+	// ParallelVar is how many hosts to work on at once; it overrides
+	// Config.Parallel.
+	ParallelVar = "MAGEFAB_PARALLEL"
+
+	// LockWaitVar is how long to wait for a held deploy lock, as a Go
+	// duration such as 90s; unset means not to wait.
+	LockWaitVar = "MAGEFAB_LOCK_WAIT"
+
+	// NoAutoRollbackVar, set to 1, keeps a release whose version check
+	// failed instead of rolling the fleet back.
+	NoAutoRollbackVar = "MAGEFAB_NO_AUTO_ROLLBACK"
+)
+
+// EnvName returns the value of MAGEFAB_ENV, "" when it is unset. A value
+// that cannot be an environment's name is an error.
+func EnvName() (string, error) {
+	v := os.Getenv(EnvVar)
+	if v != "" && !envNameRE.MatchString(v) {
+		return "", varError(EnvVar, v, "is not an environment name; give one such as production, or a name from Config.Environments")
+	}
+	return v, nil
+}
+
+// Hosts returns the host specs listed in MAGEFAB_HOSTS, nil when it is
+// unset. Each must parse with sshx.ParseSpec and appear once.
+func Hosts() ([]string, error) {
+	v := os.Getenv(HostsVar)
+	if v == "" {
+		return nil, nil
+	}
+	const hint = "give a comma-separated list of hosts, e.g. web1,deploy@10.0.0.5:2222"
+	var hosts []string
+	for _, h := range strings.Split(v, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return nil, varError(HostsVar, v, "has an empty entry; "+hint)
+		}
+		if _, err := sshx.ParseSpec(h); err != nil {
+			return nil, varError(HostsVar, v, err.Error()+"; "+hint)
+		}
+		for _, seen := range hosts {
+			if seen == h {
+				return nil, varError(HostsVar, v, fmt.Sprintf("lists %s twice", h))
+			}
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+// ReleaseTag returns the value of MAGEFAB_TAG, "" when it is unset. It is
+// validated against Config.VersionPattern where it is used.
+func ReleaseTag() string { return os.Getenv(TagVar) }
+
+// Yes reports whether MAGEFAB_YES is set to 1, true or yes.
+func Yes() (bool, error) { return boolVar(YesVar) }
+
+// SkipTests reports whether MAGEFAB_SKIP_TESTS is set to 1, true or yes.
+func SkipTests() (bool, error) { return boolVar(SkipTestsVar) }
+
+// DryRun reports whether MAGEFAB_DRY_RUN is set to 1, true or yes.
+func DryRun() (bool, error) { return boolVar(DryRunVar) }
+
+// Reinstall reports whether MAGEFAB_REINSTALL is set to 1, true or yes.
+func Reinstall() (bool, error) { return boolVar(ReinstallVar) }
+
+// NoAutoRollback reports whether MAGEFAB_NO_AUTO_ROLLBACK is set to 1, true
+// or yes.
+func NoAutoRollback() (bool, error) { return boolVar(NoAutoRollbackVar) }
+
+// Parallel returns MAGEFAB_PARALLEL, a positive number, or 0 when it is
+// unset.
+func Parallel() (int, error) {
+	v := os.Getenv(ParallelVar)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, varError(ParallelVar, v, "is not a positive number; give how many hosts to work on at once, e.g. 8")
+	}
+	return n, nil
+}
+
+// LockWait returns MAGEFAB_LOCK_WAIT, a Go duration, or 0 when it is unset.
+func LockWait() (time.Duration, error) {
+	v := os.Getenv(LockWaitVar)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, varError(LockWaitVar, v, "is not a duration; give how long to wait for a held lock, e.g. 90s or 5m")
+	}
+	return d, nil
+}
+
+// boolVar reads a yes/no variable: 1, true and yes mean yes; unset, 0,
+// false and no mean no; in any case.
+func boolVar(name string) (bool, error) {
+	v := os.Getenv(name)
+	switch strings.ToLower(v) {
+	case "1", "true", "yes":
+		return true, nil
+	case "", "0", "false", "no":
+		return false, nil
+	}
+	return false, varError(name, v, "is not a yes or no; give 1 (or true, yes) to turn it on, or unset it")
+}
+
+func varError(name, value, reason string) error {
+	if len(value) > 80 {
+		value = value[:80] + "..."
+	}
+	return fmt.Errorf("magetargets: %s=%q %s", name, value, reason)
+}

@@ -1,0 +1,496 @@
+package magetargets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/magefab/magefab/release"
+)
+
+// TestMain isolates git from the configuration of whoever runs the tests
+// (no global or system config, a fixed identity, a scratch HOME) and the
+// targets from their MAGEFAB_* settings.
+func TestMain(m *testing.M) {
+	os.Exit(runIsolated(m))
+}
+
+func runIsolated(m *testing.M) int {
+	home, err := os.MkdirTemp("", "magetargets-test-home")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(home)
+	for k, v := range map[string]string{
+		"HOME":                home,
+		"XDG_CONFIG_HOME":     filepath.Join(home, ".config"),
+		"GIT_CONFIG_GLOBAL":   os.DevNull,
+		"GIT_CONFIG_NOSYSTEM": "1",
+		"GIT_AUTHOR_NAME":     "Author",
+		"GIT_AUTHOR_EMAIL":    "author@example.com",
+		"GIT_COMMITTER_NAME":  "Committer",
+		"GIT_COMMITTER_EMAIL": "committer@example.com",
+		"USER":                "deployer",
+	} {
+		os.Setenv(k, v)
+	}
+	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES"} {
+		os.Unsetenv(k)
+	}
+	for _, k := range allVars {
+		os.Unsetenv(k)
+	}
+	return m.Run()
+}
+
+// allVars are the variables the targets read.
+var allVars = []string{EnvVar, HostsVar, TagVar, YesVar, SkipTestsVar, DryRunVar, ReinstallVar, ParallelVar, LockWaitVar, NoAutoRollbackVar}
+
+// git runs git in dir and fails the test if it fails.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// repos is a bare "remote" repository and a clone of it with one pushed
+// commit on master, tagged v0.1.0 on the remote.
+type repos struct {
+	remote, clone string
+	initial       string // SHA of the first commit
+}
+
+func newRepos(t *testing.T) repos {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := t.TempDir()
+	r := repos{remote: filepath.Join(dir, "remote.git"), clone: filepath.Join(dir, "clone")}
+	git(t, dir, "init", "-q", "--bare", "-b", "master", r.remote)
+	git(t, dir, "clone", "-q", r.remote, r.clone)
+	git(t, r.clone, "symbolic-ref", "HEAD", "refs/heads/master")
+	r.initial = commit(t, r.clone, "initial")
+	git(t, r.clone, "tag", "-a", "-m", "first", "v0.1.0")
+	git(t, r.clone, "push", "-q", "origin", "master", "v0.1.0")
+	return r
+}
+
+// commit makes an empty commit in dir and returns its SHA.
+func commit(t *testing.T, dir, msg string) string {
+	t.Helper()
+	git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+	return git(t, dir, "rev-parse", "HEAD")
+}
+
+// remoteTag returns the commit tag points at in the bare remote, "" when
+// it has no such tag.
+func (r repos) remoteTag(t *testing.T, tag string) string {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir", r.remote, "rev-parse", "--verify", "--quiet", "refs/tags/"+tag+"^{commit}").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// resolver returns a resolver for the clone in environment env, whose
+// prompter reads input and has a terminal when terminal is true.
+func (r repos) resolver(env string, input string, terminal bool) (resolver, *bytes.Buffer) {
+	c := withDefaults(Config{Unit: "five", SCM: r.remote, RootDir: r.clone})
+	out := new(bytes.Buffer)
+	return resolver{
+		cfg:    c,
+		env:    c.Environments[env],
+		git:    release.Git{Dir: r.clone, Remote: c.Remote},
+		prompt: &prompter{In: strings.NewReader(input), Out: out, IsTerminal: func() bool { return terminal }},
+		out:    out,
+	}, out
+}
+
+func wantTarget(t *testing.T, call string, got release.Target, err error, want release.Target) {
+	t.Helper()
+	if err != nil || got != want {
+		t.Errorf("%s = %+v, %v, want %+v, nil", call, got, err, want)
+	}
+}
+
+func wantErr(t *testing.T, call string, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s = nil error, want one containing %q", call, parts)
+		return
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("%s = %v, want an error containing %q", call, err, p)
+		}
+	}
+}
+
+func TestResolveTag(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	res, _ := r.resolver(envProduction, "", false)
+
+	got, err := res.resolveTag(ctx, "v0.1.0")
+	wantTarget(t, `resolveTag("v0.1.0")`, got, err, release.Target{Name: "v0.1.0", SHA: r.initial, Tag: "v0.1.0"})
+
+	_, err = res.resolveTag(ctx, "v9.9.9")
+	wantErr(t, `resolveTag("v9.9.9")`, err, "no tag v9.9.9", "git tag --list")
+
+	// A tag that exists here only, on a commit the remote does not have.
+	unpushed := commit(t, r.clone, "unpushed")
+	git(t, r.clone, "tag", "-a", "-m", "local", "v0.2.0", unpushed)
+	_, err = res.resolveTag(ctx, "v0.2.0")
+	wantErr(t, `resolveTag("v0.2.0") of an unpushed commit`, err, "is not on origin", "git push origin v0.2.0")
+
+	// A tag another developer pushed is fetched.
+	other := filepath.Join(t.TempDir(), "other")
+	git(t, filepath.Dir(other), "clone", "-q", "-b", "master", r.remote, other)
+	theirs := commit(t, other, "theirs")
+	git(t, other, "tag", "-a", "-m", "theirs", "v0.3.0")
+	git(t, other, "push", "-q", "origin", "master", "v0.3.0")
+	got, err = res.resolveTag(ctx, "v0.3.0")
+	wantTarget(t, `resolveTag("v0.3.0") pushed from another clone`, got, err, release.Target{Name: "v0.3.0", SHA: theirs, Tag: "v0.3.0"})
+}
+
+func TestResolveTagRejectsBeforeGit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "x")
+	c := withDefaults(Config{Unit: "five", SCM: "git@example.com:five.git"})
+	// A repository that does not exist: any git call would fail with a
+	// *release.GitError, not an *release.InputError.
+	res := resolver{cfg: c, env: c.Environments[envProduction], git: release.Git{Dir: filepath.Join(dir, "missing")}, prompt: &prompter{}, out: new(bytes.Buffer)}
+	for _, tag := range []string{
+		"release-1",
+		"v1;touch " + marker,
+		"$(id)",
+		"`id`",
+		"-v1.0",
+		"v1.0 ",
+		"",
+		"HEAD",
+	} {
+		_, err := res.resolveTag(ctx, tag)
+		var ie *release.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("resolveTag(%q) = %v, want a *release.InputError", tag, err)
+		}
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after resolveTag(%q): Stat(marker) = %v, want it not to exist", "v1;touch "+marker, err)
+	}
+
+	// A custom VersionPattern is the one that counts.
+	res.cfg.VersionPattern = `^release-\d+$`
+	if _, err := res.resolveTag(ctx, "v1.0"); err == nil || !strings.Contains(err.Error(), `VersionPattern ^release-\d+$`) {
+		t.Errorf("resolveTag(%q) with VersionPattern ^release-\\d+$ = %v, want a mismatch naming the pattern", "v1.0", err)
+	}
+	res.cfg.VersionPattern = `^v(`
+	if _, err := res.resolveTag(ctx, "v1.0"); err == nil || !strings.Contains(err.Error(), "VersionPattern") {
+		t.Errorf("resolveTag(%q) with a broken VersionPattern = %v, want an error naming VersionPattern", "v1.0", err)
+	}
+}
+
+func TestResolveCommitRejectsBeforeGit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := withDefaults(Config{Unit: "five", SCM: "git@example.com:five.git"})
+	res := resolver{cfg: c, env: c.Environments[envDevelopment], git: release.Git{Dir: filepath.Join(t.TempDir(), "missing")}, prompt: &prompter{}, out: new(bytes.Buffer)}
+	for _, sha := range []string{"", "xyz", "-abc", "$(id)", "6b4943c;id", "v1.2.3", "abc"} {
+		_, err := res.resolveCommit(ctx, sha)
+		var ie *release.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("resolveCommit(%q) = %v, want a *release.InputError", sha, err)
+		}
+	}
+}
+
+func TestResolveCommitDevelopment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	second := commit(t, r.clone, "second")
+	git(t, r.clone, "push", "-q", "origin", "master")
+	res, _ := r.resolver(envDevelopment, "", false)
+
+	got, err := res.resolveCommit(ctx, second[:7])
+	want := release.Target{Name: "v0.1.0-1-g" + second[:7], SHA: second}
+	wantTarget(t, fmt.Sprintf("resolveCommit(%q) in development", second[:7]), got, err, want)
+	if tags := git(t, r.clone, "tag", "--list"); tags != "v0.1.0" {
+		t.Errorf("tags after resolveCommit in development = %q, want only v0.1.0", tags)
+	}
+
+	_, err = res.resolveCommit(ctx, "deadbeef")
+	wantErr(t, `resolveCommit("deadbeef")`, err, `no commit "deadbeef"`)
+
+	unpushed := commit(t, r.clone, "unpushed")
+	_, err = res.resolveCommit(ctx, unpushed)
+	wantErr(t, fmt.Sprintf("resolveCommit(%q) of an unpushed commit", unpushed), err, "is not on origin", "push the branch")
+}
+
+func TestResolveCommitProductionTags(t *testing.T) {
+	ctx := context.Background()
+	r := newRepos(t)
+	second := commit(t, r.clone, "second")
+	third := commit(t, r.clone, "third")
+	git(t, r.clone, "push", "-q", "origin", "master")
+	t.Setenv(TagVar, "v0.2.0")
+
+	res, out := r.resolver(envProduction, "", false)
+	got, err := res.resolveCommit(ctx, second[:7])
+	wantTarget(t, "resolveCommit(second) in production with MAGEFAB_TAG=v0.2.0", got, err, release.Target{Name: "v0.2.0", SHA: second, Tag: "v0.2.0"})
+	if sha := r.remoteTag(t, "v0.2.0"); sha != second {
+		t.Errorf("remote tag v0.2.0 = %q, want %q (created and pushed)", sha, second)
+	}
+	if typ := git(t, r.clone, "cat-file", "-t", "v0.2.0"); typ != "tag" {
+		t.Errorf("git cat-file -t v0.2.0 = %q, want an annotated tag", typ)
+	}
+	if !strings.Contains(out.String(), "Recent releases, newest first:\n  v0.1.0\n") {
+		t.Errorf("output = %q, want the recent releases listed", out)
+	}
+
+	// A rerun after a failed deploy reuses the tag.
+	before := git(t, r.clone, "rev-parse", "refs/tags/v0.2.0")
+	res, out = r.resolver(envProduction, "", false)
+	got, err = res.resolveCommit(ctx, second)
+	wantTarget(t, "resolveCommit(second) again with MAGEFAB_TAG=v0.2.0", got, err, release.Target{Name: "v0.2.0", SHA: second, Tag: "v0.2.0"})
+	if after := git(t, r.clone, "rev-parse", "refs/tags/v0.2.0"); after != before {
+		t.Errorf("tag object after the rerun = %s, want %s, the same (reused, not recreated)", after, before)
+	}
+	if !strings.Contains(out.String(), "reusing it") {
+		t.Errorf("output of the rerun = %q, want it to say the tag is reused", out)
+	}
+
+	// The same tag for another commit is an error, and changes nothing.
+	_, err = res.resolveCommit(ctx, third)
+	wantErr(t, "resolveCommit(third) with MAGEFAB_TAG=v0.2.0 on second", err, "tag v0.2.0 already exists and points at "+second[:7], "deploy:tag v0.2.0")
+	if sha := r.remoteTag(t, "v0.2.0"); sha != second {
+		t.Errorf("remote tag v0.2.0 after the refused deploy = %q, want %q", sha, second)
+	}
+}
+
+func TestResolveCommitProductionBadTag(t *testing.T) {
+	ctx := context.Background()
+	r := newRepos(t)
+	second := commit(t, r.clone, "second")
+	git(t, r.clone, "push", "-q", "origin", "master")
+	for _, tag := range []string{"v1;touch x", "$(id)", "1.2.3", "v0.2.0 v0.3.0"} {
+		t.Setenv(TagVar, tag)
+		res, _ := r.resolver(envProduction, "", false)
+		_, err := res.resolveCommit(ctx, second)
+		var ie *release.InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), TagVar) {
+			t.Errorf("resolveCommit with %s=%q = %v, want a *release.InputError naming %s", TagVar, tag, err, TagVar)
+		}
+	}
+	if tags := git(t, r.clone, "tag", "--list"); tags != "v0.1.0" {
+		t.Errorf("tags after refused tags = %q, want only v0.1.0", tags)
+	}
+}
+
+func TestResolveCommitProductionNoTerminal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	res, _ := r.resolver(envProduction, "", false)
+	_, err := res.resolveCommit(ctx, r.initial)
+	wantErr(t, "resolveCommit in production without a terminal or MAGEFAB_TAG", err, "not a terminal", TagVar)
+}
+
+func TestResolveHeadProductionOffBranch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	git(t, r.clone, "checkout", "-q", "-b", "feature")
+	commit(t, r.clone, "feature work")
+	res, _ := r.resolver(envProduction, "", false)
+
+	_, err := res.resolveHead(ctx)
+	wantErr(t, "resolveHead() in production on branch feature", err, "only from branch master", "you are on branch feature", "git checkout master")
+	if out, _ := exec.Command("git", "--git-dir", r.remote, "branch", "--list", "feature").Output(); len(out) != 0 {
+		t.Errorf("remote branches after the refused deploy include feature; want nothing pushed")
+	}
+
+	git(t, r.clone, "checkout", "-q", "--detach")
+	_, err = res.resolveHead(ctx)
+	wantErr(t, "resolveHead() in production on a detached HEAD", err, "a detached HEAD")
+}
+
+func TestResolveHeadDevelopment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	head := commit(t, r.clone, "unpushed")
+	res, out := r.resolver(envDevelopment, "", false)
+
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() in development", got, err, release.Target{Name: "v0.1.0-1-g" + head[:7], SHA: head})
+	if remote := git(t, r.clone, "--git-dir", r.remote, "rev-parse", "master"); remote != head {
+		t.Errorf("remote master after resolveHead() = %s, want %s (pushed when ahead)", remote, head)
+	}
+	if !strings.Contains(out.String(), "Pushed master to origin.") {
+		t.Errorf("output = %q, want it to say master was pushed", out)
+	}
+
+	// A detached HEAD pushes nothing; its commit must be on the remote.
+	git(t, r.clone, "checkout", "-q", "--detach")
+	loose := commit(t, r.clone, "detached work")
+	_, err = res.resolveHead(ctx)
+	wantErr(t, "resolveHead() on an unpushed detached HEAD", err, "HEAD ("+loose[:7]+") is not on origin", "push it")
+}
+
+func TestResolveHeadBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	other := filepath.Join(t.TempDir(), "other")
+	git(t, filepath.Dir(other), "clone", "-q", "-b", "master", r.remote, other)
+	commit(t, other, "theirs")
+	git(t, other, "push", "-q", "origin", "master")
+	res, _ := r.resolver(envDevelopment, "", false)
+
+	_, err := res.resolveHead(ctx)
+	wantErr(t, "resolveHead() behind the remote", err, "behind origin/master", "git pull --rebase")
+}
+
+func TestResolveHeadDefaultRevision(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	git(t, r.clone, "checkout", "-q", "-b", "development")
+	dev := commit(t, r.clone, "on development")
+	git(t, r.clone, "push", "-q", "origin", "development")
+	git(t, r.clone, "checkout", "-q", "master")
+
+	res, _ := r.resolver(envDevelopment, "", false)
+	res.env.DefaultRevision = "origin/development"
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() with DefaultRevision origin/development", got, err, release.Target{Name: "v0.1.0-1-g" + dev[:7], SHA: dev})
+
+	res.env.DefaultRevision = "$(id)"
+	_, err = res.resolveHead(ctx)
+	var ie *release.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "DefaultRevision") {
+		t.Errorf("resolveHead() with DefaultRevision %q = %v, want a *release.InputError naming DefaultRevision", "$(id)", err)
+	}
+}
+
+func TestResolveHeadProductionTagFromVar(t *testing.T) {
+	ctx := context.Background()
+	r := newRepos(t)
+	head := commit(t, r.clone, "new work")
+	t.Setenv(TagVar, "v0.1.1")
+	res, out := r.resolver(envProduction, "", false)
+
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() in production with MAGEFAB_TAG=v0.1.1", got, err, release.Target{Name: "v0.1.1", SHA: head, Tag: "v0.1.1"})
+	if sha := r.remoteTag(t, "v0.1.1"); sha != head {
+		t.Errorf("remote tag v0.1.1 = %q, want %q", sha, head)
+	}
+	if !strings.Contains(out.String(), "Tag this release? yes (MAGEFAB_TAG is set)") {
+		t.Errorf("output = %q, want MAGEFAB_TAG to answer the question", out)
+	}
+}
+
+func TestResolveHeadProductionYes(t *testing.T) {
+	ctx := context.Background()
+	r := newRepos(t)
+	head := commit(t, r.clone, "new work")
+	t.Setenv(YesVar, "1")
+	res, _ := r.resolver(envProduction, "", false)
+
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() in production with MAGEFAB_YES=1", got, err, release.Target{Name: "v0.1.1", SHA: head, Tag: "v0.1.1"})
+}
+
+func TestResolveHeadProductionTerminal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	for _, tag := range []string{"v0.0.9", "v0.1.10", "v0.1.2"} {
+		git(t, r.clone, "tag", "-a", "-m", tag, tag, r.initial)
+	}
+	git(t, r.clone, "push", "-q", "origin", "--tags")
+	head := commit(t, r.clone, "new work")
+
+	// Yes, and accept the suggestion.
+	res, out := r.resolver(envProduction, "y\n\n", true)
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() answering y, then Enter", got, err, release.Target{Name: "v0.1.11", SHA: head, Tag: "v0.1.11"})
+	wantOut := "Recent releases, newest first:\n  v0.1.10\n  v0.1.2\n  v0.1.0\n  v0.0.9\nNew release tag [v0.1.11]: "
+	if !strings.Contains(out.String(), wantOut) {
+		t.Errorf("output = %q, want it to contain %q", out, wantOut)
+	}
+
+	// No: the latest release.
+	res, _ = r.resolver(envProduction, "n\n", true)
+	got, err = res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() answering n", got, err, release.Target{Name: "v0.1.11", SHA: head, Tag: "v0.1.11"})
+
+	// A tag typed at the terminal is validated.
+	commit(t, r.clone, "more work")
+	res, _ = r.resolver(envProduction, "yes\nnot-a-version\n", true)
+	_, err = res.resolveHead(ctx)
+	var ie *release.InputError
+	if !errors.As(err, &ie) {
+		t.Errorf("resolveHead() answering yes, not-a-version = %v, want a *release.InputError", err)
+	}
+}
+
+func TestResolveHeadProductionNoRelease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	git(t, r.clone, "tag", "-d", "v0.1.0")
+	git(t, r.clone, "push", "-q", "origin", ":refs/tags/v0.1.0")
+	res, _ := r.resolver(envProduction, "n\n", true)
+
+	_, err := res.resolveHead(ctx)
+	wantErr(t, "resolveHead() answering n with no release", err, "no release to deploy", "deploy:tag")
+
+	// The first release is suggested as v0.1.0.
+	res, out := r.resolver(envProduction, "y\n\n", true)
+	got, err := res.resolveHead(ctx)
+	wantTarget(t, "resolveHead() answering y with no release", got, err, release.Target{Name: "v0.1.0", SHA: r.initial, Tag: "v0.1.0"})
+	if !strings.Contains(out.String(), "No releases yet.") {
+		t.Errorf("output = %q, want it to say there is no release yet", out)
+	}
+}
+
+// TestNewResolver checks the resolver the deploy targets build: the
+// repository at RootDir, the configured Remote, the package's prompter.
+func TestNewResolver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	git(t, r.clone, "remote", "rename", "origin", "upstream")
+	c := withDefaults(Config{Unit: "five", SCM: r.remote, RootDir: r.clone, Remote: "upstream"})
+	out := new(bytes.Buffer)
+	res := newResolver(c, c.Environments[envProduction], out)
+	if res.prompt != prompts || res.git.Dir != r.clone || res.git.Remote != "upstream" {
+		t.Errorf("newResolver() = prompt %p, git %+v, want prompt %p, git in %s with remote upstream", res.prompt, res.git, prompts, r.clone)
+	}
+	got, err := res.resolveTag(ctx, "v0.1.0")
+	wantTarget(t, `newResolver(...).resolveTag("v0.1.0")`, got, err, release.Target{Name: "v0.1.0", SHA: r.initial, Tag: "v0.1.0"})
+
+	unpushed := commit(t, r.clone, "unpushed")
+	_, err = res.resolveCommit(ctx, unpushed)
+	wantErr(t, "resolveCommit(unpushed) with remote upstream", err, "is not on upstream")
+}
