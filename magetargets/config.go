@@ -33,6 +33,29 @@ const (
 // be deployed to. A non-nil error stops the deploy.
 type TestRunner func(ctx context.Context, env Environment) error
 
+// DeployTask is a deploy step of the project's own, run on each host in the
+// new release dir (see Config.ExtraDeployTasks).
+type DeployTask func(ctx context.Context, step DeployStep) error
+
+// DeployStep is what a DeployTask works on.
+type DeployStep struct {
+	Host        sshx.Host      // the host, to run commands on
+	Dir         string         // the new release dir on the host, absolute
+	Environment Environment    // the environment deployed to
+	Release     release.Target // what is deployed
+}
+
+// SetupTask is a step of pip:setup of the project's own, run in RootDir.
+type SetupTask func(ctx context.Context, root string) error
+
+// CeleryData is what the Celeryd template is rendered over.
+type CeleryData struct {
+	Config
+	Environment Environment
+	Current     string // the live release dir on the host: <Path>/<ReleasesRoot>/<CurrentLink>
+	Beat        bool   // run celerybeat: true on the first host only
+}
+
 // Config is the configuration every target reads. A project sets it once,
 // with Configure, in the init function of its magefile. A zero field means
 // the default given in its comment.
@@ -124,8 +147,40 @@ type Config struct {
 	// that holds MAINTENANCE_MODE. Empty means settings.py.
 	Settings string
 
-	// TestRunner runs the tests before a deploy. Nil means no tests.
+	// Migrate runs Django's manage.py migrate once per deploy, on the first
+	// host, from the new release before any host switches. False means no
+	// migrations.
+	Migrate bool
+
+	// Fixtures are loaded with manage.py loaddata once per deploy, after
+	// the migrations, in every environment (Environment.Fixtures adds
+	// per-environment ones). Nil means none.
+	Fixtures []string
+
+	// Celeryd is the path, relative to RootDir, of a celeryd init script
+	// template (text/template over CeleryData). It is rendered per host,
+	// uploaded to /etc/init.d/celeryd-<Unit>_<DeploymentType> and
+	// restarted after every switch; Beat is true only on the first host.
+	// Empty means no celery.
+	Celeryd string
+
+	// ExtraDeployTasks run on each host inside the new release dir after
+	// it is prepared and before any host switches. Nil means none.
+	ExtraDeployTasks []DeployTask
+
+	// ExtraSetupTasks run at the end of pip:setup, in RootDir. Nil means
+	// none.
+	ExtraSetupTasks []SetupTask
+
+	// TestRunner runs the tests, before every deploy and in test:run:
+	// Django, Tornado, Nose, Pytest, or a func of the project's. Nil means
+	// no tests.
 	TestRunner TestRunner
+
+	// LintCommand runs the linter in lint:python, from RootDir, as plain
+	// words (no shell); PYTHONPATH gets lib/, apps/ and every vendor/*
+	// directory. Empty means "pylint --rcfile=.pylintrc <RootDir>".
+	LintCommand string
 
 	// DefaultEnvironment is the environment used when no env:* target ran
 	// and MAGEFAB_ENV is unset. Empty means none: not choosing is then an

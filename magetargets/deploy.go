@@ -55,10 +55,14 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	if err != nil {
 		return err
 	}
+	var t release.Target
+	if err := r.wireHooks(&t); err != nil {
+		return err
+	}
 	if err := r.runTests(ctx); err != nil {
 		return err
 	}
-	t, err := resolve(newResolver(r.cfg, r.env, stdout))
+	t, err = resolve(newResolver(r.cfg, r.env, stdout))
 	if err != nil {
 		return err
 	}
@@ -89,7 +93,7 @@ func (r *fleetRun) runTests(ctx context.Context) error {
 	}
 	r.say("running the tests")
 	if err := r.cfg.TestRunner(ctx, r.env); err != nil {
-		return fmt.Errorf("magetargets: tests failed, nothing was deployed (%s=1 skips them): %w", SkipTestsVar, err)
+		return exitCode(fmt.Errorf("magetargets: tests failed, nothing was deployed (%s=1 skips them): %w", SkipTestsVar, err))
 	}
 	return nil
 }
@@ -119,6 +123,10 @@ func (Deploy) Rollback(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.wireHooks(&release.Target{}); err != nil {
+		return err
+	}
+	r.fleet.PerHost, r.fleet.AfterPrepare = nil, nil // a rollback prepares nothing
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
 	if err != nil {

@@ -21,9 +21,14 @@ type Fleet struct {
 	PrepareTimeout time.Duration // per host; zero means 15 minutes
 	SwitchTimeout  time.Duration // per host, switch and restart; zero means 2 minutes
 
+	// PerHost runs on each host right after it prepared, while it holds
+	// the lock (private packages, uploads, ExtraDeployTasks). An error
+	// fails that host, and so the deploy: nothing switches.
+	PerHost func(ctx context.Context, p *Prepared) error
+
 	// AfterPrepare runs once every host has prepared and before any
-	// switches (ExtraDeployTasks, Django migrations on the first host). An
-	// error stops the deploy: nothing switches.
+	// switches (Django migrations on the first host). An error stops the
+	// deploy: nothing switches.
 	AfterPrepare func(ctx context.Context, prepared []*Prepared) error
 }
 
@@ -77,6 +82,9 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())
 		defer cancel()
 		p, err := Prepare(ctx, h, f.Options, t)
+		if err == nil && f.PerHost != nil {
+			err = f.PerHost(ctx, p)
+		}
 		if err != nil && ctx.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("prepare timed out after %s: %w", f.prepareTimeout(), err)
 		}

@@ -29,6 +29,9 @@ type Options struct {
 	Owner        string        // who deploys, written into the lock and the log: "alice@laptop"
 	RunID        string        // identifies this run's locks
 	ForwardAgent bool          // forward the SSH agent to git on the hosts (clone and fetch over SSH)
+	Crontab      string        // crontab file in the release dir installed after each switch; "" none
+	CrontabUser  string        // whose crontab (DeployUser)
+	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
@@ -104,6 +107,7 @@ type Prepared struct {
 	Previous  string // the dir current pointed to before, "" on a first deploy
 	Reused    bool   // the dir already held the release: nothing was fetched
 	Installed bool   // requirements were installed (the stamp differed)
+	Root      string // the releases root, absolute, as the host sees it
 	Target    Target // what Dir holds
 	Was       Target // what Previous holds
 	Elapsed   time.Duration
@@ -154,9 +158,9 @@ func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 	start := time.Now()
 	script := prelude(o.Layout) + rootScript(o) + lockScript(o.RunID, o.Owner+" deploying "+t.Name, o.LockWait) +
 		`trap 'rm -rf "$lock"' EXIT
-` + bootstrapScript(o) + inspectScript(o.Layout) + chooseScript(o, t) + venvScript(o) +
+` + bootstrapScript(o) + inspectScript(o.Layout) + chooseScript(o, t) + venvScript(o, `"$root/$use/"`+sshx.Quote(o.Layout.Virtualenv)) +
 		`trap - EXIT
-res "prepared	$use	$prev	$reused	$installed"
+res "prepared	$use	$prev	$reused	$installed	$root"
 `
 	out, err := run(ctx, h, o, script, o.ForwardAgent)
 	if err != nil {
@@ -167,6 +171,9 @@ res "prepared	$use	$prev	$reused	$installed"
 		return nil, fmt.Errorf("prepare: the host's script gave no result")
 	}
 	p := &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Target: t, Elapsed: time.Since(start)}
+	if len(f) > 4 {
+		p.Root = f[4]
+	}
 	if d, ok := parseState(out).Dir(p.Previous); ok {
 		p.Was = Target{Name: d.Describe, SHA: d.Head}
 	}
@@ -256,8 +263,10 @@ cd "$root/$use" || die "cannot enter $root/$use"
 // without pip (python -m venv --without-pip takes a tenth of the time) and
 // that pip installs into it (pip --python, pip >= 22.3); otherwise the
 // virtualenv gets its own pip.
-func venvScript(o *Options) string {
-	venv := `"$root/$use/"` + sshx.Quote(o.Layout.Virtualenv)
+//
+// It runs in the release dir (requirement files are relative to it); venv
+// is a shell word giving the virtualenv's path.
+func venvScript(o *Options, venv string) string {
 	reqs := sshx.Join(o.Requirements...)
 	if len(o.Requirements) == 0 {
 		reqs = ""
@@ -292,10 +301,10 @@ func venvScript(o *Options) string {
 	var b strings.Builder
 	b.WriteString(`installed=0 venv=` + venv + `
 hostpy=$(command -v ` + py(o) + `) || die "` + name + ` not found on the host: install it, or set Python"
-for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from $use"; done
+for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from $PWD"; done
 stamp=$({ ` + py(o) + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ]; then
-  step "creating the virtualenv $use/` + o.Layout.Virtualenv + `"
+  step "creating the virtualenv $venv"
   rm -rf "$venv"
   if "$hostpy" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("pip") is None)' 2>/dev/null; then nopip=--without-pip; else nopip=; fi
   ` + py(o) + ` -m venv $nopip "$venv" 2>&1 || { rm -rf "$venv"; die "creating the virtualenv with ` + name + ` -m venv failed (Debian: apt-get install python3-venv)"; }
@@ -356,8 +365,39 @@ if ! ` + restart + ` 2>&1; then
 `)
 	}
 	b.WriteString("fi\n")
+	b.WriteString(afterSwitchScript(o, dir))
 	b.WriteString(unlockScript(o.RunID))
 	return b.String()
+}
+
+// afterSwitchScript installs the crontab of the release now live and
+// restarts the other services, after the app restarted.
+func afterSwitchScript(o *Options, dir string) string {
+	var b strings.Builder
+	sudo := ""
+	if o.Sudo {
+		sudo = "sudo -n "
+	}
+	if o.Crontab != "" {
+		file := `"$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Crontab)
+		b.WriteString(`[ -f ` + file + ` ] || die "crontab file ` + strings.ReplaceAll(o.Crontab, `"`, "") + ` is missing from release ` + dir + `"
+` + crontab(o, file) + ` 2>&1 || die "installing the crontab for ` + o.CrontabUser + ` failed"
+step "crontab installed for ` + o.CrontabUser + `"
+`)
+	}
+	for _, svc := range o.Services {
+		b.WriteString(sudo + sshx.Quote(svc) + ` restart 2>&1 || die "restarting ` + strings.ReplaceAll(svc, `"`, "") + ` failed"
+step "restarted ` + strings.ReplaceAll(svc, `"`, "") + `"
+`)
+	}
+	return b.String()
+}
+
+func crontab(o *Options, file string) string {
+	if o.Sudo {
+		return "sudo -n crontab -u " + sshx.Quote(o.CrontabUser) + " " + file
+	}
+	return "crontab " + file
 }
 
 // Switch makes the prepared dir live on its host, restarts the app and

@@ -1,0 +1,94 @@
+package magetargets
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"text/template"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
+)
+
+// celeryInit is where a host's celeryd init script goes.
+func (r *fleetRun) celeryInit() string {
+	return "/etc/init.d/celeryd-" + r.cfg.Unit + "_" + r.env.DeploymentType
+}
+
+// wireHooks adds the Python-side steps to the fleet: celery and
+// ExtraDeployTasks on each host after it prepared, Django migrations and
+// fixtures once before the switch, the crontab and celery after it.
+//
+// It reads and checks the project's files now, before anything is tagged
+// or touched; t is filled in once the release is known.
+func (r *fleetRun) wireHooks(t *release.Target) error {
+	var celery *template.Template
+	if r.cfg.Celeryd != "" {
+		if err := release.ValidateRelPath("Celeryd", r.cfg.Celeryd); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(r.cfg.RootDir, r.cfg.Celeryd))
+		if err != nil {
+			return fmt.Errorf("magetargets: Config.Celeryd: %w", err)
+		}
+		celery, err = template.New(r.cfg.Celeryd).Option("missingkey=error").Parse(string(b))
+		if err != nil {
+			return fmt.Errorf("magetargets: Config.Celeryd %s: %w", r.cfg.Celeryd, err)
+		}
+		r.opts.Services = append(r.opts.Services, r.celeryInit())
+	}
+	if r.env.Crontab != "" {
+		if err := release.ValidateRelPath("Crontab", r.env.Crontab); err != nil {
+			return err
+		}
+		r.opts.Crontab, r.opts.CrontabUser = r.env.Crontab, r.cfg.DeployUser
+	}
+	first := ""
+	if len(r.hosts) > 0 {
+		first = r.hosts[0].Name()
+	}
+	if celery != nil || len(r.cfg.ExtraDeployTasks) > 0 {
+		r.fleet.PerHost = func(ctx context.Context, p *release.Prepared) error {
+			if celery != nil {
+				data := CeleryData{Config: r.cfg, Environment: r.env, Beat: p.Host.Name() == first,
+					Current: path.Join(p.Root, r.cfg.CurrentLink)}
+				var b bytes.Buffer
+				if err := celery.Execute(&b, data); err != nil {
+					return fmt.Errorf("rendering Config.Celeryd %s: %w", r.cfg.Celeryd, err)
+				}
+				f := sshx.File{Path: r.celeryInit(), Mode: 0o755, Sudo: !r.cfg.NoSudo}
+				if err := p.Host.Upload(ctx, f, &b); err != nil {
+					return err
+				}
+			}
+			for i, task := range r.cfg.ExtraDeployTasks {
+				step := DeployStep{Host: p.Host, Dir: path.Join(p.Root, p.Dir), Environment: r.env, Release: *t}
+				if err := task(ctx, step); err != nil {
+					return fmt.Errorf("ExtraDeployTasks[%d]: %w", i, err)
+				}
+			}
+			return nil
+		}
+	}
+	var manage [][]string
+	if r.cfg.Migrate {
+		manage = append(manage, []string{"migrate", "--noinput"})
+	}
+	if fixtures := append(append([]string(nil), r.cfg.Fixtures...), r.env.Fixtures...); len(fixtures) > 0 {
+		manage = append(manage, append([]string{"loaddata"}, fixtures...))
+	}
+	if len(manage) > 0 {
+		r.fleet.AfterPrepare = func(ctx context.Context, prepared []*release.Prepared) error {
+			p := prepared[0]
+			r.say("Django on %s (once for the fleet): %d manage.py command(s)", p.Host.Name(), len(manage))
+			if err := release.Manage(ctx, p.Host, r.opts, p.Dir, manage); err != nil {
+				return &sshx.HostError{Host: p.Host.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+	return nil
+}

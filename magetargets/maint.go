@@ -1,0 +1,71 @@
+package magetargets
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
+	"github.com/magefile/mage/mg"
+)
+
+// Maint holds the maintenance targets: maint:enable, maint:disable and
+// maint:restart.
+type Maint mg.Namespace
+
+// Enable turns maintenance mode on (MAINTENANCE_MODE = True in the live release's settings) on every host, then restarts.
+func (Maint) Enable(ctx context.Context) error { return maintenance(ctx, true) }
+
+// Disable turns maintenance mode off (MAINTENANCE_MODE = False) on every host, then restarts.
+func (Maint) Disable(ctx context.Context) error { return maintenance(ctx, false) }
+
+// Restart restarts the app on every host of the environment.
+func (Maint) Restart(ctx context.Context) error {
+	r, err := newFleetRun(ctx, false)
+	if err != nil {
+		return err
+	}
+	return r.eachHost(ctx, "restart", func(ctx context.Context, h sshx.Host) error {
+		return release.Restart(ctx, h, r.opts)
+	})
+}
+
+func maintenance(ctx context.Context, on bool) error {
+	r, err := newFleetRun(ctx, false)
+	if err != nil {
+		return err
+	}
+	what := map[bool]string{true: "maintenance mode on", false: "maintenance mode off"}[on]
+	return r.eachHost(ctx, what, func(ctx context.Context, h sshx.Host) error {
+		warning, err := release.Maintenance(ctx, h, r.opts, r.cfg.Settings, on)
+		if warning != "" {
+			r.console.Println(h.Name(), "warning: "+warning)
+		}
+		return err
+	})
+}
+
+// eachHost runs fn on every host of the run in parallel, each bounded by
+// the switch timeout, and reports every host.
+func (r *fleetRun) eachHost(ctx context.Context, what string, fn func(ctx context.Context, h sshx.Host) error) error {
+	start := time.Now()
+	r.say("%s on %s: %s", what, r.env.DeploymentType, r.hostNames())
+	res, err := sshx.Each(ctx, r.hosts, r.fleet.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.Switch)
+		defer cancel()
+		return struct{}{}, fn(ctx, h)
+	})
+	for _, x := range res {
+		status := "ok"
+		if x.Err != nil {
+			status = "FAILED"
+		}
+		r.console.Println(x.Host.Name(), fmt.Sprintf("%s %s (%.1fs)", what, status, x.Elapsed.Seconds()))
+	}
+	if err != nil {
+		return fmt.Errorf("%s failed: %w", what, err)
+	}
+	fmt.Fprintf(stdout, "%s: done on %d host(s) in %.1fs\n", what, len(res), time.Since(start).Seconds())
+	return nil
+}

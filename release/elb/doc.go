@@ -1,0 +1,27 @@
+// Package elb finds the hosts behind a Classic Elastic Load Balancer and
+// takes single instances out of it and puts them back, as buedafab's
+// production environment did with its elb_add and elb_remove tasks.
+//
+// # Hosts
+//
+// [Client.Hosts] lists the DNS names of the running EC2 instances that the
+// load balancer reports InService, sorted, ready to become an environment's
+// hosts. [Client.Instances] gives the fuller picture: every running
+// instance registered with the load balancer and its health state.
+//
+// # Rolling restarts
+//
+// [Client.InstanceForHost] maps a host back to its instance;
+// [Client.Deregister] takes it out of the load balancer, [Client.Register]
+// puts it back, and [Client.WaitInService] waits until its health check
+// passes again.
+//
+// # Credentials and endpoints
+//
+// [New] loads the AWS SDK's default configuration: credentials and region
+// come from the standard chain (environment, shared config files, SSO,
+// instance roles). [Config.Endpoint] points both the ELB and the EC2 client
+// at another URL, for tests or AWS-compatible APIs.
+//
+// A Client is safe for concurrent use.
+package elb

@@ -1,0 +1,163 @@
+package elb
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbapi "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+)
+
+// describeBatch is how many instance IDs go into one DescribeInstances call.
+const describeBatch = 100
+
+// Instances returns the running EC2 instances registered with load
+// balancer lb and their health state in it, sorted by ID. Instances that
+// are stopped, stopping or pending are left out.
+func (c *Client) Instances(ctx context.Context, lb string) ([]Instance, error) {
+	if err := ValidateName(lb); err != nil {
+		return nil, err
+	}
+	health, err := c.elb.DescribeInstanceHealth(ctx, &elbapi.DescribeInstanceHealthInput{
+		LoadBalancerName: aws.String(lb),
+	})
+	if err != nil {
+		return nil, c.apiError(lb, "describe instance health", err)
+	}
+	state := make(map[string]string, len(health.InstanceStates))
+	ids := make([]string, 0, len(health.InstanceStates))
+	for _, s := range health.InstanceStates {
+		id := aws.ToString(s.InstanceId)
+		if id == "" {
+			continue
+		}
+		if _, dup := state[id]; !dup {
+			ids = append(ids, id)
+		}
+		state[id] = aws.ToString(s.State)
+	}
+	var out []Instance
+	for batch := range slices.Chunk(ids, describeBatch) {
+		running, err := c.running(ctx, batch)
+		if err != nil {
+			return nil, c.apiError(lb, "describe instances", err)
+		}
+		for _, in := range running {
+			id := aws.ToString(in.InstanceId)
+			st, ok := state[id]
+			if !ok {
+				continue
+			}
+			out = append(out, Instance{
+				ID:             id,
+				DNSName:        aws.ToString(in.PublicDnsName),
+				PrivateDNSName: aws.ToString(in.PrivateDnsName),
+				State:          st,
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// running returns those of the instances ids that are running.
+func (c *Client) running(ctx context.Context, ids []string) ([]ec2types.Instance, error) {
+	p := ec2.NewDescribeInstancesPaginator(c.ec2, &ec2.DescribeInstancesInput{
+		InstanceIds: ids,
+		Filters: []ec2types.Filter{{
+			Name:   aws.String("instance-state-name"),
+			Values: []string{string(ec2types.InstanceStateNameRunning)},
+		}},
+	})
+	var out []ec2types.Instance
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				// The filter already asks for running instances; an
+				// AWS-compatible API that ignores filters must not
+				// widen the fleet.
+				if in.State != nil && in.State.Name != ec2types.InstanceStateNameRunning {
+					continue
+				}
+				out = append(out, in)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Hosts returns the hosts behind load balancer lb: the DNS names of its
+// running InService instances (private ones when Config.UsePrivate is
+// set), with ":port" when Config.Port is set, sorted. A load balancer
+// with no such instance is an error, and so is an instance without the
+// kind of DNS name asked for.
+func (c *Client) Hosts(ctx context.Context, lb string) ([]string, error) {
+	all, err := c.Instances(ctx, lb)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []string
+	for _, in := range all {
+		if in.State != InService {
+			continue
+		}
+		name := in.DNSName
+		if c.cfg.UsePrivate {
+			name = in.PrivateDNSName
+		}
+		if name == "" {
+			kind, hint := "public", " (set UsePrivate to use private DNS names)"
+			if c.cfg.UsePrivate {
+				kind, hint = "private", ""
+			}
+			return nil, fmt.Errorf("elb: load balancer %q: instance %s has no %s DNS name%s", lb, in.ID, kind, hint)
+		}
+		if c.cfg.Port != 0 {
+			name = net.JoinHostPort(name, strconv.Itoa(c.cfg.Port))
+		}
+		hosts = append(hosts, name)
+	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("elb: load balancer %q in region %s has no running InService instances (%d running registered)", lb, c.region, len(all))
+	}
+	slices.Sort(hosts)
+	return hosts, nil
+}
+
+// InstanceForHost returns the ID of the running instance registered with
+// load balancer lb whose public or private DNS name is host. A ":port"
+// suffix on host is ignored, and so is case and a trailing dot.
+func (c *Client) InstanceForHost(ctx context.Context, lb, host string) (string, error) {
+	if err := ValidateName(lb); err != nil {
+		return "", err
+	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(name, ".")
+	if name == "" {
+		return "", fmt.Errorf("elb: load balancer %q: empty host %q", lb, host)
+	}
+	all, err := c.Instances(ctx, lb)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range all {
+		if (in.DNSName != "" && strings.EqualFold(name, in.DNSName)) ||
+			(in.PrivateDNSName != "" && strings.EqualFold(name, in.PrivateDNSName)) {
+			return in.ID, nil
+		}
+	}
+	return "", fmt.Errorf("elb: load balancer %q: no running registered instance has DNS name %q", lb, name)
+}

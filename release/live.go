@@ -1,0 +1,112 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// The operations here work on the live release: the dir current points to.
+
+// liveScript enters the live release dir, or fails saying nothing is
+// deployed.
+func liveScript(o *Options) string {
+	return `live=$(readlink "$root/"` + sshx.Quote(o.Layout.Current) + ` 2>/dev/null) || die "nothing is deployed: $root/` + o.Layout.Current + ` does not exist"
+live=${live##*/}
+cd "$root/$live" || die "cannot enter the live release $root/$live"
+`
+}
+
+// restartScript runs the restart command, with sudo -n unless told not to.
+func restartScript(o *Options) string {
+	if o.Restart == "" {
+		return "step \"no restart command configured\"\n"
+	}
+	sudo := ""
+	if o.Sudo {
+		sudo = "sudo -n "
+	}
+	return `step "restarting"
+` + sudo + `/bin/sh -c ` + sshx.Quote(o.Restart) + ` 2>&1 || die "the restart command failed"
+`
+}
+
+// Restart restarts the app on h (one session).
+func Restart(ctx context.Context, h sshx.Host, o *Options) error {
+	out, err := run(ctx, h, o, prelude(o.Layout)+restartScript(o), false)
+	if err != nil {
+		return scriptError(h, "restart", out, err, o)
+	}
+	return nil
+}
+
+// Maintenance sets MAINTENANCE_MODE = True or False in the live release's
+// settings file (only that assignment changes), then restarts, in one
+// session. A missing file or assignment is not an error: the host is
+// restarted anyway and the returned warning names the host and the path.
+func Maintenance(ctx context.Context, h sshx.Host, o *Options, settings string, on bool) (warning string, err error) {
+	if err := ValidateRelPath("Settings", settings); err != nil {
+		return "", err
+	}
+	value := "False"
+	if on {
+		value = "True"
+	}
+	script := prelude(o.Layout) + liveScript(o) + `f=` + sshx.Quote(settings) + `
+if [ ! -f "$f" ]; then
+  printf 'magefab:warn\t%s\n' "$PWD/$f does not exist"
+elif ! grep -Eq '^MAINTENANCE_MODE[[:space:]]*=' "$f"; then
+  printf 'magefab:warn\t%s\n' "$PWD/$f has no MAINTENANCE_MODE assignment"
+else
+  sed -E -i 's/^(MAINTENANCE_MODE[[:space:]]*=[[:space:]]*)[A-Za-z]+/\1` + value + `/' "$f" || die "cannot edit $PWD/$f"
+  step "MAINTENANCE_MODE = ` + value + ` in $live/$f"
+fi
+` + restartScript(o)
+	out, err := run(ctx, h, o, script, false)
+	if err != nil {
+		return "", scriptError(h, "maintenance", out, err, o)
+	}
+	if w := out.result("warn"); len(w) > 0 {
+		return fmt.Sprintf("%s: %s", h.Name(), strings.Join(w, " ")), nil
+	}
+	return "", nil
+}
+
+// Reinstall takes the lock, installs the requirements into the live
+// release's virtualenv whatever its stamp says, restarts and unlocks, in one
+// session.
+func Reinstall(ctx context.Context, h sshx.Host, o *Options) error {
+	forced := *o
+	forced.Reinstall = true
+	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" reinstalling requirements", o.LockWait) +
+		`trap 'rm -rf "$lock"' EXIT
+` + liveScript(o) + venvScript(&forced, `"$root/$live/"`+sshx.Quote(o.Layout.Virtualenv)) + restartScript(o)
+	out, err := run(ctx, h, o, script, o.ForwardAgent)
+	if err != nil {
+		return scriptError(h, "pip install", out, err, o)
+	}
+	return nil
+}
+
+// Manage runs Django's manage.py commands, in order, in a release dir with
+// its virtualenv's python and the run's environment (DEPLOYMENT_TYPE), in
+// one session: e.g. [["migrate", "--noinput"], ["loaddata", "initial"]].
+func Manage(ctx context.Context, h sshx.Host, o *Options, dir string, commands [][]string) error {
+	var b strings.Builder
+	b.WriteString(prelude(o.Layout) + `cd "$root/"` + sshx.Quote(dir) + ` || die "cannot enter $root/` + dir + `"
+[ -f manage.py ] || die "manage.py is missing from release ` + dir + `"
+py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/python
+`)
+	for _, c := range commands {
+		b.WriteString(`step "manage.py ` + strings.ReplaceAll(strings.Join(c, " "), `"`, "") + `"
+"$py" manage.py ` + sshx.Join(c...) + ` 2>&1 || die "manage.py ` + strings.ReplaceAll(c[0], `"`, "") + ` failed"
+`)
+	}
+	out, err := run(ctx, h, o, b.String(), false)
+	if err != nil {
+		return scriptError(h, "manage.py", out, err, o)
+	}
+	return nil
+}
