@@ -153,7 +153,15 @@ func Mage(t testing.TB) string {
 // app's one dependency, and /etc/init.d/<unit>. The config argument is Go
 // code for the magetargets.Config literal's extra fields. Everything is
 // removed when the test ends, including the app on every host.
+//
+// prodEnv is Go code for extra fields of the production Environment.
 func NewProject(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig string) *Project {
+	return NewProjectWith(t, f, hosts, extraConfig, "", nil)
+}
+
+// NewProjectWith is NewProject with extra production Environment fields and
+// extra files in the first commit.
+func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig, prodEnv string, extraFiles map[string]string) *Project {
 	t.Helper()
 	fleettest.RequireTool(t, "git", "git")
 	b := make([]byte, 4)
@@ -189,11 +197,15 @@ func NewProject(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig str
 		"app.py":           AppPy,
 		"requirements.txt": "magefab-testdep==1.0\n",
 		".gitignore":       "/env/\n*.pyc\n",
-		"magefile.go":      p.magefile(hosts, extraConfig),
+		"magefile.go":      p.magefile(hosts, extraConfig, prodEnv),
 		"go.mod":           p.goMod(),
 	}
+	for name, body := range extraFiles {
+		files[name] = body
+	}
 	for name, body := range files {
-		must(os.WriteFile(filepath.Join(p.Dir, name), []byte(body), 0o644))
+		must(os.MkdirAll(filepath.Dir(filepath.Join(p.Dir, name)), 0o755))
+		must(os.WriteFile(filepath.Join(p.Dir, name), []byte(body), 0o755))
 	}
 	sum, err := os.ReadFile(filepath.Join(repoRoot(), "go.sum"))
 	must(err)
@@ -210,7 +222,7 @@ func NewProject(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig str
 	return p
 }
 
-func (p *Project) magefile(hosts []string, extra string) string {
+func (p *Project) magefile(hosts []string, extra, prodEnv string) string {
 	return fmt.Sprintf(`//go:build mage
 
 package main
@@ -229,13 +241,13 @@ func init() {
 		PipInstallCommand: "pip install --no-index --find-links %s",
 		SSH:               magetargets.SSH{ConfigFile: %q},
 		Environments: map[string]magetargets.Environment{
-			"production":  {Hosts: %#v},
+			"production":  {Hosts: %#v, %s},
 			"development": {Hosts: %#v},
 		},
 		%s
 	})
 }
-`, p.Unit, p.Remote, p.Wheels, p.Fleet.ConfigFile, hosts, hosts[:1], extra)
+`, p.Unit, p.Remote, p.Wheels, p.Fleet.ConfigFile, hosts, prodEnv, hosts[:1], extra)
 }
 
 func (p *Project) goMod() string {
@@ -265,6 +277,22 @@ func (p *Project) Commit(t testing.TB, msg string) string {
 	fmt.Fprintln(f, msg)
 	f.Close()
 	p.Git(t, "add", "CHANGES")
+	p.Git(t, "commit", "-q", "-m", msg)
+	p.Git(t, "push", "-q", "origin", "master")
+	return p.Git(t, "rev-parse", "HEAD")
+}
+
+// AddFiles writes files, commits and pushes them, and returns the SHA.
+func (p *Project) AddFiles(t testing.TB, msg string, files map[string]string) string {
+	t.Helper()
+	for name, body := range files {
+		path := filepath.Join(p.Dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.Git(t, "add", name)
+	}
 	p.Git(t, "commit", "-q", "-m", msg)
 	p.Git(t, "push", "-q", "origin", "master")
 	return p.Git(t, "rev-parse", "HEAD")
