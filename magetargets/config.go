@@ -172,6 +172,14 @@ type Config struct {
 	// none.
 	ExtraSetupTasks []SetupTask
 
+	// VersionURL is a URL template (text/template over VersionData, e.g.
+	// "https://{{.Subdomain}}example.com/version") answering the commit the
+	// app serves. Before a deploy it gives the release live for the
+	// compare link; after the restart it is polled until it serves the new
+	// commit on every host, and a fleet that does not is rolled back unless
+	// MAGEFAB_NO_AUTO_ROLLBACK=1. Empty means no check.
+	VersionURL string
+
 	// TestRunner runs the tests, before every deploy and in test:run:
 	// Django, Tornado, Nose, Pytest, or a func of the project's. Nil means
 	// no tests.
@@ -222,6 +230,10 @@ type Timeouts struct {
 
 	// Switch bounds the switch and the restart on one host. Zero means 2m.
 	Switch time.Duration
+
+	// Verify bounds how long every host has to serve the new commit at
+	// VersionURL after the restart. Zero means 30s.
+	Verify time.Duration
 }
 
 // SSH says how hosts are reached and checked.
@@ -430,6 +442,9 @@ func withDefaults(c Config) Config {
 	}
 	if c.Timeouts.Switch == 0 {
 		c.Timeouts.Switch = defaultSwitchTimeout
+	}
+	if c.Timeouts.Verify == 0 {
+		c.Timeouts.Verify = 30 * time.Second
 	}
 	def(&c.SSH.ConfigFile, defaultSSHConfigFile)
 	def(&c.SSH.KnownHostsFile, defaultKnownHostsFile)
@@ -754,6 +769,7 @@ func (c Config) validateHostSide(p *problems) {
 		{"Timeouts.Connect", c.Timeouts.Connect},
 		{"Timeouts.Prepare", c.Timeouts.Prepare},
 		{"Timeouts.Switch", c.Timeouts.Switch},
+		{"Timeouts.Verify", c.Timeouts.Verify},
 		{"SSH.ConnectTimeout", c.SSH.ConnectTimeout},
 	} {
 		if t.d < 0 {

@@ -64,7 +64,7 @@ func TestConfigureDefaults(t *testing.T) {
 		{"Settings", c.Settings, "settings.py"},
 		{"DefaultEnvironment", c.DefaultEnvironment, ""},
 		{"Parallel", c.Parallel, 16},
-		{"Timeouts", c.Timeouts, Timeouts{Connect: 10 * time.Second, Prepare: 15 * time.Minute, Switch: 2 * time.Minute}},
+		{"Timeouts", c.Timeouts, Timeouts{Connect: 10 * time.Second, Prepare: 15 * time.Minute, Switch: 2 * time.Minute, Verify: 30 * time.Second}},
 		{"SSH.ConfigFile", c.SSH.ConfigFile, "~/.ssh/config"},
 		{"SSH.KnownHostsFile", c.SSH.KnownHostsFile, "~/.ssh/known_hosts"},
 		{"SSH.Port", c.SSH.Port, 22},

@@ -59,6 +59,18 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	if err := r.wireHooks(&t); err != nil {
 		return err
 	}
+	urls, err := r.versionURLs()
+	if err != nil {
+		return err
+	}
+	if urls != nil {
+		keep, err := NoAutoRollback()
+		if err != nil {
+			return err
+		}
+		r.fleet.Verify = r.verifier(urls, func() string { return t.SHA })
+		r.fleet.KeepOnVerifyFailure = keep
+	}
 	if err := r.runTests(ctx); err != nil {
 		return err
 	}

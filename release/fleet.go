@@ -30,6 +30,14 @@ type Fleet struct {
 	// switches (Django migrations on the first host). An error stops the
 	// deploy: nothing switches.
 	AfterPrepare func(ctx context.Context, prepared []*Prepared) error
+
+	// Verify runs after every host switched and restarted, e.g. to check
+	// that each serves the new release. An error switches every host back
+	// (unless KeepOnVerifyFailure), and the deploy fails.
+	Verify func(ctx context.Context, results []HostResult) error
+
+	// KeepOnVerifyFailure keeps the new release live when Verify fails.
+	KeepOnVerifyFailure bool
 }
 
 // HostResult is one host's part of a deploy or rollback.
@@ -140,7 +148,21 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 			p := byHost[r.Host.Name()]
 			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Elapsed: p.Elapsed + r.Value}
 		}
-		return out, nil
+		if f.Verify == nil {
+			return out, nil
+		}
+		verr := f.Verify(sctx, out)
+		if verr == nil {
+			return out, nil
+		}
+		if f.KeepOnVerifyFailure {
+			return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
+		}
+		f.say("the check failed; switching every host back: %v", verr)
+		if cerr := f.compensate(prepared); cerr != nil {
+			return nil, fmt.Errorf("the new release failed its check (%w), and switching back failed on some hosts: %v; deploy:status shows each host", verr, cerr)
+		}
+		return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
 	}
 	// Some host failed to switch or restart: put back the ones that did.
 	var switched, failed []*Prepared

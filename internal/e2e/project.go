@@ -34,6 +34,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 if os.path.exists(os.path.join(here, "FAIL_START")):
     sys.exit("FAIL_START present: refusing to start")
 sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
+if os.path.exists(os.path.join(here, "WRONG_VERSION")):
+    sha = "0" * 40  # starts, but serves something else: a stale build, a bad proxy
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -110,6 +112,8 @@ type Project struct {
 	Port    int    // where the app listens on each host
 	Fleet   fleettest.Fleet
 	mage    string // the mage binary
+	hosts   []string
+	prodEnv string
 	gitEnv  []string
 	cleanup []func()
 }
@@ -166,7 +170,7 @@ func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig
 	fleettest.RequireTool(t, "git", "git")
 	b := make([]byte, 4)
 	rand.Read(b)
-	p := &Project{Unit: "e2e" + hex.EncodeToString(b), Fleet: f}
+	p := &Project{Unit: "e2e" + hex.EncodeToString(b), Fleet: f, hosts: hosts, prodEnv: prodEnv}
 	p.Port = 8100 + int(b[0])%200*4 + int(b[1])%4
 	p.Dir = t.TempDir()
 	p.Remote = filepath.Join("/srv/git", p.Unit+".git")
@@ -280,6 +284,13 @@ func (p *Project) Commit(t testing.TB, msg string) string {
 	p.Git(t, "commit", "-q", "-m", msg)
 	p.Git(t, "push", "-q", "origin", "master")
 	return p.Git(t, "rev-parse", "HEAD")
+}
+
+// SetConfig rewrites the magefile with extra Config fields (Go code) and
+// commits it.
+func (p *Project) SetConfig(t testing.TB, extraConfig string) {
+	t.Helper()
+	p.AddFiles(t, "configure", map[string]string{"magefile.go": p.magefile(p.hosts, extraConfig, p.prodEnv)})
 }
 
 // AddFiles writes files, commits and pushes them, and returns the SHA.

@@ -127,8 +127,11 @@ func (c *Client) Hosts(ctx context.Context, lb string) ([]string, error) {
 		}
 		hosts = append(hosts, name)
 	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("elb: load balancer %q in region %s has no running InService instances (%d running registered)", lb, c.region, len(all))
+	switch {
+	case len(all) == 0:
+		return nil, fmt.Errorf("elb: load balancer %q in region %s has no running instances registered", lb, c.region)
+	case len(hosts) == 0:
+		return nil, fmt.Errorf("elb: load balancer %q in region %s has no InService instances (%d running registered, none InService)", lb, c.region, len(all))
 	}
 	slices.Sort(hosts)
 	return hosts, nil

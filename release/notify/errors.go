@@ -13,14 +13,25 @@ type Error struct {
 	Notifier string // Notifier.Name(), e.g. "slack"
 	Err      error  // the cause; for built-in notifiers it holds no secret either
 
-	secrets []string // values masked in Error()
+	reason string // Err's message, redacted when the Error was made
+}
+
+// newError wraps err, a failure of the named notifier, and redacts its
+// message once, so that the secrets themselves are not kept.
+func newError(notifier string, err error, secrets []string) *Error {
+	err = hideURL(err)
+	return &Error{Notifier: notifier, Err: err, reason: redact(err.Error(), secrets)}
 }
 
 // Error reads "notify: <notifier>: <reason>".
 func (e *Error) Error() string {
-	reason := "failed"
-	if e.Err != nil {
-		reason = redact(e.Err.Error(), e.secrets)
+	reason := e.reason
+	switch {
+	case reason != "":
+	case e.Err != nil:
+		reason = redact(e.Err.Error(), nil)
+	default:
+		reason = "failed"
 	}
 	return "notify: " + e.Notifier + ": " + reason
 }

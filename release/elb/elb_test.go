@@ -1,0 +1,450 @@
+package elb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
+	"github.com/aws/smithy-go"
+)
+
+// awsEnv gives the SDK static credentials and a region from the
+// environment and nothing else to find: no shared config files, no
+// profile, no instance metadata service, no endpoint overrides.
+func awsEnv(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID":                       testKeyID,
+		"AWS_SECRET_ACCESS_KEY":                   testSecret,
+		"AWS_SESSION_TOKEN":                       "",
+		"AWS_REGION":                              "us-east-1",
+		"AWS_DEFAULT_REGION":                      "",
+		"AWS_PROFILE":                             "",
+		"AWS_CONFIG_FILE":                         filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE":             filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED":               "true",
+		"AWS_ENDPOINT_URL":                        "",
+		"AWS_ENDPOINT_URL_EC2":                    "",
+		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// newClient returns a Client for cfg that talks to f.
+func newClient(t *testing.T, f *fakeAWS, cfg Config) *Client {
+	t.Helper()
+	awsEnv(t)
+	cfg.Endpoint = f.URL()
+	c, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	c.pollMin, c.pollMax = time.Millisecond, 5*time.Millisecond
+	return c
+}
+
+func iid(n int) string { return fmt.Sprintf("i-%017x", n) }
+
+func publicDNS(n int) string  { return fmt.Sprintf("ec2-54-0-0-%d.compute-1.amazonaws.com", n) }
+func privateDNS(n int) string { return fmt.Sprintf("ip-10-0-0-%d.ec2.internal", n) }
+
+// newFleet returns a fake with load balancer "web" holding instances 3
+// and 1 (running, listed in that order so that sorting shows) and 2
+// (stopped); instance 4 runs outside any load balancer, instance 5 is
+// behind "api", and load balancer "empty" has none.
+func newFleet(t *testing.T) *fakeAWS {
+	f := newFakeAWS(t)
+	for n := 1; n <= 5; n++ {
+		state := "running"
+		if n == 2 {
+			state = "stopped"
+		}
+		f.addInstance(iid(n), state, publicDNS(n), privateDNS(n))
+	}
+	f.addLB("web", iid(3), iid(1), iid(2))
+	f.addLB("api", iid(5))
+	f.addLB("empty")
+	return f
+}
+
+func params(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v
+}
+
+func healthCall(lb string) call {
+	return call{Service: "elasticloadbalancing", Region: "us-east-1", Action: "DescribeInstanceHealth",
+		Params: params("LoadBalancerName", lb)}
+}
+
+func describeCall(ids ...string) call {
+	p := params("Filter.1.Name", "instance-state-name", "Filter.1.Value.1", "running")
+	for i, id := range ids {
+		p.Set(fmt.Sprintf("InstanceId.%d", i+1), id)
+	}
+	return call{Service: "ec2", Region: "us-east-1", Action: "DescribeInstances", Params: p}
+}
+
+func memberCall(action, lb, id string) call {
+	return call{Service: "elasticloadbalancing", Region: "us-east-1", Action: action,
+		Params: params("LoadBalancerName", lb, "Instances.member.1.InstanceId", id)}
+}
+
+func TestHosts(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	got, err := c.Hosts(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{publicDNS(1), publicDNS(3)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Hosts(web) = %q, want %q", got, want)
+	}
+	if d := diffCalls(f.Calls(), []call{healthCall("web"), describeCall(iid(3), iid(1), iid(2))}); d != "" {
+		t.Error(d)
+	}
+}
+
+func TestHostsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"public", Config{}, []string{publicDNS(1), publicDNS(3)}},
+		{"port", Config{Port: 2222}, []string{publicDNS(1) + ":2222", publicDNS(3) + ":2222"}},
+		{"private", Config{UsePrivate: true}, []string{privateDNS(1), privateDNS(3)}},
+		{"private port", Config{UsePrivate: true, Port: 22}, []string{privateDNS(1) + ":22", privateDNS(3) + ":22"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(t, newFleet(t), tc.cfg)
+			got, err := c.Hosts(t.Context(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Hosts(web) with %+v = %q, want %q", tc.cfg, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestInstances(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	got, err := c.Instances(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Instance{
+		{ID: iid(1), DNSName: publicDNS(1), PrivateDNSName: privateDNS(1), State: "InService"},
+		{ID: iid(3), DNSName: publicDNS(3), PrivateDNSName: privateDNS(3), State: "InService"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Instances(web) =\n\t%+v\nwant (the stopped instance left out)\n\t%+v", got, want)
+	}
+}
+
+func TestEmptyLoadBalancer(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	in, err := c.Instances(t.Context(), "empty")
+	if err != nil || len(in) != 0 {
+		t.Errorf("Instances(empty) = %v, %v; want none, nil", in, err)
+	}
+	if d := diffCalls(f.Calls(), []call{healthCall("empty")}); d != "" {
+		t.Errorf("an empty load balancer needs no EC2 call: %s", d)
+	}
+	_, err = c.Hosts(t.Context(), "empty")
+	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "empty" in region us-east-1 has no running instances registered`) {
+		t.Errorf("Hosts(empty) error = %v, want one naming the load balancer", err)
+	}
+}
+
+func TestHostsNoneInService(t *testing.T) {
+	f := newFleet(t)
+	f.addLB("down", iid(2))
+	f.addLB("settling")
+	c := newClient(t, f, Config{})
+	_, err := c.Hosts(t.Context(), "down")
+	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "down" in region us-east-1 has no running instances registered`) {
+		t.Errorf("Hosts(down) with only a stopped instance: error = %v, want one naming the load balancer", err)
+	}
+	f.settle = 1
+	if err := c.Register(t.Context(), "settling", iid(4)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Hosts(t.Context(), "settling")
+	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "settling" in region us-east-1 has no InService instances (1 running registered, none InService)`) {
+		t.Errorf("Hosts(settling) with its one instance OutOfService: error = %v", err)
+	}
+}
+
+func TestHostsWithoutPublicDNS(t *testing.T) {
+	f := newFleet(t)
+	f.addInstance(iid(6), "running", "", privateDNS(6))
+	f.addLB("vpc", iid(6))
+	c := newClient(t, f, Config{})
+	_, err := c.Hosts(t.Context(), "vpc")
+	if err == nil || !strings.Contains(err.Error(), "instance "+iid(6)+" has no public DNS name") || !strings.Contains(err.Error(), "UsePrivate") {
+		t.Errorf("Hosts(vpc) error = %v, want one naming the instance and UsePrivate", err)
+	}
+	c.cfg.UsePrivate = true
+	got, err := c.Hosts(t.Context(), "vpc")
+	if err != nil || !reflect.DeepEqual(got, []string{privateDNS(6)}) {
+		t.Errorf("Hosts(vpc) with UsePrivate = %q, %v; want %q", got, err, privateDNS(6))
+	}
+}
+
+func TestDeregisterRegister(t *testing.T) {
+	f := newFleet(t)
+	f.settle = 1 // one health check OutOfService after registering
+	c := newClient(t, f, Config{})
+	ctx := t.Context()
+
+	if err := c.Deregister(ctx, "web", iid(3)); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffCalls(f.Calls(), []call{memberCall("DeregisterInstancesFromLoadBalancer", "web", iid(3))}); d != "" {
+		t.Error(d)
+	}
+	hosts, err := c.Hosts(ctx, "web")
+	if err != nil || !reflect.DeepEqual(hosts, []string{publicDNS(1)}) {
+		t.Errorf("Hosts(web) after Deregister(%s) = %q, %v; want only %s", iid(3), hosts, err, publicDNS(1))
+	}
+	f.Calls()
+
+	if err := c.Register(ctx, "web", iid(3)); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffCalls(f.Calls(), []call{memberCall("RegisterInstancesWithLoadBalancer", "web", iid(3))}); d != "" {
+		t.Error(d)
+	}
+	in, err := c.Instances(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in) != 2 || in[1].ID != iid(3) || in[1].State != "OutOfService" {
+		t.Errorf("Instances(web) right after Register = %+v, want %s OutOfService", in, iid(3))
+	}
+	hosts, err = c.Hosts(ctx, "web")
+	if err != nil || !reflect.DeepEqual(hosts, []string{publicDNS(1), publicDNS(3)}) {
+		t.Errorf("Hosts(web) once %s is healthy = %q, %v", iid(3), hosts, err)
+	}
+}
+
+func TestWaitInService(t *testing.T) {
+	f := newFleet(t)
+	f.settle = 2
+	c := newClient(t, f, Config{})
+	ctx := t.Context()
+	if err := c.Register(ctx, "web", iid(4)); err != nil {
+		t.Fatal(err)
+	}
+	f.Calls()
+	if err := c.WaitInService(ctx, "web", iid(4), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.Calls()
+	want := call{Service: "elasticloadbalancing", Action: "DescribeInstanceHealth",
+		Params: params("LoadBalancerName", "web", "Instances.member.1.InstanceId", iid(4))}
+	if d := diffCalls(calls, []call{want, want, want}); d != "" {
+		t.Errorf("two checks OutOfService, the third InService: %s", d)
+	}
+
+	f.settle = 1000
+	if err := c.Register(ctx, "api", iid(4)); err != nil {
+		t.Fatal(err)
+	}
+	err := c.WaitInService(ctx, "api", iid(4), 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "api": wait for `+iid(4)+" to be InService") {
+		t.Errorf("WaitInService on an instance that never gets healthy: error = %v", err)
+	}
+}
+
+func TestLoadBalancerNotFound(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	ctx := t.Context()
+	for name, call := range map[string]func() error{
+		"Hosts":           func() error { _, err := c.Hosts(ctx, "nope"); return err },
+		"Instances":       func() error { _, err := c.Instances(ctx, "nope"); return err },
+		"InstanceForHost": func() error { _, err := c.InstanceForHost(ctx, "nope", publicDNS(1)); return err },
+		"Deregister":      func() error { return c.Deregister(ctx, "nope", iid(1)) },
+		"Register":        func() error { return c.Register(ctx, "nope", iid(1)) },
+		"WaitInService":   func() error { return c.WaitInService(ctx, "nope", iid(1), time.Second) },
+	} {
+		err := call()
+		if err == nil {
+			t.Errorf("%s(nope) succeeded", name)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, `elb: load balancer "nope" not found in region us-east-1: `) ||
+			!strings.Contains(msg, "There is no ACTIVE Load Balancer named 'nope'") {
+			t.Errorf("%s(nope) error = %q", name, msg)
+		}
+		if e, ok := errors.AsType[*types.AccessPointNotFoundException](err); !ok || e.ErrorCode() != "LoadBalancerNotFound" {
+			t.Errorf("%s(nope) error does not wrap the SDK's AccessPointNotFoundException: %#v", name, err)
+		}
+	}
+	for _, c := range f.Calls() {
+		if c.Service != "elasticloadbalancing" {
+			t.Errorf("%s %s called for a load balancer that does not exist", c.Service, c.Action)
+		}
+	}
+}
+
+func TestDeregisterNotRegistered(t *testing.T) {
+	c := newClient(t, newFleet(t), Config{})
+	err := c.Deregister(t.Context(), "web", iid(4))
+	if err == nil || !strings.HasPrefix(err.Error(), `elb: load balancer "web": deregister `+iid(4)+": ") {
+		t.Fatalf("Deregister of an instance not in the load balancer: error = %v", err)
+	}
+	if _, ok := errors.AsType[*types.InvalidEndPointException](err); !ok {
+		t.Errorf("error does not wrap the SDK's InvalidEndPointException: %#v", err)
+	}
+}
+
+func TestEC2Error(t *testing.T) {
+	f := newFleet(t)
+	f.ec2Fault = "UnauthorizedOperation" // a policy that allows ELB but not ec2:DescribeInstances
+	c := newClient(t, f, Config{})
+	_, err := c.Hosts(t.Context(), "web")
+	if err == nil {
+		t.Fatal("Hosts(web) succeeded")
+	}
+	api, ok := errors.AsType[smithy.APIError](err)
+	if !ok {
+		t.Fatalf("error does not wrap an API error: %#v", err)
+	}
+	if api.ErrorCode() != "UnauthorizedOperation" || !strings.HasPrefix(err.Error(), `elb: load balancer "web": describe instances: `) {
+		t.Errorf("Hosts(web) error = %q (code %s)", err, api.ErrorCode())
+	}
+}
+
+func TestManyInstances(t *testing.T) {
+	f := newFakeAWS(t)
+	var ids []string
+	for n := 1; n <= 150; n++ {
+		f.addInstance(iid(n), "running", publicDNS(n), privateDNS(n))
+		ids = append(ids, iid(n))
+	}
+	f.addLB("big", ids...)
+	c := newClient(t, f, Config{})
+	hosts, err := c.Hosts(t.Context(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hosts) != 150 {
+		t.Errorf("Hosts(big) gave %d hosts, want 150", len(hosts))
+	}
+	if d := diffCalls(f.Calls(), []call{healthCall("big"), describeCall(ids[:100]...), describeCall(ids[100:]...)}); d != "" {
+		t.Error(d)
+	}
+}
+
+func TestInstanceForHost(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	for _, tc := range []struct {
+		host, want, err string
+	}{
+		{publicDNS(3), iid(3), ""},
+		{publicDNS(3) + ":22", iid(3), ""},
+		{strings.ToUpper(publicDNS(1)) + ".", iid(1), ""},
+		{privateDNS(1), iid(1), ""},
+		{privateDNS(1) + ":2222", iid(1), ""},
+		{publicDNS(2), "", `elb: load balancer "web": no running registered instance has DNS name "` + publicDNS(2) + `"`}, // stopped
+		{publicDNS(4), "", `no running registered instance has DNS name`},                                                  // not behind web
+		{":22", "", `elb: load balancer "web": empty host ":22"`},
+	} {
+		got, err := c.InstanceForHost(t.Context(), "web", tc.host)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("InstanceForHost(web, %q) = %q, %v; want %q", tc.host, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("InstanceForHost(web, %q) = %q, %v; want error %q", tc.host, got, err, tc.err)
+		}
+	}
+}
+
+func TestInvalidInputMakesNoCall(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{})
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"Hosts", func() error { _, err := c.Hosts(ctx, "-web"); return err }, `invalid load balancer name "-web"`},
+		{"Instances", func() error { _, err := c.Instances(ctx, "web_1"); return err }, `invalid load balancer name "web_1"`},
+		{"InstanceForHost", func() error { _, err := c.InstanceForHost(ctx, "", "h"); return err }, `invalid load balancer name ""`},
+		{"Deregister lb", func() error { return c.Deregister(ctx, strings.Repeat("a", 33), iid(1)) }, "invalid load balancer name"},
+		{"Deregister id", func() error { return c.Deregister(ctx, "web", "web1") }, `elb: load balancer "web": invalid instance ID "web1"`},
+		{"Register id", func() error { return c.Register(ctx, "web", "i-123") }, `invalid instance ID "i-123"`},
+		{"WaitInService id", func() error { return c.WaitInService(ctx, "web", "", time.Second) }, `invalid instance ID ""`},
+		{"WaitInService timeout", func() error { return c.WaitInService(ctx, "web", iid(1), 0) }, "timeout 0s is not positive"},
+	} {
+		err := tc.call()
+		if err == nil || !strings.HasPrefix(err.Error(), "elb: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("invalid input reached the API: %s", diffCalls(calls, nil))
+	}
+}
+
+func TestRegion(t *testing.T) {
+	f := newFleet(t)
+	c := newClient(t, f, Config{Region: "eu-west-1"})
+	if c.Region() != "eu-west-1" {
+		t.Errorf("Region() = %q, want Config.Region over AWS_REGION", c.Region())
+	}
+	if _, err := c.Hosts(t.Context(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range f.Calls() {
+		if call.Region != "eu-west-1" {
+			t.Errorf("%s %s signed for %q, want eu-west-1", call.Service, call.Action, call.Region)
+		}
+	}
+
+	t.Setenv("AWS_REGION", "")
+	_, err := New(t.Context(), Config{Endpoint: f.URL()})
+	if err == nil || !strings.Contains(err.Error(), "elb: no AWS region") {
+		t.Errorf("New with no region anywhere: error = %v", err)
+	}
+}
+
+func TestNewRejectsConfig(t *testing.T) {
+	awsEnv(t)
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Port: -1}, "Config.Port -1 is out of range"},
+		{Config{Port: 65536}, "Config.Port 65536 is out of range"},
+		{Config{Endpoint: "127.0.0.1:4566"}, `Config.Endpoint "127.0.0.1:4566" is not an http(s) URL`},
+		{Config{Endpoint: "ftp://127.0.0.1/"}, "is not an http(s) URL"},
+	} {
+		_, err := New(context.Background(), tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) error = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package pypkg
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/magefab/magefab/sshx"
+)
+
+// Install pip-installs archives (local paths of sdists or wheels, as Fetch
+// returns them) into the virtualenv venv on h, in one session: the
+// archives are streamed as one tar into a temporary directory beside the
+// virtualenv, installed with one pip command and removed again, whatever
+// the outcome.
+//
+// pipInstall is the install command as words, e.g. ["pip", "install",
+// "--no-index", "--no-build-isolation"]; nil means ["pip", "install"].
+// When its first word is "pip", the virtualenv's own pip runs it, or when
+// the virtualenv has none, the host's python3 -m pip --python
+// <venv>/bin/python (pip >= 22.3). Any other command runs as it is, with
+// VIRTUAL_ENV set and the virtualenv first on PATH. An sdist is built on
+// the host: without access to an index, pass --no-build-isolation and
+// have setuptools in the virtualenv.
+//
+// No archives means nothing to do. The command's output is discarded; a
+// failure's error holds the end of it.
+func Install(ctx context.Context, h sshx.Host, venv string, archives []string, pipInstall []string) error {
+	if len(archives) == 0 {
+		return nil
+	}
+	if reason := checkRemotePath(venv); reason != "" {
+		return fmt.Errorf("pypkg: %s: virtualenv %q %s", h.Name(), venv, reason)
+	}
+	venv = path.Clean(venv)
+	if venv == "/" || venv == "." {
+		return fmt.Errorf("pypkg: %s: virtualenv %q is not a virtualenv directory", h.Name(), venv)
+	}
+	entries := make([]string, len(archives))
+	for i, a := range archives {
+		st, err := os.Stat(a)
+		if err != nil {
+			return fmt.Errorf("pypkg: %w", err)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("pypkg: archive %s is not a regular file", a)
+		}
+		// One directory per archive: two archives may share a file
+		// name, and a wheel must keep its own.
+		entries[i] = strconv.Itoa(i+1) + "/" + filepath.Base(a)
+	}
+	if len(pipInstall) == 0 {
+		pipInstall = []string{"pip", "install"}
+	}
+
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := writeBundle(pw, archives, entries)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	cmd := h.Script(ctx, installScript(venv, entries, pipInstall))
+	cmd.Stdin = pr
+	runErr := cmd.Run()
+	pr.CloseWithError(errCommandEnded)
+	bundleErr := <-done
+	if errors.Is(bundleErr, errCommandEnded) {
+		bundleErr = nil // the command stopped reading: runErr says why
+	}
+	names := make([]string, len(archives))
+	for i, a := range archives {
+		names[i] = filepath.Base(a)
+	}
+	what := strings.Join(names, ", ")
+	if bundleErr != nil {
+		return fmt.Errorf("pypkg: %s: sending %s: %w", h.Name(), what, bundleErr)
+	}
+	if runErr != nil {
+		return fmt.Errorf("pypkg: %s: installing %s into %s: %w%s", h.Name(), what, venv, runErr, moreOutput(runErr))
+	}
+	return nil
+}
+
+// errCommandEnded stops the writer of the archives when the install
+// command ends before reading them all.
+var errCommandEnded = errors.New("pypkg: install command ended")
+
+// installScript unpacks the tar on stdin into a temporary directory beside
+// venv, installs the archives in it and removes it on every exit.
+func installScript(venv string, entries, pipInstall []string) string {
+	var files strings.Builder
+	for _, e := range entries {
+		files.WriteString(` "$t"/` + sshx.Quote(e))
+	}
+	var install string
+	if pipInstall[0] == "pip" {
+		args := ""
+		if len(pipInstall) > 1 {
+			args = " " + sshx.Join(pipInstall[1:]...)
+		}
+		install = `if [ -x "$venv/bin/pip" ]; then "$venv/bin/pip"` + args + files.String() +
+			`; else python3 -m pip --python "$venv/bin/python"` + args + files.String() + `; fi`
+	} else {
+		install = sshx.Join(pipInstall...) + files.String()
+	}
+	return `venv=` + sshx.Quote(venv) + `
+[ -x "$venv/bin/python" ] || { echo "pypkg: $venv is not a virtualenv: it has no bin/python" >&2; exit 2; }
+t=$(mktemp -d ` + sshx.Quote(path.Dir(venv)+"/.pypkg-XXXXXX") + `) || exit 1
+trap 'rm -rf "$t"' EXIT
+trap 'exit 143' HUP INT TERM
+tar -xf - -C "$t" || { echo "pypkg: cannot unpack the archives in $t" >&2; exit 1; }
+cat >/dev/null
+VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"
+export VIRTUAL_ENV PATH
+` + install + ` 1>&2
+`
+}
+
+// writeBundle writes an uncompressed tar holding each archive under its
+// entry name.
+func writeBundle(w io.Writer, archives, entries []string) error {
+	tw := tar.NewWriter(w)
+	for i, a := range archives {
+		if err := addBundleFile(tw, a, entries[i]); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func addBundleFile(tw *tar.Writer, src, name string) error {
+	fh, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: st.Size(), Mode: 0o644, ModTime: st.ModTime()}); err != nil {
+		return err
+	}
+	_, err = io.CopyN(tw, fh, st.Size())
+	return err
+}
+
+// moreOutput returns the end of a failed command's standard error, beyond
+// the few lines its error shows, to explain a pip failure.
+func moreOutput(err error) string {
+	var ee *sshx.ExitError
+	if !errors.As(err, &ee) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(ee.Stderr)), "\n")
+	if len(lines) <= 3 {
+		return ""
+	}
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return "\n\t" + strings.Join(lines, "\n\t")
+}
+
+// RunInstallScripts runs each script (a path relative to dir, e.g. in the
+// release's repository) in dir on h, one after the other in one session,
+// with venv as its first argument, VIRTUAL_ENV set and the virtualenv
+// first on PATH. A script must be executable; the first that fails stops
+// the rest and is named in the error.
+func RunInstallScripts(ctx context.Context, h sshx.Host, dir string, scripts []string, venv string) error {
+	if len(scripts) == 0 {
+		return nil
+	}
+	if reason := checkRemotePath(dir); reason != "" {
+		return fmt.Errorf("pypkg: %s: directory %q %s", h.Name(), dir, reason)
+	}
+	if reason := checkRemotePath(venv); reason != "" {
+		return fmt.Errorf("pypkg: %s: virtualenv %q %s", h.Name(), venv, reason)
+	}
+	var b strings.Builder
+	b.WriteString(`venv=` + sshx.Quote(venv) + `
+VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"
+export VIRTUAL_ENV PATH
+cd ` + sshx.Quote(dir) + ` || exit 1
+`)
+	for _, s := range scripts {
+		if reason := checkScriptPath(s); reason != "" {
+			return fmt.Errorf("pypkg: install script %q %s", s, reason)
+		}
+		q := sshx.Quote("./" + path.Clean(s))
+		b.WriteString(`[ -f ` + q + ` ] || { echo "pypkg: install script ` + escapeDQ(s) + ` is missing from $PWD" >&2; exit 2; }
+[ -x ` + q + ` ] || { echo "pypkg: install script ` + escapeDQ(s) + ` is not executable: chmod +x it and give it a #! line" >&2; exit 2; }
+` + q + ` "$venv" || { s=$?; echo "pypkg: install script ` + escapeDQ(s) + ` failed with status $s" >&2; exit $s; }
+`)
+	}
+	cmd := h.Script(ctx, b.String())
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pypkg: %s: install scripts in %s: %w%s", h.Name(), dir, err, moreOutput(err))
+	}
+	return nil
+}
+
+// escapeDQ makes a validated script path safe inside double quotes.
+func escapeDQ(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`")
+	return r.Replace(s)
+}
+
+// checkRemotePath returns what is wrong with a directory path on a host,
+// or "".
+func checkRemotePath(p string) string {
+	switch {
+	case p == "":
+		return "is empty"
+	case strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return "contains a control character"
+	case strings.HasPrefix(p, "-"):
+		return "starts with '-'"
+	}
+	return ""
+}
+
+// checkScriptPath returns what is wrong with an install script's path, or
+// "".
+func checkScriptPath(p string) string {
+	switch {
+	case p == "":
+		return "is empty"
+	case strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return "contains a control character"
+	case strings.HasPrefix(p, "/"):
+		return "is an absolute path; give a path relative to the repository root"
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == ".." {
+			return `has a ".." element, which leaves the repository`
+		}
+	}
+	return ""
+}
