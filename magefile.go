@@ -4,13 +4,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 
+	"github.com/magefab/magefab/internal/demo"
 	"github.com/magefile/mage/sh"
 )
+
+// Demo deploys a small Python app to an embedded SSH host with the real targets: deploy, new release, status, rollback, maintenance mode.
+func Demo(ctx context.Context) error {
+	return demo.Run(ctx, os.Stdout)
+}
 
 // Test runs every test with the race detector; fleet tests run when
 // MAGEFAB_FLEET names a fleet's ssh_config (see .ci/fleet).

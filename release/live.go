@@ -19,7 +19,9 @@ cd "$root/$live" || die "cannot enter the live release $root/$live"
 `
 }
 
-// restartScript runs the restart command, with sudo -n unless told not to.
+// restartScript runs the restart command, with sudo -n unless told not to,
+// from the login directory as a deploy's switch does, so that relative
+// paths in it mean the same thing everywhere.
 func restartScript(o *Options) string {
 	if o.Restart == "" {
 		return "step \"no restart command configured\"\n"
@@ -29,7 +31,7 @@ func restartScript(o *Options) string {
 		sudo = "sudo -n "
 	}
 	return `step "restarting"
-` + sudo + `/bin/sh -c ` + sshx.Quote(o.Restart) + ` 2>&1 || die "the restart command failed"
+(cd "$HOME" 2>/dev/null || cd /; ` + sudo + `/bin/sh -c ` + sshx.Quote(o.Restart) + `) 2>&1 || die "the restart command failed"
 `
 }
 

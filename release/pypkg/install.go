@@ -85,7 +85,7 @@ func Install(ctx context.Context, h sshx.Host, venv string, archives []string, p
 		return fmt.Errorf("pypkg: %s: sending %s: %w", h.Name(), what, bundleErr)
 	}
 	if runErr != nil {
-		return fmt.Errorf("pypkg: %s: installing %s into %s: %w%s", h.Name(), what, venv, runErr, moreOutput(runErr))
+		return commandError(fmt.Sprintf("pypkg: %s: installing %s into %s", h.Name(), what, venv), runErr)
 	}
 	return nil
 }
@@ -107,8 +107,10 @@ func installScript(venv string, entries, pipInstall []string) string {
 		if len(pipInstall) > 1 {
 			args = " " + sshx.Join(pipInstall[1:]...)
 		}
-		install = `if [ -x "$venv/bin/pip" ]; then "$venv/bin/pip"` + args + files.String() +
-			`; else python3 -m pip --python "$venv/bin/python"` + args + files.String() + `; fi`
+		install = `if [ -x "$venv/bin/pip" ]; then "$venv/bin/pip"` + args + files.String() + `
+elif [ -n "$hostpy" ]; then "$hostpy" -m pip --python "$venv/bin/python"` + args + files.String() + `
+else echo "pypkg: $venv has no pip, and the host has no python3 to run pip --python with" >&2; exit 2
+fi`
 	} else {
 		install = sshx.Join(pipInstall...) + files.String()
 	}
@@ -119,6 +121,7 @@ trap 'rm -rf "$t"' EXIT
 trap 'exit 143' HUP INT TERM
 tar -xf - -C "$t" || { echo "pypkg: cannot unpack the archives in $t" >&2; exit 1; }
 cat >/dev/null
+hostpy=$(command -v python3) || hostpy=
 VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV PATH
 ` + install + ` 1>&2
@@ -154,22 +157,40 @@ func addBundleFile(tw *tar.Writer, src, name string) error {
 	return err
 }
 
-// moreOutput returns the end of a failed command's standard error, beyond
-// the few lines its error shows, to explain a pip failure.
-func moreOutput(err error) string {
+// commandError describes a failed script by what it was doing and the end
+// of its output (the script itself says nothing useful), keeping err for
+// errors.As.
+func commandError(what string, err error) error {
 	var ee *sshx.ExitError
 	if !errors.As(err, &ee) {
-		return ""
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	how := fmt.Sprintf("exited with status %d", ee.Status)
+	if ee.Signal != "" {
+		how = "was killed by signal " + ee.Signal
+	}
+	msg := what + ": " + how
 	lines := strings.Split(strings.TrimSpace(string(ee.Stderr)), "\n")
-	if len(lines) <= 3 {
-		return ""
-	}
 	if len(lines) > 20 {
 		lines = lines[len(lines)-20:]
 	}
-	return "\n\t" + strings.Join(lines, "\n\t")
+	if len(lines) == 1 && lines[0] != "" {
+		msg += ": " + lines[0]
+	} else if len(lines) > 1 {
+		msg += ":\n\t" + strings.Join(lines, "\n\t")
+	}
+	return &explained{msg, err}
 }
+
+// explained is an error whose message replaces that of the error it
+// wraps.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
 
 // RunInstallScripts runs each script (a path relative to dir, e.g. in the
 // release's repository) in dir on h, one after the other in one session,
@@ -204,7 +225,7 @@ cd ` + sshx.Quote(dir) + ` || exit 1
 	}
 	cmd := h.Script(ctx, b.String())
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pypkg: %s: install scripts in %s: %w%s", h.Name(), dir, err, moreOutput(err))
+		return commandError(fmt.Sprintf("pypkg: %s: install scripts in %s", h.Name(), dir), err)
 	}
 	return nil
 }

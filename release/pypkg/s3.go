@@ -202,27 +202,18 @@ func httpStatus(err error) int {
 	return 0
 }
 
-// s3Error keeps the SDK's error for errors.As but says what it means.
-type s3Error struct {
-	msg string
-	err error
-}
-
-func (e *s3Error) Error() string { return e.msg }
-func (e *s3Error) Unwrap() error { return e.err }
-
 func describeS3Error(src string, err error) error {
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "NoSuchKey":
-			return &s3Error{src + ": no such object; check the version, S3.Bucket and S3.KeyTemplate", err}
+			return &explained{src + ": no such object; check the version, S3.Bucket and S3.KeyTemplate", err}
 		case "NoSuchBucket":
-			return &s3Error{src + ": no such bucket; check S3.Bucket (and S3.Endpoint, S3.Region)", err}
+			return &explained{src + ": no such bucket; check S3.Bucket (and S3.Endpoint, S3.Region)", err}
 		}
 	}
 	if httpStatus(err) == 404 {
-		return &s3Error{src + ": not found (HTTP 404); check S3.Bucket and S3.KeyTemplate", err}
+		return &explained{src + ": not found (HTTP 404); check S3.Bucket and S3.KeyTemplate", err}
 	}
 	return fmt.Errorf("fetching %s: %w", src, err)
 }

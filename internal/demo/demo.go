@@ -1,0 +1,322 @@
+// Package demo runs magefab's main job on this machine with nothing set up:
+// an embedded SSH host on loopback, a small Python web app in a fresh git
+// repository, and the real targets deploying it, rolling it back and
+// switching maintenance mode, printing what a user would see.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/magefab/magefab/internal/e2e"
+	"github.com/magefab/magefab/magetargets"
+	"github.com/magefab/magefab/sshx/sshtest"
+)
+
+// appPy is the demo app: a stdlib HTTP server answering / and /version.
+const appPy = `import http.server, os, subprocess, sys
+import demo_greeting
+
+here = os.path.dirname(os.path.abspath(__file__))
+sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
+sys.path.insert(0, here)
+import settings
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/version":
+            body = sha + "\n"
+        elif settings.MAINTENANCE_MODE:
+            body = "down for maintenance\n"
+        else:
+            body = demo_greeting.GREETING + " (" + sha[:7] + ")\n"
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body.encode())
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+`
+
+// restartSh starts or stops the app; the demo's RestartCommand runs it.
+const restartSh = `#!/bin/sh
+# restart.sh start|stop|restart: the demo app's init script
+cd "$(dirname "$0")/../.." || exit 1
+PIDFILE=$PWD/app.pid
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$PIDFILE")/stat" 2>/dev/null; }
+stop() {
+  if running; then kill "$(cat "$PIDFILE")"; i=0; while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
+  rm -f "$PIDFILE"
+}
+start() {
+  cd releases/current || exit 1
+  setsid env/bin/python app.py %[1]d >>../../app.log 2>&1 </dev/null &
+  echo $! >"$PIDFILE"
+  i=0
+  while [ $i -lt 100 ]; do
+    env/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:%[1]d/version', timeout=1)" 2>/dev/null && exit 0
+    sleep 0.1; i=$((i+1))
+  done
+  echo "the app did not start" >&2; exit 1
+}
+case "${1:-restart}" in
+  start) start ;; stop) stop ;; restart) stop; start ;;
+esac
+`
+
+// Run runs the demo, printing to out. It removes everything it made.
+func Run(ctx context.Context, out io.Writer) error {
+	if err := checkPython(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return fmt.Errorf("demo: git is not installed (Debian: apt-get install git)")
+	}
+	tmp, err := os.MkdirTemp("", "magefab-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	d := &demo{out: out, tmp: tmp, cleanup: func() {}}
+	defer func() { d.cleanup() }()
+	return d.run(ctx)
+}
+
+func checkPython() error {
+	dir, err := os.MkdirTemp("", "magefab-demo-venv")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if out, err := exec.Command("python3", "-m", "venv", "--without-pip", filepath.Join(dir, "v")).CombinedOutput(); err != nil {
+		return fmt.Errorf("demo: python3 with venv is needed (Debian: apt-get install python3-venv python3-pip): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := exec.Command("python3", "-c", "import pip").Run(); err != nil {
+		return fmt.Errorf("demo: pip for python3 is needed (Debian: apt-get install python3-pip)")
+	}
+	return nil
+}
+
+type demo struct {
+	out     io.Writer
+	tmp     string
+	app     string // the app's repository
+	home    string // the embedded host's home
+	port    int
+	srv     *sshtest.Server
+	cleanup func()
+}
+
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, "\n\033[1m"+format+"\033[0m\n", args...)
+}
+
+func (d *demo) git(args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = d.app
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("demo: git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (d *demo) run(ctx context.Context) error {
+	var err error
+	if d.port, err = freePort(); err != nil {
+		return err
+	}
+	d.home = filepath.Join(d.tmp, "host")
+	d.app = filepath.Join(d.tmp, "app")
+	remote := filepath.Join(d.tmp, "app.git")
+	wheels := filepath.Join(d.tmp, "wheels")
+	for _, dir := range []string{d.home, d.app, wheels} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	// git as a fresh machine has it: no user configured.
+	for k, v := range map[string]string{
+		"GIT_AUTHOR_NAME": "Demo User", "GIT_AUTHOR_EMAIL": "demo@example.com",
+		"GIT_COMMITTER_NAME": "Demo User", "GIT_COMMITTER_EMAIL": "demo@example.com",
+		"MAGEFAB_SKIP_TESTS": "", "MAGEFAB_ENV": "", "MAGEFAB_HOSTS": "",
+	} {
+		os.Setenv(k, v)
+	}
+	if _, err := e2e.BuildWheel(wheels, "demo-greeting", "1.0", "GREETING = 'hello from the demo app'\n"); err != nil {
+		return err
+	}
+
+	d.srv = sshtest.NewUnstartedServer()
+	d.srv.Alias = "demo-host"
+	d.srv.Dir = d.home
+	d.srv.Env = []string{"HOME=" + d.home}
+	if err := d.srv.Listen(); err != nil {
+		return fmt.Errorf("demo: starting the embedded SSH host: %w", err)
+	}
+	files, err := d.srv.WriteClientFiles(filepath.Join(d.tmp, "ssh"))
+	if err != nil {
+		return err
+	}
+	d.cleanup = func() {
+		exec.Command("sh", filepath.Join(d.home, "webapps/demo/releases/current/restart.sh"), "stop").Run()
+		d.srv.Close()
+	}
+
+	repoFiles := map[string]string{
+		"app.py":           appPy,
+		"settings.py":      "DEBUG = False\nMAINTENANCE_MODE = False\n",
+		"requirements.txt": "demo-greeting==1.0\n",
+		"restart.sh":       fmt.Sprintf(restartSh, d.port),
+		".gitignore":       "/env/\n",
+	}
+	for name, body := range repoFiles {
+		if err := os.WriteFile(filepath.Join(d.app, name), []byte(body), 0o755); err != nil {
+			return err
+		}
+	}
+	steps := [][]string{
+		{"init", "-q", "--bare", "-b", "master", remote},
+		{"init", "-q", "-b", "master"},
+		{"remote", "add", "origin", remote},
+		{"add", "."},
+		{"commit", "-q", "-m", "A small web app"},
+		{"tag", "-a", "-m", "first release", "v0.1.0"},
+		{"push", "-q", "origin", "master", "v0.1.0"},
+	}
+	for _, s := range steps {
+		if _, err := d.git(s...); err != nil {
+			return err
+		}
+	}
+
+	magetargets.Configure(magetargets.Config{
+		Unit:              "demo",
+		Path:              "webapps/demo",
+		SCM:               remote,
+		RootDir:           d.app,
+		Python:            python(),
+		PipRequirements:   []string{"requirements.txt"},
+		PipInstallCommand: "pip install --no-index --find-links " + wheels,
+		RestartCommand:    "sh webapps/demo/releases/current/restart.sh restart",
+		NoSudo:            true,
+		VersionURL:        fmt.Sprintf("http://127.0.0.1:%d/version", d.port),
+		SSH:               magetargets.SSH{ConfigFile: files.ConfigFile},
+		Environments: map[string]magetargets.Environment{
+			"production": {Hosts: []string{files.Alias}},
+		},
+	})
+
+	fmt.Fprintf(d.out, "magefab demo: an embedded SSH host (%s, alias %s, host key checked), a Python app in a git repository, and the real targets.\n", d.srv.Addr, files.Alias)
+	prod := magetargets.Env{}.Production
+	fetch := func() {
+		for _, path := range []string{"/", "/version"} {
+			body, err := get(fmt.Sprintf("http://127.0.0.1:%d%s", d.port, path))
+			if err != nil {
+				body = "(" + err.Error() + ")"
+			}
+			fmt.Fprintf(d.out, "$ curl http://127.0.0.1:%d%s\n%s", d.port, path, body)
+		}
+	}
+
+	d.say("$ mage env:production deploy:tag v0.1.0")
+	if err := run(prod, func() error { return magetargets.Deploy{}.Tag(ctx, "v0.1.0") }); err != nil {
+		return err
+	}
+	fetch()
+
+	if err := os.WriteFile(filepath.Join(d.app, "CHANGES"), []byte("a second commit\n"), 0o644); err != nil {
+		return err
+	}
+	for _, s := range [][]string{{"add", "CHANGES"}, {"commit", "-q", "-m", "A second commit"}} {
+		if _, err := d.git(s...); err != nil {
+			return err
+		}
+	}
+	sha, err := d.git("rev-parse", "--short", "HEAD")
+	if err != nil {
+		return err
+	}
+	d.say("$ MAGEFAB_TAG=v0.1.1 mage env:production deploy:commit %s    # production: the commit is tagged v0.1.1 first", sha)
+	os.Setenv("MAGEFAB_TAG", "v0.1.1")
+	if _, err := d.git("push", "-q", "origin", "master"); err != nil {
+		return err
+	}
+	err = run(prod, func() error { return magetargets.Deploy{}.Commit(ctx, sha) })
+	os.Unsetenv("MAGEFAB_TAG")
+	if err != nil {
+		return err
+	}
+	fetch()
+
+	d.say("$ mage env:production deploy:status")
+	if err := run(prod, func() error { return magetargets.Deploy{}.Status(ctx) }); err != nil {
+		return err
+	}
+	d.say("$ mage env:production deploy:rollback")
+	if err := run(prod, func() error { return magetargets.Deploy{}.Rollback(ctx) }); err != nil {
+		return err
+	}
+	fetch()
+	d.say("$ mage env:production maint:enable")
+	if err := run(prod, func() error { return magetargets.Maint{}.Enable(ctx) }); err != nil {
+		return err
+	}
+	fetch()
+	d.say("$ mage env:production maint:disable")
+	if err := run(prod, func() error { return magetargets.Maint{}.Disable(ctx) }); err != nil {
+		return err
+	}
+	fetch()
+	st := d.srv.Stats()
+	d.say("done: %d SSH connection(s) and %d session(s) to the host for the whole demo; everything it made is removed.", st.Connections, st.Sessions)
+	return nil
+}
+
+// python prefers the system interpreter, which starts faster than a
+// version manager's shim.
+func python() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}
+
+// run selects an environment then runs a target, as mage does for
+// `mage env:production deploy:tag v0.1.0`.
+func run(env func() error, target func() error) error {
+	if err := env(); err != nil {
+		return err
+	}
+	return target()
+}
+
+func get(url string) (string, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
