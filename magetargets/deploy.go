@@ -74,7 +74,9 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	if err := r.runTests(ctx); err != nil {
 		return err
 	}
-	t, err = resolve(newResolver(r.cfg, r.env, stdout))
+	rs := newResolver(r.cfg, r.env, stdout)
+	rs.dryRun = dry
+	t, err = resolve(rs)
 	if err != nil {
 		return err
 	}

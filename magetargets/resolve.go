@@ -22,6 +22,7 @@ type resolver struct {
 	git    release.Git // the project's repository
 	prompt *prompter   // asks for tags and confirmations
 	out    io.Writer   // progress for the user
+	dryRun bool        // push nothing, tag nothing: say what would be done
 }
 
 // newResolver returns the resolver the deploy targets use: the repository
@@ -114,8 +115,13 @@ func (r resolver) resolveHead(ctx context.Context) (release.Target, error) {
 		return release.Target{}, fmt.Errorf("magetargets: environment %s deploys HEAD only from branch %s, and you are on %s: git checkout %s first, or deploy a release with deploy:tag",
 			r.env.Name, r.env.Branch, where, r.env.Branch)
 	}
-	if detached {
+	if detached || r.dryRun {
 		err = r.git.Fetch(ctx)
+		if err == nil && !detached {
+			if ahead, _, _, aerr := r.git.AheadBehind(ctx, branch); aerr == nil && ahead > 0 {
+				fmt.Fprintf(r.out, "Dry run: would push %d commit(s) of %s to %s.\n", ahead, branch, r.remote())
+			}
+		}
 	} else {
 		var pushed bool
 		pushed, err = r.git.PushIfAhead(ctx, branch)
@@ -140,8 +146,10 @@ func (r resolver) resolveHead(ctx context.Context) (release.Target, error) {
 	if err != nil {
 		return release.Target{}, err
 	}
-	if err := r.mustBeOnRemote(ctx, sha, rev, "push it to "+r.remote()); err != nil {
-		return release.Target{}, err
+	if !r.dryRun {
+		if err := r.mustBeOnRemote(ctx, sha, rev, "push it to "+r.remote()); err != nil {
+			return release.Target{}, err
+		}
 	}
 	if tagged {
 		return r.tagRelease(ctx, sha)
@@ -195,6 +203,9 @@ func (r resolver) tagRelease(ctx context.Context, sha string) (release.Target, e
 			tag, short(existing), short(sha), tag, tag)
 	case exists:
 		fmt.Fprintf(r.out, "Tag %s already points at %s: reusing it.\n", tag, short(sha))
+	case r.dryRun:
+		fmt.Fprintf(r.out, "Dry run: would tag %s as %s and push the tag.\n", short(sha), tag)
+		return release.Target{Name: tag, SHA: sha, Tag: tag}, nil
 	default:
 		if err := r.git.CreateTag(ctx, tag, sha, "", r.cfg.SignTags); err != nil {
 			return release.Target{}, err
@@ -203,8 +214,10 @@ func (r resolver) tagRelease(ctx context.Context, sha string) (release.Target, e
 	}
 	// Pushing a tag the remote already has is a no-op; it repairs a
 	// previous run whose push failed after the tag was created.
-	if err := r.git.PushTag(ctx, tag); err != nil {
-		return release.Target{}, err
+	if !r.dryRun {
+		if err := r.git.PushTag(ctx, tag); err != nil {
+			return release.Target{}, err
+		}
 	}
 	return release.Target{Name: tag, SHA: sha, Tag: tag}, nil
 }

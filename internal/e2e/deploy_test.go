@@ -173,6 +173,21 @@ func TestDeployOnTheFleet(t *testing.T) {
 	}
 	assertServing(t, p, "after bad input", sha1)
 
+	// A dry run shows the plan and changes nothing, here or there.
+	sha3 := p.Commit(t, "third")
+	r = p.MustRun(t, append(prod, "MAGEFAB_DRY_RUN=1", "MAGEFAB_TAG=v0.1.2"), "env:production", "deploy:commit", sha3[:7])
+	for _, want := range []string{"would tag " + sha3[:7] + " as v0.1.2", "web1: current -> a; v0.1.2 would go to b", "git reset --hard " + sha3} {
+		if !strings.Contains(r.Out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, r.Out)
+		}
+	}
+	if got := p.Git(t, "ls-remote", "--tags", "origin", "v0.1.2"); got != "" {
+		t.Errorf("the dry run pushed a tag: %q", got)
+	}
+	if after := fleetState(t, f, p.Unit); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the dry run changed the fleet:\nbefore %v\nafter  %v", before, after)
+	}
+
 	// 7. A held lock: refused with the holder's name, nothing switched.
 	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: f.ConfigFile})
 	defer pool.Close()
