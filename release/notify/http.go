@@ -20,7 +20,7 @@ type message struct {
 	notifier    string            // Notifier.Name()
 	url         string            // where to POST
 	contentType string            // of body
-	body        []byte            //
+	body        []byte            // request body
 	header      map[string]string // more headers, set last
 	secrets     []string          // values no error may show
 }

@@ -41,23 +41,38 @@ func Send(ctx context.Context, notifiers []Notifier, e Event, timeout time.Durat
 		go func() { results[i] <- notifyOne(ctx, n, names[i], ev, timeout) }()
 	}
 
-	// Waiting ends a little after the notifiers' own deadline, even when
-	// ctx is cancelled: they see the cancellation and report it.
+	// The wait ignores a cancelled ctx, which the notifiers see and report
+	// themselves; it ends a grace period after their own deadline.
 	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+min(timeout, maxGrace))
 	defer cancel()
 	var warnings []error
 	for i, result := range results {
-		select {
-		case err := <-result:
-			if err != nil {
-				warnings = append(warnings, err)
-			}
-		case <-wait.Done():
-			err := fmt.Errorf("still running %s after its timeout of %s: %w", min(timeout, maxGrace), timeout, context.DeadlineExceeded)
-			warnings = append(warnings, newError(names[i], err, nil))
+		done, err := await(wait, result)
+		if !done {
+			err = newError(names[i], fmt.Errorf("still running %s after its timeout of %s: %w",
+				min(timeout, maxGrace), timeout, context.DeadlineExceeded), nil)
+		}
+		if err != nil {
+			warnings = append(warnings, err)
 		}
 	}
 	return warnings
+}
+
+// await returns the result of one notifier, or done == false when wait
+// ends first. A result that is already there wins over an ended wait.
+func await(wait context.Context, result <-chan error) (done bool, err error) {
+	select {
+	case err := <-result:
+		return true, err
+	default:
+	}
+	select {
+	case err := <-result:
+		return true, err
+	case <-wait.Done():
+		return false, nil
+	}
 }
 
 // notifyOne runs one notifier under its timeout and turns whatever goes

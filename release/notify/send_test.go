@@ -136,15 +136,23 @@ func TestSendConnectionRefused(t *testing.T) {
 	checkWarnings(t, Send(context.Background(), fleet(base), testEvent, time.Second), "connection refused")
 }
 
-func TestSendTimeout(t *testing.T) {
-	t.Parallel()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// blockingHandler answers nothing until the client hangs up or release is
+// closed.
+func blockingHandler(release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a hang-up only once the body has been read.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-release:
 		}
-	}))
+	})
+}
+
+func TestSendTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(blockingHandler(release))
 	defer srv.Close()
 	defer close(release)
 
@@ -163,8 +171,10 @@ func TestSendTimeout(t *testing.T) {
 
 func TestSendCancelled(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	release := make(chan struct{})
+	srv := httptest.NewServer(blockingHandler(release))
 	defer srv.Close()
+	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	checkWarnings(t, Send(ctx, fleet(srv.URL), testEvent, time.Minute), "context canceled")

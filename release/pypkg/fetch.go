@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -43,6 +44,7 @@ func (f *Fetcher) Fetch(ctx context.Context, p Package) (string, error) {
 	if err := p.validate(); err != nil {
 		return "", err
 	}
+	p.SHA256 = strings.ToLower(p.SHA256)
 	if f.CacheDir == "" {
 		return "", errorFor(p, errors.New("Fetcher.CacheDir is not set"))
 	}

@@ -166,13 +166,14 @@ func (g *gitRunner) run(dir string, args ...string) (string, error) {
 // update makes clone an up-to-date clone of url: fetched when it already
 // is one, cloned afresh otherwise (or when the fetch fails).
 func (g *gitRunner) update(clone, url string) error {
-	if origin, err := g.run(clone, "config", "--get", "remote.origin.url"); err == nil && strings.TrimSpace(origin) == url {
-		_, err := g.run(clone, "fetch", "--quiet", "--force", "--tags", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*")
-		if err == nil {
-			return nil
-		}
-		if g.ctx.Err() != nil {
-			return err
+	// Without a .git of its own, git would find a repository above clone.
+	if _, err := os.Stat(filepath.Join(clone, ".git")); err == nil {
+		origin, err := g.run(clone, "config", "--get", "remote.origin.url")
+		if err == nil && strings.TrimSpace(origin) == url {
+			_, err = g.run(clone, "fetch", "--quiet", "--force", "--tags", "--prune", "origin", "+refs/heads/*:refs/remotes/origin/*")
+			if err == nil || g.ctx.Err() != nil {
+				return err
+			}
 		}
 	}
 	if err := os.RemoveAll(clone); err != nil {
@@ -282,7 +283,8 @@ func addFile(tw *tar.Writer, src, name string, mtime time.Time) error {
 		hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
 		return tw.WriteHeader(hdr)
 	case st.Mode().IsDir():
-		// A submodule git could not check out: nothing of it to pack.
+		// A submodule that is not checked out (update = none in
+		// .gitmodules): nothing of it to pack.
 		return nil
 	case !st.Mode().IsRegular():
 		return fmt.Errorf("%s is not a regular file", name)

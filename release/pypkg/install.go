@@ -17,7 +17,8 @@ import (
 )
 
 // Install pip-installs archives (local paths of sdists or wheels, as Fetch
-// returns them) into the virtualenv venv on h, in one session: the
+// returns them) into the virtualenv venv on h (a relative path is relative
+// to the login directory), in one session: the
 // archives are streamed as one tar into a temporary directory beside the
 // virtualenv, installed with one pip command and removed again, whatever
 // the outcome.

@@ -15,7 +15,7 @@ import (
 	"github.com/magefab/magefab/sshx/sshtest"
 )
 
-// fakePip records its options and the SHA-256 of each file it is given.
+// fakePip records its arguments and the SHA-256 of each file it is given.
 const fakePip = `#!/bin/sh
 for a in "$@"; do
   case $a in
@@ -72,6 +72,12 @@ func TestInstallOverSSH(t *testing.T) {
 		t.Errorf("Install ran %d commands, want 1: %q", len(cmds), cmds)
 	}
 	noLeftovers(t, root)
+
+	// A host that stops reading early (no virtualenv there) fails at once.
+	err = Install(context.Background(), h, filepath.Join(root, "nothere"), archives, nil)
+	if err == nil || !strings.Contains(err.Error(), "nothere is not a virtualenv: it has no bin/python") {
+		t.Errorf("Install into a missing virtualenv: %v, want a not-a-virtualenv error", err)
+	}
 
 	err = RunInstallScripts(context.Background(), h, root, []string{"my env/bin/pip"}, venv)
 	if err != nil {

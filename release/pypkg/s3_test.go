@@ -33,6 +33,7 @@ func newFakeS3(t *testing.T) *fakeS3 {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -205,5 +206,24 @@ func TestFetchS3NoBucket(t *testing.T) {
 	_, err := f.Fetch(context.Background(), Package{Name: "geo", Version: "1", File: "p.txt", Line: 3})
 	if err == nil || !strings.Contains(err.Error(), "p.txt:3: package geo: S3.Bucket is not set") {
 		t.Errorf("error = %v, want one saying S3.Bucket is not set", err)
+	}
+}
+
+func TestFetchAll(t *testing.T) {
+	s3 := newFakeS3(t)
+	s3.put("a.tar.gz", []byte("a"))
+	s3.put("c.tar.gz", []byte("c"))
+	f := s3.fetcher(t)
+	pkgs, err := Parse(strings.NewReader("a==1\nb==2\nc==3\nd==4\n"), "private.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.FetchAll(context.Background(), pkgs); err == nil ||
+		!strings.Contains(err.Error(), "private.txt:2: package b:") || !strings.Contains(err.Error(), "private.txt:4: package d:") {
+		t.Errorf("FetchAll error = %v, want one naming b and d", err)
+	}
+	paths, err := f.FetchAll(context.Background(), []Package{pkgs[2], pkgs[0]})
+	if err != nil || len(paths) != 2 || string(readFile(t, paths[0])) != "c" || string(readFile(t, paths[1])) != "a" {
+		t.Errorf("FetchAll = %v, %v, want the archives of c and a in order", paths, err)
 	}
 }
