@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/magefab/magefab/release/notify"
 	"maps"
 	"net/url"
 	"os"
@@ -147,6 +148,22 @@ type Config struct {
 	// that holds MAINTENANCE_MODE. Empty means settings.py.
 	Settings string
 
+	// PrivateRequirements are files, relative to RootDir, listing private
+	// packages that are not on PyPI: "name==version" (an archive in S3) or
+	// "name==git-url==ref" (packed with git archive, submodules included).
+	// They are fetched here and installed into every release's virtualenv
+	// when its requirements are installed. Nil means none.
+	PrivateRequirements []string
+
+	// PackageInstallScripts are scripts in the repository run, in the
+	// release dir, with the virtualenv's path as first argument, after the
+	// requirements are installed. Nil means none.
+	PackageInstallScripts []string
+
+	// S3 says where the archives of private packages live. Zero means no
+	// S3 packages.
+	S3 S3
+
 	// Migrate runs Django's manage.py migrate once per deploy, on the first
 	// host, from the new release before any host switches. False means no
 	// migrations.
@@ -179,6 +196,12 @@ type Config struct {
 	// commit on every host, and a fleet that does not is rolled back unless
 	// MAGEFAB_NO_AUTO_ROLLBACK=1. Empty means no check.
 	VersionURL string
+
+	// Notifiers are told of every deploy and rollback, once, after it
+	// succeeded: notify.Campfire, notify.Airbrake, notify.Slack,
+	// notify.Webhook, or a type of the project's. A failure is a warning
+	// naming the service; secrets are never printed. Nil means none.
+	Notifiers []notify.Notifier
 
 	// TestRunner runs the tests, before every deploy and in test:run:
 	// Django, Tornado, Nose, Pytest, or a func of the project's. Nil means
@@ -216,6 +239,15 @@ type Config struct {
 	// selected with MAGEFAB_ENV or DefaultEnvironment. Nil means the
 	// built-in four, none of them with hosts.
 	Environments map[string]Environment
+}
+
+// S3 is where private package archives live: s3://Bucket/<KeyTemplate>.
+// Credentials come from the AWS SDK's standard chain.
+type S3 struct {
+	Bucket      string // bucket name
+	Region      string // "" means the SDK's default
+	Endpoint    string // for S3-compatible stores; "" means AWS
+	KeyTemplate string // text/template over the package (Name, Version); "" means {{.Name}}.tar.gz
 }
 
 // Timeouts bound the phases of a deploy on each host.

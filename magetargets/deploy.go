@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/release/notify"
 	"github.com/magefile/mage/mg"
 )
 
@@ -56,13 +57,14 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 		return err
 	}
 	var t release.Target
-	if err := r.wireHooks(&t); err != nil {
+	if err := r.wireHooks(ctx, &t, true); err != nil {
 		return err
 	}
 	urls, err := r.versionURLs()
 	if err != nil {
 		return err
 	}
+	live := r.liveVersion(ctx, urls)
 	if urls != nil {
 		keep, err := NoAutoRollback()
 		if err != nil {
@@ -90,6 +92,7 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	}
 	r.summary(res)
 	fmt.Fprintf(stdout, "%s is now deployed to %s (%.1fs)\n", t.Name, r.env.DeploymentType, time.Since(start).Seconds())
+	r.notify(ctx, notify.KindDeploy, t, res, live)
 	return nil
 }
 
@@ -137,10 +140,9 @@ func (Deploy) Rollback(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.wireHooks(&release.Target{}); err != nil {
+	if err := r.wireHooks(ctx, &release.Target{}, false); err != nil {
 		return err
 	}
-	r.fleet.PerHost, r.fleet.AfterPrepare = nil, nil // a rollback prepares nothing
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
 	if err != nil {
@@ -156,6 +158,7 @@ func (Deploy) Rollback(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(stdout, "%s rolled back; the hosts now serve different releases (see above)\n", r.env.DeploymentType)
 	}
+	r.notify(ctx, notify.KindRollback, release.Target{Name: res[0].Release}, res, "")
 	return nil
 }
 

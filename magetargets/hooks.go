@@ -24,7 +24,7 @@ func (r *fleetRun) celeryInit() string {
 //
 // It reads and checks the project's files now, before anything is tagged
 // or touched; t is filled in once the release is known.
-func (r *fleetRun) wireHooks(t *release.Target) error {
+func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy bool) error {
 	var celery *template.Template
 	if r.cfg.Celeryd != "" {
 		if err := release.ValidateRelPath("Celeryd", r.cfg.Celeryd); err != nil {
@@ -50,8 +50,33 @@ func (r *fleetRun) wireHooks(t *release.Target) error {
 	if len(r.hosts) > 0 {
 		first = r.hosts[0].Name()
 	}
-	if celery != nil || len(r.cfg.ExtraDeployTasks) > 0 {
+	if !forDeploy {
+		return nil // a rollback needs only the crontab and the services
+	}
+	pkgs, err := privatePackages(r.cfg)
+	if err != nil {
+		return err
+	}
+	for _, s := range r.cfg.PackageInstallScripts {
+		if err := release.ValidateRelPath("PackageInstallScripts", s); err != nil {
+			return err
+		}
+	}
+	var archives []string
+	if len(pkgs) > 0 {
+		r.say("fetching %d private package(s)", len(pkgs))
+		if archives, r.opts.ExtraStamp, err = fetchPrivate(ctx, r.cfg, pkgs, nil); err != nil {
+			return err
+		}
+	}
+	extras := len(archives) > 0 || len(r.cfg.PackageInstallScripts) > 0
+	if celery != nil || len(r.cfg.ExtraDeployTasks) > 0 || extras {
 		r.fleet.PerHost = func(ctx context.Context, p *release.Prepared) error {
+			if extras && p.Installed {
+				if err := installExtras(ctx, r.cfg, p.Host, path.Join(p.Root, p.Dir), archives, r.opts.PipInstall); err != nil {
+					return err
+				}
+			}
 			if celery != nil {
 				data := CeleryData{Config: r.cfg, Environment: r.env, Beat: p.Host.Name() == first,
 					Current: path.Join(p.Root, r.cfg.CurrentLink)}

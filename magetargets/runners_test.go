@@ -104,3 +104,14 @@ func TestLintPythonPathAndMissingLinter(t *testing.T) {
 		t.Errorf("missing pylint: %v", err)
 	}
 }
+
+// captureOut sends what the targets print to a buffer for the rest of the
+// test.
+func captureOut(t *testing.T) *bytes.Buffer {
+	t.Helper()
+	var out bytes.Buffer
+	old := stdout
+	stdout = &out
+	t.Cleanup(func() { stdout = old })
+	return &out
+}

@@ -47,6 +47,7 @@ type HostResult struct {
 	Release   string
 	Reused    bool
 	Installed bool
+	Previous  Target // what the host served before
 	Elapsed   time.Duration
 }
 
@@ -146,7 +147,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		out := make([]HostResult, len(res))
 		for i, r := range res {
 			p := byHost[r.Host.Name()]
-			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Elapsed: p.Elapsed + r.Value}
+			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Previous: p.Was, Elapsed: p.Elapsed + r.Value}
 		}
 		if f.Verify == nil {
 			return out, nil

@@ -32,6 +32,7 @@ type Options struct {
 	Crontab      string        // crontab file in the release dir installed after each switch; "" none
 	CrontabUser  string        // whose crontab (DeployUser)
 	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
+	ExtraStamp   string        // mixed into the requirements stamp, e.g. a hash of private package archives
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
@@ -302,7 +303,7 @@ func venvScript(o *Options, venv string) string {
 	b.WriteString(`installed=0 venv=` + venv + `
 hostpy=$(command -v ` + py(o) + `) || die "` + name + ` not found on the host: install it, or set Python"
 for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from $PWD"; done
-stamp=$({ ` + py(o) + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+stamp=$({ ` + py(o) + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + ` ` + sshx.Quote(o.ExtraStamp) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 if [ ! -x "$venv/bin/python" ]; then
   step "creating the virtualenv $venv"
   rm -rf "$venv"
@@ -311,11 +312,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ ` + reinstall + ` = 1 ] || [ "$(cat "$venv/.magefab-stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -f "$venv/.magefab-stamp"
+  installed=1
 `)
 	if len(o.Requirements) > 0 {
 		b.WriteString(`  step "installing requirements"
   ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"; export VIRTUAL_ENV PATH; ` + install + ` ) 2>&1 || die "installing requirements failed"
-  installed=1
 `)
 	}
 	b.WriteString(`  printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"

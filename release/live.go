@@ -112,3 +112,19 @@ py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/p
 	}
 	return nil
 }
+
+// SetupVirtualenv makes the virtualenv venv (an absolute path) and installs
+// the requirement files, relative to dir, unless their stamp matches, as
+// Prepare does for a release; it is for a project's own virtualenv
+// (pip:setup). It reports whether it installed.
+func SetupVirtualenv(ctx context.Context, h sshx.Host, o *Options, dir, venv string) (installed bool, err error) {
+	script := prelude(o.Layout) + `cd ` + sshx.Quote(dir) + ` || die "cannot enter ` + strings.ReplaceAll(dir, `"`, "") + `"
+` + venvScript(o, sshx.Quote(venv)) + `res "installed	$installed"
+`
+	out, err := run(ctx, h, o, script, false)
+	if err != nil {
+		return false, scriptError(h, "virtualenv", out, err, o)
+	}
+	f := out.result("installed")
+	return len(f) > 0 && f[0] == "1", nil
+}
