@@ -229,6 +229,12 @@ type Config struct {
 	// SSH says how hosts are reached. Zero fields mean their defaults.
 	SSH SSH
 
+	// AWS says where the load balancer API is, for Environment.LoadBalancer
+	// and the elb:* targets. Credentials come from the AWS SDK's default
+	// chain (environment, shared config files, SSO, instance roles). Zero
+	// fields mean their defaults.
+	AWS AWS
+
 	// RootDir is the project root, where the magefile is. Empty means the
 	// working directory when a target runs.
 	RootDir string
@@ -299,6 +305,19 @@ type SSH struct {
 	// "accept-new" (record the key of a host not yet known; a changed key
 	// is still refused). Empty means yes.
 	StrictHostKeyChecking string
+}
+
+// AWS says where the load balancer API is.
+type AWS struct {
+	// Region is the region of the load balancers, e.g. us-east-1. Empty
+	// means the AWS SDK's default chain: AWS_REGION, AWS_DEFAULT_REGION,
+	// the shared config file.
+	Region string
+
+	// Endpoint is the base URL of an AWS-compatible API that serves both
+	// the ELB and the EC2 calls, e.g. http://127.0.0.1:4566. Empty means
+	// AWS itself.
+	Endpoint string
 }
 
 // Environment is where a deploy goes: a set of hosts and the rules for
@@ -686,6 +705,7 @@ func (c Config) validate(forDeploy bool) error {
 	c.validateRepo(&p, forDeploy)
 	c.validateLayout(&p)
 	c.validateHostSide(&p)
+	c.AWS.validate(&p)
 	if len(c.Environments) == 0 {
 		p.addf("Environments", "is empty; call magetargets.Configure, which adds the built-in environments")
 	}

@@ -26,7 +26,7 @@ func (Deploy) Commit(ctx context.Context, sha string) error {
 	return deploy(ctx, check, func(r resolver) (release.Target, error) { return r.resolveCommit(ctx, sha) })
 }
 
-// Tag deploys an existing release tag, e.g. deploy:tag v0.1.1.
+// Tag deploys an existing release tag such as v0.1.1.
 func (Deploy) Tag(ctx context.Context, tag string) error {
 	check := func(c Config) error {
 		re, err := release.CompileVersionPattern(c.VersionPattern)
@@ -209,7 +209,7 @@ func (Deploy) Status(ctx context.Context) error {
 	return nil
 }
 
-// Unlock removes the deploy lock on every host, e.g. after a deploy was killed.
+// Unlock removes the deploy lock on every host, as after a deploy that was killed.
 func (Deploy) Unlock(ctx context.Context) error {
 	r, err := newFleetRun(ctx, false)
 	if err != nil {

@@ -2,6 +2,7 @@ package magetargets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -109,10 +110,28 @@ func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error
 		e.Name, e.Name, HostsVar)
 }
 
-// loadBalancerHosts returns the running instances behind e.LoadBalancer.
+// loadBalancerHosts returns the hosts behind e.LoadBalancer: the DNS names
+// of its running InService instances, sorted, with ":port" when SSH.Port
+// is not 22.
 func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
-	return nil, fmt.Errorf("magetargets: environment %s: finding the hosts behind load balancer %q is not configured; set Environments[%q].Hosts, or %s=web1,web2",
-		e.Name, e.LoadBalancer, e.Name, HostsVar)
+	client, err := elbClient(ctx, c)
+	if errors.Is(err, errNoAWSRegion) {
+		return nil, fmt.Errorf("magetargets: environment %s: load balancer %q is not configured: %w; or list the hosts in Environments[%q].Hosts or %s=web1,web2",
+			e.Name, e.LoadBalancer, err, e.Name, HostsVar)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: load balancer %q: %w", e.Name, e.LoadBalancer, err)
+	}
+	hosts, err := client.Hosts(ctx, e.LoadBalancer)
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: the hosts behind load balancer %q: %w", e.Name, e.LoadBalancer, err)
+	}
+	for _, h := range hosts {
+		if _, err := sshx.ParseSpec(h); err != nil {
+			return nil, fmt.Errorf("magetargets: environment %s: load balancer %q in region %s gave a host that is not usable: %w", e.Name, e.LoadBalancer, client.Region(), err)
+		}
+	}
+	return hosts, nil
 }
 
 // Environment variables that set the options of the targets, the Mage

@@ -2,6 +2,7 @@ package magetargets
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -123,6 +124,13 @@ func TestEnvTargets(t *testing.T) {
 }
 
 func TestResolveHosts(t *testing.T) {
+	// No AWS region anywhere: the load balancer case must fail before any
+	// request, whatever the developer's shell holds.
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	ctx := context.Background()
 	c := withDefaults(Config{
 		Unit: "five",

@@ -103,14 +103,10 @@ func (r *fleetRun) liveVersion(ctx context.Context, urls map[string]string) stri
 
 // verifier polls every host's version URL until it serves sha.
 func (r *fleetRun) verifier(urls map[string]string, sha func() string) func(context.Context, []release.HostResult) error {
-	return func(ctx context.Context, res []release.HostResult) error {
+	return func(ctx context.Context, _ []release.HostResult) error {
 		want := sha()
 		r.say("checking that every host serves %s", shortSHA(want))
-		hosts := make([]sshx.Host, 0, len(res))
-		for _, h := range r.hosts {
-			hosts = append(hosts, h)
-		}
-		_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
+		_, err := sshx.Each(ctx, r.hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
 			url := urls[h.Name()]
 			deadline := time.Now().Add(r.cfg.Timeouts.Verify)
 			var got string

@@ -234,7 +234,10 @@ package main
 import (
 	// mage:import
 	"github.com/magefab/magefab/magetargets"
+	"github.com/magefab/magefab/release/notify"
 )
+
+var _ notify.Notifier // for configurations that set Notifiers
 
 func init() {
 	magetargets.Configure(magetargets.Config{

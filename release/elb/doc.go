@@ -14,7 +14,14 @@
 // [Client.InstanceForHost] maps a host back to its instance;
 // [Client.Deregister] takes it out of the load balancer, [Client.Register]
 // puts it back, and [Client.WaitInService] waits until its health check
-// passes again.
+// passes again. [Client.InstanceByDNSName] finds an instance by its DNS
+// name whether or not it is registered, the way back to one that was
+// taken out.
+//
+// # Tests
+//
+// Package [github.com/magefab/magefab/release/elb/elbtest] serves the ELB
+// and EC2 calls of this package from an in-process server.
 //
 // # Credentials and endpoints
 //

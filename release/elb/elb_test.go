@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/magefab/magefab/release/elb/elbtest"
 )
 
 // awsEnv gives the SDK static credentials and a region from the
@@ -22,8 +24,8 @@ func awsEnv(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
 	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                       testKeyID,
-		"AWS_SECRET_ACCESS_KEY":                   testSecret,
+		"AWS_ACCESS_KEY_ID":                       elbtest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":                   elbtest.SecretAccessKey,
 		"AWS_SESSION_TOKEN":                       "",
 		"AWS_REGION":                              "us-east-1",
 		"AWS_DEFAULT_REGION":                      "",
@@ -39,11 +41,25 @@ func awsEnv(t *testing.T) {
 	}
 }
 
+// newServer starts an elbtest.Server that stops, and reports the
+// requests it could not make sense of, when the test ends.
+func newServer(t *testing.T) *elbtest.Server {
+	t.Helper()
+	f := elbtest.NewServer()
+	t.Cleanup(func() {
+		f.Close()
+		if err := f.Err(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
 // newClient returns a Client for cfg that talks to f.
-func newClient(t *testing.T, f *fakeAWS, cfg Config) *Client {
+func newClient(t *testing.T, f *elbtest.Server, cfg Config) *Client {
 	t.Helper()
 	awsEnv(t)
-	cfg.Endpoint = f.URL()
+	cfg.Endpoint = f.URL
 	c, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -61,18 +77,18 @@ func privateDNS(n int) string { return fmt.Sprintf("ip-10-0-0-%d.ec2.internal", 
 // and 1 (running, listed in that order so that sorting shows) and 2
 // (stopped); instance 4 runs outside any load balancer, instance 5 is
 // behind "api", and load balancer "empty" has none.
-func newFleet(t *testing.T) *fakeAWS {
-	f := newFakeAWS(t)
+func newFleet(t *testing.T) *elbtest.Server {
+	f := newServer(t)
 	for n := 1; n <= 5; n++ {
 		state := "running"
 		if n == 2 {
 			state = "stopped"
 		}
-		f.addInstance(iid(n), state, publicDNS(n), privateDNS(n))
+		f.AddInstance(elbtest.Instance{ID: iid(n), State: state, DNSName: publicDNS(n), PrivateDNSName: privateDNS(n)})
 	}
-	f.addLB("web", iid(3), iid(1), iid(2))
-	f.addLB("api", iid(5))
-	f.addLB("empty")
+	f.AddLoadBalancer("web", iid(3), iid(1), iid(2))
+	f.AddLoadBalancer("api", iid(5))
+	f.AddLoadBalancer("empty")
 	return f
 }
 
@@ -84,21 +100,21 @@ func params(kv ...string) url.Values {
 	return v
 }
 
-func healthCall(lb string) call {
-	return call{Service: "elasticloadbalancing", Region: "us-east-1", Action: "DescribeInstanceHealth",
+func healthCall(lb string) elbtest.Request {
+	return elbtest.Request{Service: "elasticloadbalancing", Region: "us-east-1", Action: "DescribeInstanceHealth",
 		Params: params("LoadBalancerName", lb)}
 }
 
-func describeCall(ids ...string) call {
+func describeCall(ids ...string) elbtest.Request {
 	p := params("Filter.1.Name", "instance-state-name", "Filter.1.Value.1", "running")
 	for i, id := range ids {
 		p.Set(fmt.Sprintf("InstanceId.%d", i+1), id)
 	}
-	return call{Service: "ec2", Region: "us-east-1", Action: "DescribeInstances", Params: p}
+	return elbtest.Request{Service: "ec2", Region: "us-east-1", Action: "DescribeInstances", Params: p}
 }
 
-func memberCall(action, lb, id string) call {
-	return call{Service: "elasticloadbalancing", Region: "us-east-1", Action: action,
+func memberCall(action, lb, id string) elbtest.Request {
+	return elbtest.Request{Service: "elasticloadbalancing", Region: "us-east-1", Action: action,
 		Params: params("LoadBalancerName", lb, "Instances.member.1.InstanceId", id)}
 }
 
@@ -112,7 +128,7 @@ func TestHosts(t *testing.T) {
 	if want := []string{publicDNS(1), publicDNS(3)}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Hosts(web) = %q, want %q", got, want)
 	}
-	if d := diffCalls(f.Calls(), []call{healthCall("web"), describeCall(iid(3), iid(1), iid(2))}); d != "" {
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{healthCall("web"), describeCall(iid(3), iid(1), iid(2))}); d != "" {
 		t.Error(d)
 	}
 }
@@ -164,7 +180,7 @@ func TestEmptyLoadBalancer(t *testing.T) {
 	if err != nil || len(in) != 0 {
 		t.Errorf("Instances(empty) = %v, %v; want none, nil", in, err)
 	}
-	if d := diffCalls(f.Calls(), []call{healthCall("empty")}); d != "" {
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{healthCall("empty")}); d != "" {
 		t.Errorf("an empty load balancer needs no EC2 call: %s", d)
 	}
 	_, err = c.Hosts(t.Context(), "empty")
@@ -175,14 +191,14 @@ func TestEmptyLoadBalancer(t *testing.T) {
 
 func TestHostsNoneInService(t *testing.T) {
 	f := newFleet(t)
-	f.addLB("down", iid(2))
-	f.addLB("settling")
+	f.AddLoadBalancer("down", iid(2))
+	f.AddLoadBalancer("settling")
 	c := newClient(t, f, Config{})
 	_, err := c.Hosts(t.Context(), "down")
 	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "down" in region us-east-1 has no running instances registered`) {
 		t.Errorf("Hosts(down) with only a stopped instance: error = %v, want one naming the load balancer", err)
 	}
-	f.settle = 1
+	f.SetSettle(1)
 	if err := c.Register(t.Context(), "settling", iid(4)); err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +210,8 @@ func TestHostsNoneInService(t *testing.T) {
 
 func TestHostsWithoutPublicDNS(t *testing.T) {
 	f := newFleet(t)
-	f.addInstance(iid(6), "running", "", privateDNS(6))
-	f.addLB("vpc", iid(6))
+	f.AddInstance(elbtest.Instance{ID: iid(6), State: "running", DNSName: "", PrivateDNSName: privateDNS(6)})
+	f.AddLoadBalancer("vpc", iid(6))
 	c := newClient(t, f, Config{})
 	_, err := c.Hosts(t.Context(), "vpc")
 	if err == nil || !strings.Contains(err.Error(), "instance "+iid(6)+" has no public DNS name") || !strings.Contains(err.Error(), "UsePrivate") {
@@ -210,26 +226,26 @@ func TestHostsWithoutPublicDNS(t *testing.T) {
 
 func TestDeregisterRegister(t *testing.T) {
 	f := newFleet(t)
-	f.settle = 1 // one health check OutOfService after registering
+	f.SetSettle(1) // one health check OutOfService after registering
 	c := newClient(t, f, Config{})
 	ctx := t.Context()
 
 	if err := c.Deregister(ctx, "web", iid(3)); err != nil {
 		t.Fatal(err)
 	}
-	if d := diffCalls(f.Calls(), []call{memberCall("DeregisterInstancesFromLoadBalancer", "web", iid(3))}); d != "" {
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{memberCall("DeregisterInstancesFromLoadBalancer", "web", iid(3))}); d != "" {
 		t.Error(d)
 	}
 	hosts, err := c.Hosts(ctx, "web")
 	if err != nil || !reflect.DeepEqual(hosts, []string{publicDNS(1)}) {
 		t.Errorf("Hosts(web) after Deregister(%s) = %q, %v; want only %s", iid(3), hosts, err, publicDNS(1))
 	}
-	f.Calls()
+	f.TakeRequests()
 
 	if err := c.Register(ctx, "web", iid(3)); err != nil {
 		t.Fatal(err)
 	}
-	if d := diffCalls(f.Calls(), []call{memberCall("RegisterInstancesWithLoadBalancer", "web", iid(3))}); d != "" {
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{memberCall("RegisterInstancesWithLoadBalancer", "web", iid(3))}); d != "" {
 		t.Error(d)
 	}
 	in, err := c.Instances(ctx, "web")
@@ -247,24 +263,24 @@ func TestDeregisterRegister(t *testing.T) {
 
 func TestWaitInService(t *testing.T) {
 	f := newFleet(t)
-	f.settle = 2
+	f.SetSettle(2)
 	c := newClient(t, f, Config{})
 	ctx := t.Context()
 	if err := c.Register(ctx, "web", iid(4)); err != nil {
 		t.Fatal(err)
 	}
-	f.Calls()
+	f.TakeRequests()
 	if err := c.WaitInService(ctx, "web", iid(4), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	calls := f.Calls()
-	want := call{Service: "elasticloadbalancing", Action: "DescribeInstanceHealth",
+	calls := f.TakeRequests()
+	want := elbtest.Request{Service: "elasticloadbalancing", Action: "DescribeInstanceHealth",
 		Params: params("LoadBalancerName", "web", "Instances.member.1.InstanceId", iid(4))}
-	if d := diffCalls(calls, []call{want, want, want}); d != "" {
+	if d := diffCalls(calls, []elbtest.Request{want, want, want}); d != "" {
 		t.Errorf("two checks OutOfService, the third InService: %s", d)
 	}
 
-	f.settle = 1000
+	f.SetSettle(1000)
 	if err := c.Register(ctx, "api", iid(4)); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +316,7 @@ func TestLoadBalancerNotFound(t *testing.T) {
 			t.Errorf("%s(nope) error does not wrap the SDK's AccessPointNotFoundException: %#v", name, err)
 		}
 	}
-	for _, c := range f.Calls() {
+	for _, c := range f.TakeRequests() {
 		if c.Service != "elasticloadbalancing" {
 			t.Errorf("%s %s called for a load balancer that does not exist", c.Service, c.Action)
 		}
@@ -320,7 +336,7 @@ func TestDeregisterNotRegistered(t *testing.T) {
 
 func TestEC2Error(t *testing.T) {
 	f := newFleet(t)
-	f.ec2Fault = "UnauthorizedOperation" // a policy that allows ELB but not ec2:DescribeInstances
+	f.FailEC2("UnauthorizedOperation") // a policy that allows ELB but not ec2:DescribeInstances
 	c := newClient(t, f, Config{})
 	_, err := c.Hosts(t.Context(), "web")
 	if err == nil {
@@ -336,13 +352,13 @@ func TestEC2Error(t *testing.T) {
 }
 
 func TestManyInstances(t *testing.T) {
-	f := newFakeAWS(t)
+	f := newServer(t)
 	var ids []string
 	for n := 1; n <= 150; n++ {
-		f.addInstance(iid(n), "running", publicDNS(n), privateDNS(n))
+		f.AddInstance(elbtest.Instance{ID: iid(n), State: "running", DNSName: publicDNS(n), PrivateDNSName: privateDNS(n)})
 		ids = append(ids, iid(n))
 	}
-	f.addLB("big", ids...)
+	f.AddLoadBalancer("big", ids...)
 	c := newClient(t, f, Config{})
 	hosts, err := c.Hosts(t.Context(), "big")
 	if err != nil {
@@ -351,7 +367,7 @@ func TestManyInstances(t *testing.T) {
 	if len(hosts) != 150 {
 		t.Errorf("Hosts(big) gave %d hosts, want 150", len(hosts))
 	}
-	if d := diffCalls(f.Calls(), []call{healthCall("big"), describeCall(ids[:100]...), describeCall(ids[100:]...)}); d != "" {
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{healthCall("big"), describeCall(ids[:100]...), describeCall(ids[100:]...)}); d != "" {
 		t.Error(d)
 	}
 }
@@ -404,7 +420,7 @@ func TestInvalidInputMakesNoCall(t *testing.T) {
 			t.Errorf("%s: error = %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	if calls := f.Calls(); len(calls) != 0 {
+	if calls := f.TakeRequests(); len(calls) != 0 {
 		t.Errorf("invalid input reached the API: %s", diffCalls(calls, nil))
 	}
 }
@@ -418,14 +434,14 @@ func TestRegion(t *testing.T) {
 	if _, err := c.Hosts(t.Context(), "web"); err != nil {
 		t.Fatal(err)
 	}
-	for _, call := range f.Calls() {
+	for _, call := range f.TakeRequests() {
 		if call.Region != "eu-west-1" {
 			t.Errorf("%s %s signed for %q, want eu-west-1", call.Service, call.Action, call.Region)
 		}
 	}
 
 	t.Setenv("AWS_REGION", "")
-	_, err := New(t.Context(), Config{Endpoint: f.URL()})
+	_, err := New(t.Context(), Config{Endpoint: f.URL})
 	if err == nil || !strings.Contains(err.Error(), "elb: no AWS region") {
 		t.Errorf("New with no region anywhere: error = %v", err)
 	}
@@ -445,6 +461,96 @@ func TestNewRejectsConfig(t *testing.T) {
 		_, err := New(context.Background(), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) error = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// diffCalls reports the differences between got and want, comparing the
+// parameters only where want gives them (nil Params: any).
+func diffCalls(got, want []elbtest.Request) string {
+	var b strings.Builder
+	if len(got) != len(want) {
+		fmt.Fprintf(&b, "got %d calls, want %d:\n", len(got), len(want))
+		for _, c := range got {
+			fmt.Fprintf(&b, "\t%s %s %v\n", c.Service, c.Action, c.Params)
+		}
+		return b.String()
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Service != w.Service || g.Action != w.Action {
+			fmt.Fprintf(&b, "call %d = %s %s, want %s %s\n", i, g.Service, g.Action, w.Service, w.Action)
+			continue
+		}
+		if w.Region != "" && g.Region != w.Region {
+			fmt.Fprintf(&b, "call %d %s signed for region %q, want %q\n", i, g.Action, g.Region, w.Region)
+		}
+		if w.Params != nil && g.Params.Encode() != w.Params.Encode() {
+			fmt.Fprintf(&b, "call %d %s params\n\t%s\nwant\n\t%s\n", i, g.Action, g.Params.Encode(), w.Params.Encode())
+		}
+	}
+	return b.String()
+}
+
+func TestInstanceByDNSName(t *testing.T) {
+	f := newFleet(t)
+	f.AddInstance(elbtest.Instance{ID: iid(7), DNSName: "dup.example.com", PrivateDNSName: privateDNS(7)})
+	f.AddInstance(elbtest.Instance{ID: iid(8), DNSName: "dup.example.com", PrivateDNSName: privateDNS(8)})
+	c := newClient(t, f, Config{})
+	for _, tc := range []struct {
+		host, want, err string
+	}{
+		{publicDNS(4), iid(4), ""}, // running, behind no load balancer
+		{publicDNS(3) + ":2222", iid(3), ""},
+		{strings.ToUpper(publicDNS(1)) + ".", iid(1), ""},
+		{privateDNS(5), iid(5), ""},
+		{publicDNS(2), "", `elb: no running instance in region us-east-1 has DNS name "` + publicDNS(2) + `"`}, // stopped
+		{"dup.example.com", "", `elb: 2 running instances in region us-east-1 have DNS name "dup.example.com" (` + iid(7) + ", " + iid(8) + "); give an instance ID"},
+		{":22", "", `elb: empty host ":22"`},
+	} {
+		got, err := c.InstanceByDNSName(t.Context(), tc.host)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("InstanceByDNSName(%q) = %q, %v; want %q", tc.host, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("InstanceByDNSName(%q) = %q, %v; want error %q", tc.host, got, err, tc.err)
+		}
+	}
+	f.TakeRequests()
+	if _, err := c.InstanceByDNSName(t.Context(), privateDNS(5)); err != nil {
+		t.Fatal(err)
+	}
+	byName := func(filter, name string) elbtest.Request {
+		return elbtest.Request{Service: "ec2", Region: "us-east-1", Action: "DescribeInstances", Params: params(
+			"Filter.1.Name", "instance-state-name", "Filter.1.Value.1", "running",
+			"Filter.2.Name", filter, "Filter.2.Value.1", name)}
+	}
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{byName("dns-name", privateDNS(5)), byName("private-dns-name", privateDNS(5))}); d != "" {
+		t.Error(d)
+	}
+}
+
+// TestLargeResponsesNeedNoRetry sends calls whose answers are larger than
+// the HTTP client's read buffer to a server that answers at once: the
+// SDK's request body must not make net/http drop the connection while the
+// answer is being read (see plainBodyClient).
+func TestLargeResponsesNeedNoRetry(t *testing.T) {
+	f := newServer(t)
+	var ids []string
+	for n := 1; n <= 150; n++ {
+		f.AddInstance(elbtest.Instance{ID: iid(n), DNSName: publicDNS(n), PrivateDNSName: privateDNS(n)})
+		ids = append(ids, iid(n))
+	}
+	f.AddLoadBalancer("big", ids...)
+	awsEnv(t)
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	c, err := New(t.Context(), Config{Endpoint: f.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := c.Hosts(t.Context(), "big"); err != nil {
+			t.Fatalf("Hosts(big) with one attempt per call: %v", err)
 		}
 	}
 }

@@ -66,14 +66,15 @@ func (c *Client) Instances(ctx context.Context, lb string) ([]Instance, error) {
 	return out, nil
 }
 
-// running returns those of the instances ids that are running.
-func (c *Client) running(ctx context.Context, ids []string) ([]ec2types.Instance, error) {
+// running returns those of the instances ids that are running and match
+// the filters; no ids means any instance.
+func (c *Client) running(ctx context.Context, ids []string, filters ...ec2types.Filter) ([]ec2types.Instance, error) {
 	p := ec2.NewDescribeInstancesPaginator(c.ec2, &ec2.DescribeInstancesInput{
 		InstanceIds: ids,
-		Filters: []ec2types.Filter{{
+		Filters: append([]ec2types.Filter{{
 			Name:   aws.String("instance-state-name"),
 			Values: []string{string(ec2types.InstanceStateNameRunning)},
-		}},
+		}}, filters...),
 	})
 	var out []ec2types.Instance
 	for p.HasMorePages() {
@@ -144,11 +145,7 @@ func (c *Client) InstanceForHost(ctx context.Context, lb, host string) (string, 
 	if err := ValidateName(lb); err != nil {
 		return "", err
 	}
-	name := host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		name = h
-	}
-	name = strings.TrimSuffix(name, ".")
+	name := dnsName(host)
 	if name == "" {
 		return "", fmt.Errorf("elb: load balancer %q: empty host %q", lb, host)
 	}
@@ -163,4 +160,13 @@ func (c *Client) InstanceForHost(ctx context.Context, lb, host string) (string, 
 		}
 	}
 	return "", fmt.Errorf("elb: load balancer %q: no running registered instance has DNS name %q", lb, name)
+}
+
+// dnsName is host without a ":port" suffix and a trailing dot.
+func dnsName(host string) string {
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	return strings.TrimSuffix(name, ".")
 }

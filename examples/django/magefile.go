@@ -1,0 +1,49 @@
+//go:build mage
+
+// The deploy targets of five, a Django app: the counterpart of buedafab's
+// example fabfile, key for key.
+package main
+
+import (
+	"os"
+
+	// mage:import
+	"github.com/magefab/magefab/magetargets"
+	"github.com/magefab/magefab/release/notify"
+)
+
+func init() {
+	magetargets.Configure(magetargets.Config{
+		// A short name for the app, used in folder names and the init script.
+		Unit: "five",
+		// Deploy target on the servers.
+		Path: "/var/django/five",
+		// What the servers clone, and its web view for compare links.
+		SCM:       "git@github.com:bueda/five.git",
+		SCMWebURL: "https://github.com/bueda/five",
+		// Requirement files: everywhere, development only, production only.
+		PipRequirements:           []string{"requirements/common.txt"},
+		PipRequirementsDev:        []string{"requirements/dev.txt"},
+		PipRequirementsProduction: []string{"requirements/production.txt"},
+		// Django: run migrations on deploy; the celeryd init script template.
+		Migrate: true,
+		Celeryd: "scripts/init.d/celeryd",
+		// Tests before every deploy, and in test:run.
+		TestRunner: magetargets.Django,
+		// The commit the app is serving, for the compare link and the check
+		// after each deploy: {{.Subdomain}} is www., dev. or staging.
+		VersionURL: "http://{{.Subdomain}}fivebybueda.com/version/",
+		// Deploy notifications: Airbrake (what Hoptoad became) and Campfire.
+		// Secrets come from the environment, never from the repository.
+		Notifiers: []notify.Notifier{
+			notify.Airbrake{ProjectID: 1, ProjectKey: os.Getenv("AIRBRAKE_PROJECT_KEY")},
+			notify.Campfire{URL: os.Getenv("CAMPFIRE_CHATBOT_URL")},
+		},
+		Environments: map[string]magetargets.Environment{
+			// The running instances behind the "web" load balancer.
+			"production":  {LoadBalancer: "web", Crontab: "scripts/crontab/production"},
+			"staging":     {Hosts: []string{"dev.bueda.com"}, Crontab: "scripts/crontab/production"},
+			"development": {Hosts: []string{"dev.bueda.com"}, Crontab: "scripts/crontab/development", Fixtures: []string{"dev"}},
+		},
+	})
+}
