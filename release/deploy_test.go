@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -459,4 +460,45 @@ func testPython() string {
 		return "/usr/bin/python3"
 	}
 	return "python3"
+}
+
+func TestOrphanedLockOfADeadLocalRunIsTakenOver(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	f.opts.Requirements = nil
+	ctx := context.Background()
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	dead.Run()
+	host, _ := os.Hostname()
+	lock := filepath.Join(f.root(1), ".lock")
+	write := func(holder string) {
+		os.RemoveAll(lock)
+		os.Mkdir(lock, 0o755)
+		os.WriteFile(filepath.Join(lock, "owner"), []byte("tester@laptop deploying v0.0.9\n"), 0o644)
+		os.WriteFile(filepath.Join(lock, "id"), []byte("old-run\n"), 0o644)
+		os.WriteFile(filepath.Join(lock, "holder"), []byte(holder+"\n"), 0o644)
+	}
+	// Held by a run of another machine, or by a live process here: refused.
+	for _, holder := range []string{"elsewhere " + fmt.Sprint(dead.Process.Pid), host + " " + fmt.Sprint(os.Getppid())} {
+		write(holder)
+		var le *release.LockedError
+		if _, err := fl.Deploy(ctx, f.tag(t, "v0.1.1-"+strings.Fields(holder)[0])); !errors.As(err, &le) {
+			t.Errorf("lock held by %q: err = %v, want refused", holder, err)
+		}
+	}
+	// Held by a process of this machine that has exited: taken over.
+	write(host + " " + fmt.Sprint(dead.Process.Pid))
+	v2 := f.tag(t, "v0.2.0")
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("deploy over an orphaned lock: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "after taking over an orphaned lock", "b", v2.SHA)
+	if !strings.Contains(f.out.String(), "removed an orphaned lock") {
+		t.Errorf("the takeover was not reported:\n%s", f.out.String())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -87,10 +88,10 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 		return nil, errors.New("release: no hosts to deploy to")
 	}
 	f.say("preparing %s (%s) on %d host(s)", t.Name, t.Short(), len(f.Hosts))
-	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (*Prepared, error) {
+	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())
 		defer cancel()
-		p, err := Prepare(ctx, h, f.Options, t)
+		p, err := Prepare(ctx, h, o, t)
 		if err == nil && f.PerHost != nil {
 			err = f.PerHost(ctx, p)
 		}
@@ -118,6 +119,58 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 		return nil, fmt.Errorf("no host was switched: %w", err)
 	}
 	return f.switchAll(ctx, prepared, "deploy")
+}
+
+// lockingFirst runs fn on every host, but starts the others only once the
+// first host's lock is taken (or fn failed there). Two runs started at the
+// same moment thus meet at the first host: one proceeds, the other is
+// refused there (or, with a lock wait, waits) before it locks anything
+// else, so they never split the fleet's locks between them.
+func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error)) ([]sshx.Result[*Prepared], error) {
+	if len(f.Hosts) == 1 {
+		return sshx.Each(ctx, f.Hosts, 1, func(ctx context.Context, h sshx.Host) (*Prepared, error) { return fn(ctx, h, f.Options) })
+	}
+	first := f.Hosts[0]
+	locked := make(chan struct{})
+	var once sync.Once
+	o := *f.Options
+	o.onLock = func(host string) {
+		if host == first.Name() {
+			once.Do(func() { close(locked) })
+		}
+	}
+	firstDone := make(chan sshx.Result[*Prepared], 1)
+	go func() {
+		start := time.Now()
+		p, err := fn(ctx, first, &o)
+		firstDone <- sshx.Result[*Prepared]{Host: first, Value: p, Err: err, Elapsed: time.Since(start)}
+	}()
+	var r0 *sshx.Result[*Prepared]
+	select {
+	case <-locked:
+	case r := <-firstDone:
+		r0 = &r
+	}
+	rest := f.Hosts[1:]
+	var results []sshx.Result[*Prepared]
+	if r0 != nil && r0.Err != nil {
+		// The first host failed before the others began: they are left
+		// alone, and the error says why.
+		results = append(results, *r0)
+		for _, h := range rest {
+			results = append(results, sshx.Result[*Prepared]{Host: h, Err: fmt.Errorf("not started: %s failed first", first.Name())})
+		}
+		return results, sshx.Errors(results[:1])
+	}
+	others, _ := sshx.Each(ctx, rest, max(f.Parallel-1, 1), func(ctx context.Context, h sshx.Host) (*Prepared, error) {
+		return fn(ctx, h, &o)
+	})
+	if r0 == nil {
+		r := <-firstDone
+		r0 = &r
+	}
+	results = append([]sshx.Result[*Prepared]{*r0}, others...)
+	return results, sshx.Errors(results)
 }
 
 // switchAll switches every prepared host; on any failure it switches the

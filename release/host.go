@@ -34,6 +34,8 @@ type Options struct {
 	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
 	ExtraStamp   string        // mixed into the requirements stamp, e.g. a hash of private package archives
 
+	onLock func(host string) // called when a script has taken the lock on host
+
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
 }
@@ -52,6 +54,23 @@ type LockedError struct {
 	Since time.Time // when the lock was taken
 	Stale bool      // older than Options.LockStale
 	Hint  string    // the command that clears it
+
+	holder, id string // the holding process ("host pid") and the lock's run id
+}
+
+// withOrphanRetry runs fn; if it finds the lock held by a run of this
+// machine whose process has exited, it removes that lock (only if it is
+// still the same one) and runs fn once more.
+func withOrphanRetry[T any](ctx context.Context, h sshx.Host, o *Options, fn func() (T, error)) (T, error) {
+	v, err := fn()
+	var le *LockedError
+	if !errors.As(err, &le) || le.id == "" || !orphaned(le.holder) {
+		return v, err
+	}
+	if out, uerr := run(ctx, h, o, prelude(o.Layout)+unlockIDScript(le.id), false); uerr != nil {
+		return v, fmt.Errorf("%w (removing it as an orphan failed: %v)", err, scriptError(h, "unlock", out, uerr, o))
+	}
+	return fn()
 }
 
 func (e *LockedError) Error() string {
@@ -116,7 +135,7 @@ type Prepared struct {
 
 // run runs a script on h, parsing its output.
 func run(ctx context.Context, h sshx.Host, o *Options, script string, forwardAgent bool) (*scriptOutput, error) {
-	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose}
+	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock}
 	cmd := h.Script(ctx, script)
 	cmd.Env = o.Env
 	cmd.Stdout, cmd.Stderr = out, out
@@ -139,6 +158,9 @@ func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Opti
 				le.Owner = strings.TrimSpace(f[1])
 			}
 		}
+		if len(f) >= 4 {
+			le.holder, le.id = strings.TrimSpace(f[2]), strings.TrimSpace(f[3])
+		}
 		le.Stale = time.Since(le.Since) > o.lockStale()
 		return le
 	}
@@ -156,6 +178,10 @@ func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Opti
 // failure the lock is released before Prepare returns, unless the host is
 // unreachable (then Unlock must be tried again later).
 func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
+	return withOrphanRetry(ctx, h, o, func() (*Prepared, error) { return prepare(ctx, h, o, t) })
+}
+
+func prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
 	start := time.Now()
 	script := prelude(o.Layout) + rootScript(o) + lockScript(o.RunID, o.Owner+" deploying "+t.Name, o.LockWait) +
 		`trap 'rm -rf "$lock"' EXIT

@@ -23,15 +23,20 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	if len(f.Hosts) == 0 {
 		return nil, errors.New("release: no hosts to roll back")
 	}
-	o := f.Options
 	f.say("checking %d host(s) for a previous release", len(f.Hosts))
-	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (*Prepared, error) {
+	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
 		defer cancel()
 		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout)
-		out, err := run(ctx, h, o, script, false)
+		out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
+			out, err := run(ctx, h, o, script, false)
+			if err != nil {
+				return out, scriptError(h, "rollback", out, err, o)
+			}
+			return out, nil
+		})
 		if err != nil {
-			return nil, scriptError(h, "rollback", out, err, o)
+			return nil, err
 		}
 		st := parseState(out)
 		if st.Current == "" {

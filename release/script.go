@@ -3,8 +3,11 @@ package release
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/magefab/magefab/sshx"
@@ -38,19 +41,53 @@ die() { printf 'magefab:error %s\n' "$*"; exit 1; }
 // took it, for what, and the run's id, so that a run only ever removes its
 // own lock. A held lock is waited for up to wait, then reported.
 func lockScript(runID, owner string, wait time.Duration) string {
+	holder := localHolder()
 	return `lock="$root/.lock"
 deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
 while ! mkdir "$lock" 2>/dev/null; do
   [ -d "$root" ] || die "$root does not exist"
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    printf 'magefab:locked\t%s\t%s\n' "$(stat -c %Y "$lock" 2>/dev/null || echo 0)" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"
+    printf 'magefab:locked\t%s\t%s\t%s\t%s\n' "$(stat -c %Y "$lock" 2>/dev/null || echo 0)" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 200 "$lock/holder" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 100 "$lock/id" 2>/dev/null | tr '\t\n' '  ')"
     exit ` + fmt.Sprint(exitLocked) + `
   fi
   sleep 1
 done
-printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" || { rm -rf "$lock"; die "cannot write the lock in $root"; }
+printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" && printf '%s\n' ` + sshx.Quote(holder) + ` > "$lock/holder" || { rm -rf "$lock"; die "cannot write the lock in $root"; }
 trap 'rm -rf "$lock"; exit 143' TERM INT HUP
 res "lock"
+`
+}
+
+// localHolder names the deploying process: "<hostname> <pid>". A lock
+// whose holder is a process of this machine that no longer runs is an
+// orphan (its run was killed, or its host hung until the run gave up).
+func localHolder() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "unknown"
+	}
+	return h + " " + strconv.Itoa(os.Getpid())
+}
+
+// orphaned reports whether a lock's holder was a process of this machine
+// that has exited.
+func orphaned(holder string) bool {
+	h, err := os.Hostname()
+	host, pid, ok := strings.Cut(strings.TrimSpace(holder), " ")
+	if err != nil || !ok || host != h {
+		return false
+	}
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 || n == os.Getpid() {
+		return false
+	}
+	return syscall.Kill(n, 0) == syscall.ESRCH
+}
+
+// unlockIDScript removes the lock if it still has the given id.
+func unlockIDScript(id string) string {
+	return `lock="$root/.lock"
+if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(id) + ` ]; then rm -rf "$lock" && step "removed an orphaned lock"; fi
 `
 }
 
@@ -86,6 +123,7 @@ type scriptOutput struct {
 	host    string
 	console *sshx.Console
 	verbose bool
+	onLock  func(host string) // called as soon as the script says it holds the lock
 
 	mu      sync.Mutex
 	partial []byte
@@ -128,6 +166,9 @@ func (o *scriptOutput) line(l string) {
 		o.errors = append(o.errors, strings.TrimPrefix(rest, "error "))
 	default:
 		o.results = append(o.results, strings.Split(rest, "\t"))
+		if rest == "lock" && o.onLock != nil {
+			o.onLock(o.host)
+		}
 	}
 }
 

@@ -233,3 +233,26 @@ func TestFleetProxyJump(t *testing.T) {
 		t.Errorf("jump host stats %+v, want one connection", jump)
 	}
 }
+
+func TestFleetSudoPasswordIsAClearError(t *testing.T) {
+	f := fleettest.Require(t, 1)
+	pool := fleetPool(t, f, nil)
+	// guest may use sudo only with a password.
+	h, err := pool.Host("guest@" + f.Hosts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(context.Background(), "id", "-u")
+	cmd.Sudo = true
+	start := time.Now()
+	err = cmd.Run()
+	if !errors.Is(err, sshx.ErrSudoPassword) {
+		t.Fatalf("sudo as guest = %v, want ErrSudoPassword", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("sudo took %s: it must never wait for a password", time.Since(start))
+	}
+	if !strings.Contains(err.Error(), "sudo wants a password") || !strings.Contains(err.Error(), "guest@"+f.Hosts[0]) {
+		t.Errorf("message %q", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,6 +74,10 @@ answers() {
   "$ROOT/releases/current/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT/version', timeout=1)" 2>/dev/null
 }
 start() {
+  # a host whose $ROOT/fail-restart names the live release dir cannot start it
+  if [ -e "$ROOT/fail-restart" ] && [ "$(readlink "$ROOT/releases/current")" = "$(cat "$ROOT/fail-restart")" ]; then
+    echo "$UNIT cannot start release $(cat "$ROOT/fail-restart") here" >&2; exit 1
+  fi
   cd "$ROOT/releases/current" || { echo "no current release" >&2; exit 1; }
   setsid env/bin/python app.py "$addr" "$PORT" >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
@@ -345,6 +350,41 @@ func (p *Project) Run(t testing.TB, env []string, args ...string) Result {
 		r.Code = ee.ExitCode()
 	}
 	return r
+}
+
+// Start starts mage in its own process group (as a terminal's foreground
+// job) and returns it with its live output.
+func (p *Project) Start(t testing.TB, env []string, args ...string) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(p.mage, args...)
+	cmd.Dir = p.Dir
+	cmd.Env = append(append(os.Environ(), p.gitEnv...), "MAGEFILE_CACHE="+filepath.Join(os.TempDir(), "magefab-e2e-cache"), "GOFLAGS=-mod=mod")
+	cmd.Env = append(cmd.Env, env...)
+	out := &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// SyncBuffer is a buffer written by a process while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // MustRun is Run that fails the test unless mage succeeds.

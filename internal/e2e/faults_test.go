@@ -1,0 +1,240 @@
+package e2e_test
+
+import (
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/magefab/magefab/internal/e2e"
+	"github.com/magefab/magefab/internal/fleettest"
+)
+
+// slowInstall is a package install script that takes 2 minutes on a host that
+// holds the file <Path>/slow: a long prepare to interrupt.
+const slowInstall = `#!/bin/sh
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -e "$here/../../slow" ]; then sleep 120; fi
+`
+
+// markHost writes content to <Path>/name on host, or removes the file when
+// content is empty: "slow" makes the install script slow there, and
+// "fail-restart" holding a release dir's name makes the app fail to start
+// from that dir.
+func markHost(t *testing.T, f fleettest.Fleet, host, unit, name, content string) {
+	t.Helper()
+	path := "/var/webapps/" + unit + "/" + name
+	cmd := "echo " + content + " | sudo -n tee " + path + " >/dev/null"
+	if content == "" {
+		cmd = "sudo -n rm -f " + path
+	}
+	if out, err := exec.Command("ssh", "-F", f.ConfigFile, host, cmd).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %s: %v %s", host, cmd, err, out)
+	}
+}
+
+func noLocks(t *testing.T, f fleettest.Fleet, p *e2e.Project, what string) {
+	t.Helper()
+	for h, out := range onHosts(t, f, "ls -a /var/webapps/"+p.Unit+"/releases 2>/dev/null") {
+		if strings.Contains(out, ".lock") {
+			t.Errorf("%s: %s left locked", what, h)
+		}
+	}
+}
+
+func TestConcurrentDeploysOneProceeds(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	p := e2e.NewProject(t, f, f.Hosts, "")
+	env := []string{"MAGEFAB_SKIP_TESTS=1"}
+	sha1 := p.Git(t, "rev-parse", "HEAD")
+	p.Tag(t, "v0.1.0")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0") // compiles the magefile once
+	sha2 := p.Commit(t, "second")
+	p.Tag(t, "v0.1.1")
+
+	race := func(extra []string) [2]e2e.Result {
+		var res [2]e2e.Result
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = p.Run(t, append(env, extra...), "env:production", "deploy:tag", []string{"v0.1.0", "v0.1.1"}[i])
+			}()
+		}
+		wg.Wait()
+		return res
+	}
+	res := race(nil)
+	ok := 0
+	for _, r := range res {
+		if r.Err == nil {
+			ok++
+		} else if !strings.Contains(r.Out, "locked by") || !strings.Contains(r.Out, "no host was switched") {
+			t.Errorf("the refused deploy does not say who holds the lock:\n%s", r.Out)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of two simultaneous deploys proceeded, want exactly one:\n%s\n----\n%s", ok, res[0].Out, res[1].Out)
+	}
+	want := sha1
+	if res[1].Err == nil {
+		want = sha2
+	}
+	assertServing(t, p, "after two simultaneous deploys", want)
+	noLocks(t, f, p, "after two simultaneous deploys")
+
+	// With MAGEFAB_LOCK_WAIT the second waits, then deploys too.
+	res = race([]string{"MAGEFAB_LOCK_WAIT=120s"})
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("with MAGEFAB_LOCK_WAIT both must succeed:\n%s\n----\n%s", res[0].Out, res[1].Out)
+	}
+	served := serving(t, p)
+	first := served[f.Hosts[0]]
+	for h, v := range served {
+		if v != first || (v != sha1 && v != sha2) {
+			t.Errorf("%s serves %s, %s serves %s: the fleet is split", h, v, f.Hosts[0], first)
+		}
+	}
+	noLocks(t, f, p, "after waiting deploys")
+}
+
+func TestInterruptDuringPrepare(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	p := e2e.NewProjectWith(t, f, f.Hosts, `PackageInstallScripts: []string{"scripts/slow-install"},`, "", map[string]string{"scripts/slow-install": slowInstall})
+	env := []string{"MAGEFAB_SKIP_TESTS=1"}
+	sha1 := p.Git(t, "rev-parse", "HEAD")
+	p.Tag(t, "v0.1.0")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	p.AddFiles(t, "new requirements", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# changed\n"})
+	p.Tag(t, "v0.1.1")
+	for _, h := range f.Hosts {
+		markHost(t, f, h, p.Unit, "slow", "1")
+	}
+	cmd, out := p.Start(t, env, "env:production", "deploy:tag", "v0.1.1")
+	waitFor(t, out, "installing requirements")
+	time.Sleep(2 * time.Second) // inside the slow install script now
+	// Ctrl-C at a terminal signals the whole foreground process group.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	start := time.Now()
+	err := cmd.Wait()
+	if err == nil {
+		t.Errorf("an interrupted deploy succeeded:\n%s", out.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("mage took %s to stop after SIGINT", d)
+	}
+	assertServing(t, p, "after SIGINT during prepare", sha1)
+	noLocks(t, f, p, "after SIGINT during prepare")
+	for _, h := range f.Hosts {
+		markHost(t, f, h, p.Unit, "slow", "")
+	}
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.1")
+	noLocks(t, f, p, "after the rerun")
+}
+
+func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	p := e2e.NewProject(t, f, f.Hosts, "")
+	env := []string{"MAGEFAB_SKIP_TESTS=1"}
+	sha1 := p.Git(t, "rev-parse", "HEAD")
+	p.Tag(t, "v0.1.0")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	p.Commit(t, "second")
+	p.Tag(t, "v0.1.1")
+	markHost(t, f, f.Hosts[1], p.Unit, "fail-restart", "b")
+	r := p.Run(t, env, "env:production", "deploy:tag", "v0.1.1")
+	if r.Err == nil || !strings.Contains(r.Out, "every host that had switched was switched back") {
+		t.Errorf("restart failing on %s:\n%s", f.Hosts[1], r.Out)
+	}
+	for _, want := range []string{f.Hosts[0] + ": the previous release in a (switched back)", f.Hosts[1] + ": the previous release in a (restart failed; switched back)"} {
+		if !strings.Contains(r.Out, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Out)
+		}
+	}
+	assertServing(t, p, "after compensation", sha1)
+	noLocks(t, f, p, "after compensation")
+	markHost(t, f, f.Hosts[1], p.Unit, "fail-restart", "")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.1")
+}
+
+func TestHostFaultsDuringPrepare(t *testing.T) {
+	f := fleettest.Require(t, 3)
+	p := e2e.NewProjectWith(t, f, f.Hosts, `PackageInstallScripts: []string{"scripts/slow-install"}, Timeouts: magetargets.Timeouts{Connect: 3000000000, Prepare: 45000000000},`,
+		"", map[string]string{"scripts/slow-install": slowInstall})
+	env := []string{"MAGEFAB_SKIP_TESTS=1"}
+	sha1 := p.Git(t, "rev-parse", "HEAD")
+	p.Tag(t, "v0.1.0")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	victim := f.Hosts[2]
+
+	// 1. A host that hangs (its sshd stopped with SIGSTOP) before the
+	// deploy: the connect timeout fires, nobody switches.
+	p.AddFiles(t, "change 1", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# 1\n"})
+	p.Tag(t, "v0.1.1")
+	f.Ctl(t, "pause", victim)
+	r := p.Run(t, env, "env:production", "deploy:tag", "v0.1.1")
+	f.Ctl(t, "resume", victim)
+	if r.Err == nil || !strings.Contains(r.Out, victim) || !strings.Contains(r.Out, "no SSH handshake within 3s") {
+		t.Errorf("hung host: %v\n%s", r.Err, r.Out)
+	}
+	assertServing(t, p, "hung host", sha1)
+	noLocks(t, f, p, "hung host")
+
+	// 2. A host that hangs during prepare: the prepare timeout fires,
+	// nobody switches. The hung host cannot be unlocked while it hangs;
+	// the next run sees that the lock's process is gone and takes it over.
+	markHost(t, f, victim, p.Unit, "slow", "1")
+	cmd, out := p.Start(t, env, "env:production", "deploy:tag", "v0.1.1")
+	waitFor(t, out, "installing requirements")
+	time.Sleep(time.Second)
+	f.Ctl(t, "pause", victim)
+	err := cmd.Wait()
+	f.Ctl(t, "resume", victim)
+	if err == nil || !strings.Contains(out.String(), "prepare timed out") || !strings.Contains(out.String(), victim) {
+		t.Errorf("host hung in prepare: %v\n%s", err, out.String())
+	}
+	assertServing(t, p, "host hung in prepare", sha1)
+	markHost(t, f, victim, p.Unit, "slow", "")
+	r = p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.1")
+	noLocks(t, f, p, "rerun after a hung host")
+
+	// 3. A host whose sshd dies during prepare.
+	p.AddFiles(t, "change 2", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# 2\n"})
+	p.Tag(t, "v0.1.2")
+	markHost(t, f, victim, p.Unit, "slow", "1")
+	cmd, out = p.Start(t, env, "env:production", "deploy:tag", "v0.1.2")
+	waitFor(t, out, "installing requirements")
+	time.Sleep(time.Second)
+	f.Ctl(t, "stop", victim)
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), victim) || !strings.Contains(out.String(), "no host was switched") {
+		t.Errorf("sshd killed during prepare: %v\n%s", err, out.String())
+	}
+	sha2 := p.Git(t, "rev-parse", "v0.1.1^{commit}")
+	for _, h := range f.Hosts[:2] {
+		if v, _ := p.Version(f.Addr(t, h)); v != sha2 {
+			t.Errorf("%s switched while %s died: %s", h, victim, v)
+		}
+	}
+	noLocks(t, f, p, "sshd killed during prepare")
+	f.Ctl(t, "start", victim) // a fresh host: its deploy tree is gone
+	// A rerun succeeds, and bootstraps the fresh host.
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.2")
+	assertServing(t, p, "rerun after sshd died", p.Git(t, "rev-parse", "v0.1.2^{commit}"))
+	noLocks(t, f, p, "rerun after faults")
+}
+
+// waitFor waits until a running mage has printed want.
+func waitFor(t *testing.T, out *e2e.SyncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("mage never printed %q:\n%s", want, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
