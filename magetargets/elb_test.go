@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
+	"github.com/magefab/magefab/internal/testenv"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,23 +20,7 @@ import (
 // loopback.
 func awsTestEnv(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                       elbtest.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":                   elbtest.SecretAccessKey,
-		"AWS_SESSION_TOKEN":                       "",
-		"AWS_REGION":                              "us-east-1",
-		"AWS_DEFAULT_REGION":                      "",
-		"AWS_PROFILE":                             "",
-		"AWS_CONFIG_FILE":                         filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE":             filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":               "true",
-		"AWS_ENDPOINT_URL":                        "",
-		"AWS_ENDPOINT_URL_EC2":                    "",
-		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "",
-	} {
-		t.Setenv(k, v)
-	}
+	testenv.AWS(t, elbtest.AccessKeyID, elbtest.SecretAccessKey, "us-east-1")
 }
 
 func instanceID(n int) string { return fmt.Sprintf("i-%017x", n) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/magefab/magefab/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,28 +23,12 @@ func TestMain(m *testing.M) {
 }
 
 func runIsolated(m *testing.M) int {
-	home, err := os.MkdirTemp("", "release-test-home")
+	cleanup, err := testenv.IsolateGit()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(home)
-	for k, v := range map[string]string{
-		"HOME":                home,
-		"XDG_CONFIG_HOME":     filepath.Join(home, ".config"),
-		"GIT_CONFIG_GLOBAL":   os.DevNull,
-		"GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME":     "Author",
-		"GIT_AUTHOR_EMAIL":    "author@example.com",
-		"GIT_COMMITTER_NAME":  "Committer",
-		"GIT_COMMITTER_EMAIL": "committer@example.com",
-		"USER":                "deployer",
-	} {
-		os.Setenv(k, v)
-	}
-	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES"} {
-		os.Unsetenv(k)
-	}
+	defer cleanup()
 	return m.Run()
 }
 

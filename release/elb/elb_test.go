@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/release/elb/elbtest"
 )
 
@@ -22,23 +22,7 @@ import (
 // profile, no instance metadata service, no endpoint overrides.
 func awsEnv(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                       elbtest.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":                   elbtest.SecretAccessKey,
-		"AWS_SESSION_TOKEN":                       "",
-		"AWS_REGION":                              "us-east-1",
-		"AWS_DEFAULT_REGION":                      "",
-		"AWS_PROFILE":                             "",
-		"AWS_CONFIG_FILE":                         filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE":             filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":               "true",
-		"AWS_ENDPOINT_URL":                        "",
-		"AWS_ENDPOINT_URL_EC2":                    "",
-		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "",
-	} {
-		t.Setenv(k, v)
-	}
+	testenv.AWS(t, elbtest.AccessKeyID, elbtest.SecretAccessKey, "us-east-1")
 }
 
 // newServer starts an elbtest.Server that stops, and reports the

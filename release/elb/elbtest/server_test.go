@@ -1,9 +1,9 @@
 package elbtest_test
 
 import (
+	"github.com/magefab/magefab/internal/testenv"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,22 +16,7 @@ import (
 // and nothing else to find (no config files, no instance metadata).
 func client(t *testing.T, s *elbtest.Server) *elb.Client {
 	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID":                       elbtest.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":                   elbtest.SecretAccessKey,
-		"AWS_SESSION_TOKEN":                       "",
-		"AWS_REGION":                              "eu-west-1",
-		"AWS_PROFILE":                             "",
-		"AWS_CONFIG_FILE":                         filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE":             filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED":               "true",
-		"AWS_ENDPOINT_URL":                        "",
-		"AWS_ENDPOINT_URL_EC2":                    "",
-		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "",
-	} {
-		t.Setenv(k, v)
-	}
+	testenv.AWS(t, elbtest.AccessKeyID, elbtest.SecretAccessKey, "eu-west-1")
 	c, err := elb.New(t.Context(), elb.Config{Endpoint: s.URL})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,62 @@
+// Package testenv isolates tests from the environment of whoever runs them:
+// git's configuration and identity, and the AWS SDK's configuration.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// IsolateGit makes git in this process see no global or system
+// configuration, a fixed identity and a scratch HOME, for TestMain. It
+// returns a function that removes the scratch HOME.
+func IsolateGit() (cleanup func(), err error) {
+	home, err := os.MkdirTemp("", "magefab-test-home")
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{
+		"HOME":                home,
+		"XDG_CONFIG_HOME":     filepath.Join(home, ".config"),
+		"GIT_CONFIG_GLOBAL":   os.DevNull,
+		"GIT_CONFIG_NOSYSTEM": "1",
+		"GIT_AUTHOR_NAME":     "Author",
+		"GIT_AUTHOR_EMAIL":    "author@example.com",
+		"GIT_COMMITTER_NAME":  "Committer",
+		"GIT_COMMITTER_EMAIL": "committer@example.com",
+		"USER":                "deployer",
+	} {
+		os.Setenv(k, v)
+	}
+	for _, k := range []string{"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES"} {
+		os.Unsetenv(k)
+	}
+	return func() { os.RemoveAll(home) }, nil
+}
+
+// AWS gives the AWS SDK static credentials and a region and nothing else
+// to find: no shared config files, no profile, no instance metadata
+// service, no endpoint overrides. With an explicit endpoint on loopback,
+// every request stays there.
+func AWS(t testing.TB, keyID, secret, region string) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID":                       keyID,
+		"AWS_SECRET_ACCESS_KEY":                   secret,
+		"AWS_SESSION_TOKEN":                       "",
+		"AWS_REGION":                              region,
+		"AWS_DEFAULT_REGION":                      "",
+		"AWS_PROFILE":                             "",
+		"AWS_CONFIG_FILE":                         filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE":             filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED":               "true",
+		"AWS_ENDPOINT_URL":                        "",
+		"AWS_ENDPOINT_URL_EC2":                    "",
+		"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "",
+		"AWS_ENDPOINT_URL_S3":                     "",
+	} {
+		t.Setenv(k, v)
+	}
+}
