@@ -1,0 +1,93 @@
+package magetargets
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
+	"github.com/magefab/magefab/sshx/sshtest"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// TestCeleryInitScriptPerHost renders the Celeryd template for each host
+// and uploads it to /etc/init.d/celeryd-<Unit>_<DeploymentType>, with beat
+// on the first host only. The hosts are in-process SSH servers that keep
+// what each was sent to that path instead of writing it.
+func TestCeleryInitScriptPerHost(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "scripts/init.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "scripts/init.d/celeryd"), []byte(
+		"CHDIR={{.Current}}\nTYPE={{.Environment.DeploymentType}}\nOPTS=\"-A {{.Unit}}{{if .Beat}} --beat{{end}}\"\n"), 0o644)
+	Configure(Config{Unit: "five", RootDir: dir, SCM: "/srv/git/five.git", Celeryd: "scripts/init.d/celeryd", NoSudo: true})
+	c, _ := currentConfig()
+	env := c.Environments[envProduction]
+
+	var mu sync.Mutex
+	got := map[string]string{} // host alias -> uploaded script
+	var config strings.Builder
+	var hosts []sshx.Host
+	for _, alias := range []string{"w1", "w2"} {
+		srv := sshtest.NewUnstartedServer()
+		srv.Alias = alias
+		srv.Handler = func(e *sshtest.Exec) {
+			if strings.Contains(e.Command, "celeryd-five_PRODUCTION") && strings.Contains(e.Command, "mktemp") {
+				b, _ := io.ReadAll(e.Stdin)
+				mu.Lock()
+				got[alias] = string(b)
+				mu.Unlock()
+				return
+			}
+			sshtest.ShellHandler(e)
+		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		files, err := srv.WriteClientFiles(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(files.ConfigFile)
+		config.Write(b)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(cfgFile, []byte(config.String()), 0o600)
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: cfgFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+	t.Cleanup(func() { pool.Close() })
+	for _, a := range []string{"w1", "w2"} {
+		h, _ := pool.Host(a)
+		hosts = append(hosts, h)
+	}
+	r := &fleetRun{cfg: c, env: env, hosts: hosts, console: sshx.NewConsole(io.Discard), opts: &release.Options{}, fleet: &release.Fleet{}}
+	r.fleet.Hosts, r.fleet.Options = hosts, r.opts
+	if err := r.wireHooks(context.Background(), &release.Target{Name: "v1"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc/init.d/celeryd-five_PRODUCTION"}; len(r.opts.Services) != 1 || r.opts.Services[0] != want[0] {
+		t.Errorf("services restarted after a switch = %q, want %q", r.opts.Services, want)
+	}
+	for _, h := range hosts {
+		if err := r.fleet.PerHost(context.Background(), &release.Prepared{Host: h, Root: "/var/webapps/five/releases", Dir: "b"}); err != nil {
+			t.Fatalf("%s: %v", h.Name(), err)
+		}
+	}
+	want := map[string]string{
+		"w1": "CHDIR=/var/webapps/five/releases/current\nTYPE=PRODUCTION\nOPTS=\"-A five --beat\"\n",
+		"w2": "CHDIR=/var/webapps/five/releases/current\nTYPE=PRODUCTION\nOPTS=\"-A five\"\n",
+	}
+	for h, w := range want {
+		if got[h] != w {
+			t.Errorf("%s was sent %q, want %q", h, got[h], w)
+		}
+	}
+
+	// A template that does not parse stops the deploy before anything runs.
+	os.WriteFile(filepath.Join(dir, "scripts/init.d/celeryd"), []byte("{{.Nope"), 0o644)
+	if err := r.wireHooks(context.Background(), &release.Target{}, true); err == nil || !strings.Contains(err.Error(), "Config.Celeryd") {
+		t.Errorf("a broken template: %v", err)
+	}
+}
