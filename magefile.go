@@ -22,7 +22,7 @@ func Demo(ctx context.Context) error {
 // Test runs every test with the race detector; fleet tests run when
 // MAGEFAB_FLEET names a fleet's ssh_config (see .ci/fleet).
 func Test() error {
-	return sh.RunV("go", "test", "-race", "-count=1", "./...")
+	return sh.RunV("go", "test", "-race", "-count=1", "-timeout", "30m", "./...")
 }
 
 // Lint checks formatting (gofmt), go vet and staticcheck.
@@ -48,4 +48,11 @@ func Fleet() error {
 		n = "3"
 	}
 	return sh.RunV("bash", ".ci/fleet", "up", n)
+}
+
+// Bench runs the deploy benchmark against Capistrano and Fabric on a local
+// fleet (needs root); BENCH_FLAGS passes flags, such as -smoke for a quick
+// check or -hosts 1,4,16 -runs 5 (see bench/main.go).
+func Bench() error {
+	return sh.RunV("go", append([]string{"run", "./bench"}, strings.Fields(os.Getenv("BENCH_FLAGS"))...)...)
 }

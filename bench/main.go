@@ -1,0 +1,303 @@
+// Command bench measures deploys of one small Python web app with
+// magefab, Capistrano 3 and Fabric 2 on a local fleet of real OpenSSH
+// hosts (.ci/fleet), and reports medians, ratios and SSH sessions per
+// host. Run it as root from the repository root:
+//
+//	go run ./bench -hosts 1,4,16 -runs 5
+//	go tool mage bench                  # the same, flags from BENCH_FLAGS
+//	BENCH_FLAGS=-smoke go tool mage bench
+//
+// The app is the e2e tests' app (a stdlib HTTP server answering /version
+// with its commit, one wheel from a local wheelhouse, an init script); the
+// three tools deploy it side by side, each under its own unit and port.
+// Every (host count, run) starts from empty hosts and does, for each tool
+// in turn (the order alternates between steps and runs):
+//
+//	cold1     first deploy of v0.1.0
+//	cold2     first deploy into the second release dir: v0.2.0
+//	warm      a new commit, v0.3.0, with unchanged requirements
+//	redeploy  v0.3.0 again, the live release
+//	rollback  the tool's own rollback
+//
+// and, twice per run, the floor: magefab's maint:restart, one session per
+// host running the app's own restart. After each command every host's app
+// is asked over HTTP for its commit. SSH connections and sessions are
+// counted in the hosts' sshd logs.
+//
+// The benchmark starts a fleet of its own (-fleet-dir, -fleet-port) unless
+// one is up there with enough hosts, and stops it at the end if it started
+// it. It never starts or stops the tests' fleet. It installs Capistrano
+// and Fabric from Debian packages when they are missing, and removes what
+// it put on the hosts, in /srv and in /etc/init.d.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var allOps = []string{"cold", "warm", "redeploy", "rollback"}
+var allTools = []string{"magefab", "capistrano", "fabric"}
+
+type options struct {
+	hosts     []int
+	runs      int
+	ops       []string
+	tools     []string
+	scale     []int
+	smoke     bool
+	fleetDir  string
+	fleetPort int
+	keepFleet bool
+	out       string
+	rev       string
+	verbose   bool
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 253 {
+			return nil, fmt.Errorf("%q is not a host count (1..253)", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func nameList(s string, known []string, what string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !slices.Contains(known, f) {
+			return nil, fmt.Errorf("unknown %s %q (known: %s)", what, f, strings.Join(known, ","))
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s given", what)
+	}
+	return out, nil
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	hostsFlag := fs.String("hosts", "1,4,16", "host counts to measure, comma-separated")
+	runs := fs.Int("runs", 5, "runs per host count (medians are reported)")
+	ops := fs.String("ops", strings.Join(allOps, ","), "operations to report: cold,warm,redeploy,rollback")
+	tools := fs.String("tools", strings.Join(allTools, ","), "tools to measure: magefab,capistrano,fabric")
+	scale := fs.String("scale", "", "host counts for the scaling run of magefab with a trivial app, e.g. 16,64,128; empty skips it")
+	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run; exits non-zero if any verification fails")
+	fleetDir := fs.String("fleet-dir", "/tmp/magefab-bench-fleet", "state directory of the benchmark's fleet (MAGEFAB_FLEET_DIR)")
+	fleetPort := fs.Int("fleet-port", 2222, "sshd port of the benchmark's fleet (MAGEFAB_FLEET_PORT)")
+	keepFleet := fs.Bool("keep-fleet", false, "leave a fleet the benchmark started running")
+	out := fs.String("out", "", "directory for the logs, samples.json and results.md (default: a new directory under /tmp)")
+	verbose := fs.Bool("v", false, "show every tool's output live")
+	rev := fs.String("rev", "", "magefab commit to measure, exported with git archive (default: the working tree)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose}
+	var err error
+	if o.hosts, err = intList(*hostsFlag); err != nil {
+		return o, err
+	}
+	if o.scale, err = intList(*scale); err != nil {
+		return o, err
+	}
+	if o.ops, err = nameList(*ops, allOps, "operation"); err != nil {
+		return o, err
+	}
+	if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
+		return o, err
+	}
+	if o.smoke {
+		o.hosts, o.runs, o.ops, o.tools, o.scale = []int{2}, 1, allOps, allTools, nil
+	}
+	if len(o.hosts) == 0 || o.runs < 1 {
+		return o, errors.New("need at least one host count and one run")
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// moduleRoot is the magefab repository: the working directory or a parent
+// of it holding magefab's go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/magefab/magefab\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the benchmark from the magefab repository")
+		}
+		dir = parent
+	}
+}
+
+// peerPackages are the Debian packages the peers need: Capistrano (with
+// net-ssh's ed25519 support, the fleet's key type) and Fabric (the fab
+// command is in the fabric package).
+var peerPackages = []string{"capistrano", "ruby-ed25519", "ruby-bcrypt-pbkdf", "python3-fabric", "fabric", "python3-venv", "python3-pip", "git", "openssh-client"}
+
+// ensurePackages installs the missing packages with apt-get, without
+// letting maintainer scripts start services.
+func ensurePackages(ctx context.Context, pkgs []string) error {
+	var missing []string
+	for _, p := range pkgs {
+		out, _ := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${db:Status-Status}", p).Output()
+		if strings.TrimSpace(string(out)) != "installed" {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "bench: installing %s\n", strings.Join(missing, " "))
+	const policy = "/usr/sbin/policy-rc.d"
+	if _, err := os.Stat(policy); os.IsNotExist(err) {
+		if err := os.WriteFile(policy, []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
+			return err
+		}
+		defer os.Remove(policy)
+	}
+	for _, args := range [][]string{{"update", "-q"}, append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %s: %w", args[0], err)
+		}
+	}
+	return nil
+}
+
+func run(o options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root: it starts a fleet of sshd hosts and writes /etc/init.d and /srv")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := ensurePackages(ctx, peerPackages); err != nil {
+		return err
+	}
+	if o.out == "" {
+		if o.out, err = os.MkdirTemp("", "magefab-bench-results-"); err != nil {
+			return err
+		}
+	}
+	logs := filepath.Join(o.out, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+
+	size := slices.Max(append(slices.Clone(o.hosts), o.scale...))
+	f, err := openFleet(ctx, root, o.fleetDir, o.fleetPort, size)
+	if err != nil {
+		return err
+	}
+	if o.keepFleet {
+		f.started = false
+	}
+	defer f.close()
+
+	id := randomID()
+	// Ports 9400-9899, apart from the e2e tests' 8100-8899.
+	base := 9400 + int(id[0])%50*10
+	units := map[string]string{"magefab": "bmf" + id, "capistrano": "bcap" + id, "fabric": "bfab" + id}
+	w, err := newWorkspace(ctx, root, o.rev, id, units["magefab"], f.sshConfig())
+	if err != nil {
+		return err
+	}
+	defer w.cleanup()
+
+	b := &bench{o: o, f: f, w: w, logs: logs, start: time.Now()}
+	all := map[string]*tool{
+		"magefab":    newMagefab(w, units["magefab"], base+1),
+		"capistrano": newCapistrano(w, f, units["capistrano"], base+2),
+		"fabric":     newFabric(w, f, units["fabric"], base+3),
+	}
+	if !slices.Contains(o.tools, "magefab") {
+		// The floor is magefab's maint:restart of its own app: deploy
+		// it anyway, unreported.
+		b.floorOnly = true
+	}
+	for _, name := range allTools {
+		if slices.Contains(o.tools, name) || name == "magefab" {
+			t := all[name]
+			if err := w.writeInit(t.unit, t.port, t.current); err != nil {
+				return err
+			}
+			b.tools = append(b.tools, t)
+		}
+	}
+	b.maxHosts = size
+	defer b.cleanupHosts()
+
+	fmt.Fprintf(os.Stderr, "bench: hosts %v, %d run(s), tools %s, fleet %s port %d; logs in %s\n",
+		o.hosts, o.runs, strings.Join(o.tools, ","), f.dir, f.port, logs)
+	if err := b.warmup(ctx); err != nil {
+		return err
+	}
+	for _, n := range o.hosts {
+		for _, t := range b.tools {
+			if err := t.configure(n); err != nil {
+				return err
+			}
+		}
+		for r := range o.runs {
+			if err := b.round(ctx, n, r); err != nil {
+				return err
+			}
+		}
+	}
+	if len(o.scale) > 0 {
+		if err := b.scaling(ctx); err != nil {
+			return err
+		}
+	}
+	return b.report()
+}
