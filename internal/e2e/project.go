@@ -157,6 +157,14 @@ func Mage(t testing.TB) string {
 	return mageBin.path
 }
 
+// RemoveMage removes the mage binary Mage built and its cache of compiled
+// magefiles; a test package's TestMain calls it once every test is done.
+func RemoveMage() {
+	if mageBin.path != "" {
+		os.RemoveAll(filepath.Dir(mageBin.path))
+	}
+}
+
 // NewProject makes the app repository (committed and pushed to a bare
 // remote under /srv/git that the deploy user owns), a wheelhouse with the
 // app's one dependency, and /etc/init.d/<unit>. The config argument is Go
@@ -332,14 +340,25 @@ type Result struct {
 	Took time.Duration
 }
 
+// env is the environment of a mage run in the project. Mage's compiled
+// magefiles live in a cache of this test process, and MAGEFILE_HASHFAST
+// makes mage reuse them instead of regenerating mage_output_file.go in the
+// project on every run: two runs at once in one project would otherwise
+// race on that file. Each project's magefile names its own random unit, so
+// a cached binary is never one built against another version of magefab.
+func (p *Project) env(extra []string) []string {
+	env := append(os.Environ(), p.gitEnv...)
+	env = append(env, "MAGEFILE_CACHE="+filepath.Join(filepath.Dir(p.mage), "cache"), "MAGEFILE_HASHFAST=1", "GOFLAGS=-mod=mod")
+	return append(env, extra...)
+}
+
 // Run runs the real mage binary in the project with args, with the given
 // environment variables added, and no terminal on stdin.
 func (p *Project) Run(t testing.TB, env []string, args ...string) Result {
 	t.Helper()
 	cmd := exec.Command(p.mage, args...)
 	cmd.Dir = p.Dir
-	cmd.Env = append(append(os.Environ(), p.gitEnv...), "MAGEFILE_CACHE="+filepath.Join(os.TempDir(), "magefab-e2e-cache"), "GOFLAGS=-mod=mod")
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = p.env(env)
 	cmd.Stdin = nil
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -358,8 +377,7 @@ func (p *Project) Start(t testing.TB, env []string, args ...string) (*exec.Cmd, 
 	t.Helper()
 	cmd := exec.Command(p.mage, args...)
 	cmd.Dir = p.Dir
-	cmd.Env = append(append(os.Environ(), p.gitEnv...), "MAGEFILE_CACHE="+filepath.Join(os.TempDir(), "magefab-e2e-cache"), "GOFLAGS=-mod=mod")
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = p.env(env)
 	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
