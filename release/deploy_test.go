@@ -125,9 +125,11 @@ func (f *testFleet) assertAll(t *testing.T, what string, dir, sha string) {
 			t.Errorf("%s: h%d current -> %q, want %q", what, i+1, got, dir)
 		}
 		if sha != "" {
-			head := git(t, filepath.Join(f.root(i), dir), "rev-parse", "HEAD")
-			if head != sha {
-				t.Errorf("%s: h%d %s at %s, want %s", what, i+1, dir, head, sha)
+			// A release dir's HEAD is the detached commit, which the
+			// scripts read without starting git.
+			head, _ := os.ReadFile(filepath.Join(f.root(i), dir, ".git", "HEAD"))
+			if strings.TrimSpace(string(head)) != sha {
+				t.Errorf("%s: h%d %s/.git/HEAD is %q, want %s", what, i+1, dir, head, sha)
 			}
 		}
 		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
@@ -372,6 +374,11 @@ func TestRestartFailureSwitchesTheFleetBack(t *testing.T) {
 	if !strings.Contains(string(log), "switched back: v0.2.0 failed") {
 		t.Errorf("h1 log lacks the switch back:\n%s", log)
 	}
+	// h2 switched back by itself: its log names what a holds, v0.1.0.
+	log, _ = os.ReadFile(filepath.Join(f.root(1), "revisions.log"))
+	if !strings.Contains(string(log), "\tv0.1.0\t"+v1.SHA+"\ta\tswitched back: restart failed\n") {
+		t.Errorf("h2 log does not say it went back to v0.1.0 in a:\n%s", log)
+	}
 }
 
 func TestCancelDuringPrepareReleasesLocks(t *testing.T) {
@@ -429,7 +436,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	v2 := f.tag(t, "v0.2.0")
 	plans, _ = fl.DryRun(ctx, v2)
-	if plans[1].Dir != "b" || plans[1].Reuse || plans[1].Current != "a" || !strings.Contains(strings.Join(plans[1].Steps, "\n"), "git reset --hard "+v2.SHA) {
+	if plans[1].Dir != "b" || plans[1].Reuse || plans[1].Current != "a" || !strings.Contains(strings.Join(plans[1].Steps, "\n"), "git checkout -f --detach "+v2.SHA) {
 		t.Errorf("plan %+v", plans[1])
 	}
 	f.assertAll(t, "after dry run", "a", v1.SHA)

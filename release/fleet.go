@@ -266,7 +266,7 @@ func (f *Fleet) compensate(hosts []*Prepared) error {
 func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error {
 	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0) +
 		`trap 'rm -rf "$lock"' EXIT
-` + switchScript(o, p.Previous, p.Dir, p.Was, "switched back: "+p.Target.Name+" failed") + `trap - EXIT
+` + switchScript(o, p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed") + `trap - EXIT
 `
 	out, err := run(ctx, h, o, script, false)
 	if err != nil {

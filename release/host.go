@@ -185,7 +185,7 @@ func prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 	start := time.Now()
 	script := prelude(o.Layout) + rootScript(o) + lockScript(o.RunID, o.Owner+" deploying "+t.Name, o.LockWait) +
 		`trap 'rm -rf "$lock"' EXIT
-` + bootstrapScript(o) + inspectScript(o.Layout) + chooseScript(o, t) + venvScript(o, `"$root/$use/"`+sshx.Quote(o.Layout.Virtualenv)) +
+` + bootstrapScript(o) + inspectScript(o.Layout, "current") + chooseScript(o, t) + venvScript(o, `"$root/$use/"`+sshx.Quote(o.Layout.Virtualenv)) +
 		`trap - EXIT
 res "prepared	$use	$prev	$reused	$installed	$root"
 `
@@ -229,16 +229,18 @@ fi
 
 // bootstrapScript clones the repository into the first release dir and
 // copies it to the second (without its virtualenv), each through a
-// temporary name so that a failure leaves no half dir.
+// temporary name so that a failure leaves no half dir. The clone's HEAD is
+// detached at once, so that inspectScript reads it without git.
 func bootstrapScript(o *Options) string {
 	l := o.Layout
 	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
+	scm := strings.ReplaceAll(o.SCM, `"`, "")
 	return `cloned=0
 if [ ! -d "$root/"` + a + `/.git ] && [ ! -d "$root/"` + b + `/.git ]; then
-  step "cloning ` + strings.ReplaceAll(o.SCM, `"`, "") + ` into ` + l.Dirs[0] + `"
+  step "cloning ` + scm + ` into ` + l.Dirs[0] + `"
   rm -rf "$root/.clone.tmp"; cloned=1
-  git clone -q --config core.sharedRepository=group ` + sshx.Quote(o.SCM) + ` "$root/.clone.tmp" && mv "$root/.clone.tmp" "$root/"` + a + ` ||
-    { rm -rf "$root/.clone.tmp"; die "git clone of ` + strings.ReplaceAll(o.SCM, `"`, "") + ` failed"; }
+  git clone -q --config core.sharedRepository=group ` + sshx.Quote(o.SCM) + ` "$root/.clone.tmp" && git -C "$root/.clone.tmp" checkout -q --detach 2>&1 && mv "$root/.clone.tmp" "$root/"` + a + ` ||
+    { rm -rf "$root/.clone.tmp"; die "git clone of ` + scm + ` failed"; }
 fi
 for pair in ` + a + `:` + b + ` ` + b + `:` + a + `; do
   from=${pair%%:*}; to=${pair#*:}
@@ -254,15 +256,19 @@ done
 
 // chooseScript picks the release dir: the one already holding the commit
 // (used as it is: a maintenance flag set there survives), else the one
-// current does not point to, brought to the commit.
+// current does not point to, brought to the commit: fetched (unless it was
+// cloned in this run and has the commit), checked out detached, its
+// submodules updated if it has any. It uses inspectScript's $cur, $h0, $h1.
 func chooseScript(o *Options, t Target) string {
 	l := o.Layout
 	sha := sshx.Quote(t.SHA)
-	return `prev=$cur use= reused=0
-for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
-  [ "$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null)" = ` + sha + ` ] || continue
+	return `prev=$cur use=
+for d in ` + sshx.Join(l.Dirs[0]+":0", l.Dirs[1]+":1") + `; do
+  eval "h=\$h${d##*:}"; d=${d%:*}
+  [ "$h" = ` + sha + ` ] || continue
   if [ -z "$use" ] || [ "$d" = "$cur" ]; then use=$d; fi
 done
+reused=0
 if [ -n "$use" ] && [ $cloned = 1 ]; then
   step "$use holds ` + t.Name + ` as cloned"
 elif [ -n "$use" ]; then
@@ -272,23 +278,28 @@ else
   if [ "$cur" = ` + sshx.Quote(l.Dirs[0]) + ` ]; then use=` + sshx.Quote(l.Dirs[1]) + `; else use=` + sshx.Quote(l.Dirs[0]) + `; fi
   step "updating $use to ` + t.Name + ` (` + t.Short() + `)"
   cd "$root/$use" || die "cannot enter $root/$use"
-  [ "$(git config --get remote.origin.url)" = ` + sshx.Quote(o.SCM) + ` ] || git remote set-url origin ` + sshx.Quote(o.SCM) + ` || die "cannot set the origin of $use"
-  git fetch -q --tags origin 2>&1 || die "git fetch in $root/$use failed"
-  git reset -q --hard ` + sha + ` 2>&1 || die "git reset to ` + t.Short() + ` in $root/$use failed: is the commit on the remote?"
-  git submodule -q update --init --recursive 2>&1 || die "git submodule update in $root/$use failed"
+  if [ $cloned = 0 ] || ! git cat-file -e ` + sshx.Quote(t.SHA+"^{commit}") + ` 2>/dev/null; then
+    [ "$(git config --get remote.origin.url)" = ` + sshx.Quote(o.SCM) + ` ] || git remote set-url origin ` + sshx.Quote(o.SCM) + ` || die "cannot set the origin of $use"
+    git fetch -q --tags origin 2>&1 || die "git fetch in $root/$use failed"
+  fi
+  git checkout -q -f --detach ` + sha + ` 2>&1 || die "git checkout of ` + t.Short() + ` in $root/$use failed: is the commit on the remote?"
+  if [ -f .gitmodules ]; then
+    git submodule -q update --init --recursive 2>&1 || die "git submodule update in $root/$use failed"
+  fi
 fi
 cd "$root/$use" || die "cannot enter $root/$use"
 `
 }
 
 // venvScript makes the release's virtualenv and installs the requirements
-// unless their stamp (a hash of the interpreter version, the install
-// command and the requirement files' names and content) matches the one
-// stored in the virtualenv.
+// unless their stamp (a hash of the interpreter's path, size and mtime,
+// the install command and the requirement files' names and content)
+// matches the one stored in the virtualenv. Computing it starts no Python.
 //
-// When the host's interpreter has pip of its own, the virtualenv is made
-// without pip (python -m venv --without-pip takes a tenth of the time) and
-// that pip installs into it (pip --python, pip >= 22.3); otherwise the
+// When the host's interpreter has a pip of its own that can work for
+// another environment (pip >= 22.3 has __pip-runner__.py), the virtualenv
+// is made without pip (python -m venv --without-pip takes a tenth of the
+// time) and the virtualenv's interpreter runs that pip; otherwise the
 // virtualenv gets its own pip.
 //
 // It runs in the release dir (requirement files are relative to it); venv
@@ -313,7 +324,9 @@ func venvScript(o *Options, venv string) string {
 	}
 	// A command that is not "pip ..." runs as it is, with the virtualenv
 	// first on PATH.
-	install := `if [ -x "$venv/bin/pip" ]; then pip` + args.String() + `; else "$hostpy" -m pip --python "$venv/bin/python"` + args.String() + `; fi`
+	install := `if [ -x "$venv/bin/pip" ]; then pip` + args.String() + `
+    else findpip; [ -n "$pipdir" ] || die "$venv has no pip, and ` + strings.ReplaceAll(o.Python, `"`, "") + ` on the host has no pip >= 22.3 to install into it: install python3-pip"
+      "$venv/bin/python" "$pipdir/__pip-runner__.py"` + args.String() + `; fi`
 	if pipCmd == nil {
 		install = sshx.Join(o.PipInstall...)
 		for _, r := range o.Requirements {
@@ -326,23 +339,31 @@ func venvScript(o *Options, venv string) string {
 	}
 	name := strings.ReplaceAll(o.Python, `"`, "")
 	var b strings.Builder
-	b.WriteString(`installed=0 venv=` + venv + `
+	b.WriteString(`installed=0 venv=` + venv + ` pipdir=-
 hostpy=$(command -v ` + py(o) + `) || die "` + name + ` not found on the host: install it, or set Python"
+findpip() {
+  [ "$pipdir" = - ] || return 0
+  pipdir=$("$hostpy" -c 'import importlib.util as u; s = u.find_spec("pip"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null) || pipdir=
+  [ -f "$pipdir/__pip-runner__.py" ] || pipdir=
+}
 for f in ` + reqs + `; do [ -f "$f" ] || die "requirements file $f is missing from $PWD"; done
-stamp=$({ ` + py(o) + ` -c 'import sys; print(sys.version)'; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + ` ` + sshx.Quote(o.ExtraStamp) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
+stamp=$({ stat -L -c '%n %s %Y' "$hostpy"; printf '%s\n' ` + sshx.Quote(strings.Join(o.PipInstall, " ")) + ` ` + sshx.Quote(o.ExtraStamp) + `; for f in ` + reqs + `; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum); stamp=${stamp%% *}
 if [ ! -x "$venv/bin/python" ]; then
   step "creating the virtualenv $venv"
   rm -rf "$venv"
-  if "$hostpy" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("pip") is None)' 2>/dev/null; then nopip=--without-pip; else nopip=; fi
+  findpip; if [ -n "$pipdir" ]; then nopip=--without-pip; else nopip=; fi
   ` + py(o) + ` -m venv $nopip "$venv" 2>&1 || { rm -rf "$venv"; die "creating the virtualenv with ` + name + ` -m venv failed (Debian: apt-get install python3-venv)"; }
 fi
-if [ ` + reinstall + ` = 1 ] || [ "$(cat "$venv/.magefab-stamp" 2>/dev/null)" != "$stamp" ]; then
+old=
+[ -f "$venv/.magefab-stamp" ] && read -r old < "$venv/.magefab-stamp"
+if [ ` + reinstall + ` = 1 ] || [ "$old" != "$stamp" ]; then
   rm -f "$venv/.magefab-stamp"
   installed=1
 `)
 	if len(o.Requirements) > 0 {
 		b.WriteString(`  step "installing requirements"
-  ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"; export VIRTUAL_ENV PATH; ` + install + ` ) 2>&1 || die "installing requirements failed"
+  ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH" PIP_DISABLE_PIP_VERSION_CHECK=1; export VIRTUAL_ENV PATH PIP_DISABLE_PIP_VERSION_CHECK
+    ` + install + ` ) 2>&1 || die "installing requirements failed"
 `)
 	}
 	b.WriteString(`  printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"
@@ -359,7 +380,7 @@ func py(o *Options) string { return sshx.Quote(o.Python) }
 // the old: there is never a moment without one), logs the switch, restarts
 // the app and releases the lock. If the restart fails, it switches back to
 // prev and restarts again before failing, so the host keeps serving.
-func switchScript(o *Options, dir, prev string, t Target, what string) string {
+func switchScript(o *Options, dir, prev string, t, was Target, what string) string {
 	l := o.Layout
 	sudo := ""
 	if o.Sudo {
@@ -369,22 +390,23 @@ func switchScript(o *Options, dir, prev string, t Target, what string) string {
 	if o.Restart != "" {
 		restart = sudo + "/bin/sh -c " + sshx.Quote(o.Restart)
 	}
-	link := func(to, note string) string {
+	link := func(to string, t Target, note string) string {
 		return `ln -sfn ` + sshx.Quote(to) + ` "$root/"` + sshx.Quote(l.Current+".tmp") + ` && mv -T "$root/"` + sshx.Quote(l.Current+".tmp") + ` "$root/"` + sshx.Quote(l.Current) + ` || die "cannot switch ` + l.Current + ` to ` + to + `"
 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + sshx.Quote(note) + ` >> "$root/revisions.log"
 `
 	}
 	var b strings.Builder
-	b.WriteString(`[ "$(cat "$root/.lock/id" 2>/dev/null)" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
+	b.WriteString(`id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
+[ "$id" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
 [ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + dir + ` is missing"
 `)
-	b.WriteString(link(dir, what))
+	b.WriteString(link(dir, t, what))
 	b.WriteString(`step "` + l.Current + ` -> ` + dir + ` (` + t.Name + `); restarting"
 if ! ` + restart + ` 2>&1; then
 `)
 	if prev != "" && prev != dir {
 		b.WriteString(`  printf 'magefab:error restart failed with ` + l.Current + ` -> ` + dir + `; switched back to ` + prev + `\n'
-  ` + strings.ReplaceAll(link(prev, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error restarting with ` + prev + ` failed too\n'; exit ` + fmt.Sprint(exitCompFail) + `; fi
+  ` + strings.ReplaceAll(link(prev, was, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error restarting with ` + prev + ` failed too\n'; exit ` + fmt.Sprint(exitCompFail) + `; fi
   exit ` + fmt.Sprint(exitRestartFail) + `
 `)
 	} else {
@@ -432,7 +454,7 @@ func crontab(o *Options, file string) string {
 // switched back to its previous dir and restarted before Switch returns
 // its error (*SwitchError tells whether that worked).
 func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
-	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, p.Target, what), false)
+	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, p.Target, p.Was, what), false)
 	if err == nil {
 		return nil
 	}

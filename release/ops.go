@@ -27,7 +27,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
 		defer cancel()
-		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout)
+		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout, "all")
 		out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
 			out, err := run(ctx, h, o, script, false)
 			if err != nil {
@@ -81,7 +81,7 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 	o := f.Options
 	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostStatus, error) {
 		script := prelude(o.Layout) + `[ -d "$root" ] || { res "missing"; exit 0; }
-` + inspectScript(o.Layout) + `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
+` + inspectScript(o.Layout, "all") + `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
 tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while IFS= read -r l; do printf 'magefab:log\t%s\n' "$l"; done
 `
 		out, err := run(ctx, h, o, script, false)
@@ -131,7 +131,7 @@ type Plan struct {
 func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
 	o := f.Options
 	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (Plan, error) {
-		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout), false)
+		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all"), false)
 		if err != nil {
 			return Plan{}, scriptError(h, "inspect", out, err, o)
 		}
@@ -163,7 +163,7 @@ func plan(host string, o *Options, st HostState, t Target) Plan {
 		if st.Current == l.Dirs[0] {
 			p.Dir = l.Dirs[1]
 		}
-		steps = append(steps, "git fetch --tags origin (in "+p.Dir+")", "git reset --hard "+t.SHA, "git submodule update --init --recursive")
+		steps = append(steps, "git fetch --tags origin (in "+p.Dir+")", "git checkout -f --detach "+t.SHA, "git submodule update --init --recursive (if it has .gitmodules)")
 	} else {
 		steps = append(steps, p.Dir+" already holds "+t.Name+": used as it is")
 	}

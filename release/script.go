@@ -42,10 +42,10 @@ die() { printf 'magefab:error %s\n' "$*"; exit 1; }
 // own lock. A held lock is waited for up to wait, then reported.
 func lockScript(runID, owner string, wait time.Duration) string {
 	holder := localHolder()
-	return `lock="$root/.lock"
-deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
+	return `lock="$root/.lock" deadline=
 while ! mkdir "$lock" 2>/dev/null; do
   [ -d "$root" ] || die "$root does not exist"
+  [ -n "$deadline" ] || deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
   if [ "$(date +%s)" -ge "$deadline" ]; then
     printf 'magefab:locked\t%s\t%s\t%s\t%s\n' "$(stat -c %Y "$lock" 2>/dev/null || echo 0)" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 200 "$lock/holder" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 100 "$lock/id" 2>/dev/null | tr '\t\n' '  ')"
     exit ` + fmt.Sprint(exitLocked) + `
@@ -93,24 +93,44 @@ if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(id) + ` ]; then rm -rf "$l
 
 // unlockScript removes the lock if this run holds it.
 func unlockScript(runID string) string {
-	return `lock="$root/.lock"
-if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked"; fi
+	return `lock="$root/.lock" id=
+[ -f "$lock/id" ] && read -r id < "$lock/id"
+if [ "$id" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked"; fi
 `
 }
 
 // inspectScript reports, in one go, where current points and what each
-// release dir holds: HEAD, git describe and the virtualenv's stamp.
-func inspectScript(l Layout) string {
+// release dir holds: its commit, its release name and the virtualenv's
+// stamp. It reads files with the shell's own read rather than starting git:
+// a release dir's HEAD is a detached commit (see chooseScript), and the
+// name is that of the last switch to the dir with that commit in
+// revisions.log. git runs only for a dir whose HEAD is a branch (a fresh
+// clone, or a dir deployed by hand) and, for a dir the log does not name,
+// git describe when describe says so: "all" for every dir, "current" for
+// the live one only.
+//
+// It leaves $cur (the live dir's name) and $h0, $h1 (the dirs' commits)
+// for the scripts that follow.
+func inspectScript(l Layout, describe string) string {
 	var b strings.Builder
-	b.WriteString(`cur=$(readlink "$root/"` + sshx.Quote(l.Current) + ` 2>/dev/null || true)
-res "current	${cur##*/}"
+	b.WriteString(`cur=$(readlink "$root/"` + sshx.Quote(l.Current) + ` 2>/dev/null || true); cur=${cur##*/}
+res "current	$cur"
+i=0
 for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
+  h= n= s=
   if [ -d "$root/$d/.git" ]; then
-    h=$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null || true)
-    n=$(git -C "$root/$d" describe --tags --always 2>/dev/null || true)
-    s=$(cat "$root/$d/"` + sshx.Quote(l.Virtualenv) + `/.magefab-stamp 2>/dev/null || true)
+    [ -f "$root/$d/.git/HEAD" ] && read -r h < "$root/$d/.git/HEAD"
+    case $h in ''|'ref: '*) h=$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null || true) ;; esac
+    if [ -n "$h" ] && [ -f "$root/revisions.log" ]; then
+      n=$(D=$d H=$h awk -F '\t' '$5 == ENVIRON["D"] && $4 == ENVIRON["H"] { n = $3 } END { print n }' "$root/revisions.log" 2>/dev/null)
+    fi
+    if [ -z "$n" ] && [ -n "$h" ] && { [ ` + sshx.Quote(describe) + ` = all ] || { [ ` + sshx.Quote(describe) + ` = current ] && [ "$d" = "$cur" ]; }; }; then
+      n=$(git -C "$root/$d" describe --tags --always 2>/dev/null || true)
+    fi
+    [ -f "$root/$d/"` + sshx.Quote(l.Virtualenv) + `/.magefab-stamp ] && read -r s < "$root/$d/"` + sshx.Quote(l.Virtualenv) + `/.magefab-stamp
     printf 'magefab:dir\t%s\t%s\t%s\t%s\n' "$d" "$h" "$n" "$s"
   fi
+  eval "h$i=\$h"; i=$((i + 1))
 done
 `)
 	return b.String()

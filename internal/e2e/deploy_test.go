@@ -176,7 +176,7 @@ func TestDeployOnTheFleet(t *testing.T) {
 	// A dry run shows the plan and changes nothing, here or there.
 	sha3 := p.Commit(t, "third")
 	r = p.MustRun(t, append(prod, "MAGEFAB_DRY_RUN=1", "MAGEFAB_TAG=v0.1.2"), "env:production", "deploy:commit", sha3[:7])
-	for _, want := range []string{"would tag " + sha3[:7] + " as v0.1.2", "web1: current -> a; v0.1.2 would go to b", "git reset --hard " + sha3} {
+	for _, want := range []string{"would tag " + sha3[:7] + " as v0.1.2", "web1: current -> a; v0.1.2 would go to b", "git checkout -f --detach " + sha3} {
 		if !strings.Contains(r.Out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, r.Out)
 		}
