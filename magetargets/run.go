@@ -155,6 +155,7 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 	r.fleet = &release.Fleet{
 		Hosts: r.hosts, Options: r.opts, Parallel: parallel,
 		PrepareTimeout: c.Timeouts.Prepare, SwitchTimeout: c.Timeouts.Switch,
+		HoldInterrupts: true,
 	}
 	return r, nil
 }

@@ -282,6 +282,79 @@ func TestPrepareFailureSwitchesNothing(t *testing.T) {
 	f.assertAll(t, "rerun", "b", v2.SHA)
 }
 
+func TestCurrentPointingElsewhereIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	// Someone pointed h2's current at a name that spells a command.
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	cur := filepath.Join(f.root(1), "current")
+	os.Remove(cur)
+	if err := os.Symlink("a$(touch "+pwned+")", cur); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
+	if err == nil || !strings.Contains(err.Error(), "not one of the release dirs") || !strings.Contains(err.Error(), "no host was switched") {
+		t.Fatalf("deploy with a foreign current link: %v", err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("the link's name ran as a command")
+	}
+	if got := f.current(t, 0); got != "a" {
+		t.Errorf("h1 switched to %s", got)
+	}
+	for i := range 2 {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("h%d left locked", i+1)
+		}
+	}
+}
+
+func TestSwitchTimeoutOnOneHostPutsEveryHostBack(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	// h2's app hangs when it restarts with b.
+	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; if [ -e "$HOME/hang" ] && [ "$cur" = b ]; then sleep 60; fi`
+	fl := f.fleet()
+	fl.SwitchTimeout = 3 * time.Second
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.homes[1], "hang"), nil, 0o644)
+	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
+	if err == nil || !strings.Contains(err.Error(), "switch timed out") || !strings.Contains(err.Error(), "h1: the previous release in a (switched back)") {
+		t.Fatalf("deploy with a restart hanging on h2: %v", err)
+	}
+	// h2 went back to a by itself when its switch was stopped, restarted
+	// the app with a, and released the lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		restarts, _ := os.ReadFile(filepath.Join(f.homes[1], "restarts"))
+		_, locked := os.Stat(filepath.Join(f.root(1), ".lock"))
+		if f.current(t, 1) == "a" && strings.HasSuffix(string(restarts), "b\na\n") && locked != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h2: current -> %s, restarts %q, lock: %v", f.current(t, 1), restarts, locked == nil)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.assertAll(t, "after the timeout", "a", v1.SHA)
+	log, _ := os.ReadFile(filepath.Join(f.root(1), "revisions.log"))
+	if !strings.Contains(string(log), "\tv0.1.0\t"+v1.SHA+"\ta\tswitched back: interrupted during the restart\n") {
+		t.Errorf("h2's log does not tell the switch back:\n%s", log)
+	}
+}
+
 func TestLockHeldRefusesAndReleasesOthers(t *testing.T) {
 	t.Parallel()
 	f := newTestFleet(t, 3, "")

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -39,6 +42,15 @@ type Fleet struct {
 
 	// KeepOnVerifyFailure keeps the new release live when Verify fails.
 	KeepOnVerifyFailure bool
+
+	// HoldInterrupts makes the process ignore SIGINT and SIGTERM from the
+	// first switch until every host has switched (and, on a failure, been
+	// switched back): an interrupt there would leave the fleet split. An
+	// interrupt is reported and the switch goes on. For a process whose
+	// own handler would exit on a signal, like mage's (it exits 5 seconds
+	// after Ctrl-C): that handler no longer receives the signals, and
+	// afterwards SIGINT and SIGTERM stop the process at once.
+	HoldInterrupts bool
 }
 
 // HostResult is one host's part of a deploy or rollback.
@@ -177,6 +189,9 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 // others back.
 func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
 	f.say("all %d host(s) prepared; switching", len(prepared))
+	if f.HoldInterrupts {
+		defer f.holdInterrupts()()
+	}
 	hosts := make([]sshx.Host, len(prepared))
 	byHost := map[string]*Prepared{}
 	for i, p := range prepared {
@@ -354,5 +369,30 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	})
 	if err != nil {
 		f.say("could not release every lock (deploy:unlock clears them): %v", err)
+	}
+}
+
+// holdInterrupts takes SIGINT and SIGTERM away from every other handler of
+// the process and only reports them, until the returned func is called.
+func (f *Fleet) holdInterrupts() func() {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	signal.Ignore(sigs...) // clears every channel registered by Notify
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				f.say("%s: hosts are switching, and stopping now would split the fleet: the switch finishes first (SIGKILL stops this process at once)", s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		signal.Reset(sigs...)
+		close(done)
 	}
 }

@@ -198,6 +198,12 @@ res "prepared	$use	$prev	$reused	$installed	$root"
 		return nil, fmt.Errorf("prepare: the host's script gave no result")
 	}
 	p := &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Target: t, Elapsed: time.Since(start)}
+	if p.Previous != "" && p.Previous != o.Layout.Dirs[0] && p.Previous != o.Layout.Dirs[1] {
+		// Only a release dir is ever switched back to.
+		Unlock(ctx, h, o)
+		return nil, fmt.Errorf("prepare: %s/%s points to %q, which is not one of the release dirs %s and %s: point it at one of them (or remove it), then deploy again",
+			o.Layout.Root(), o.Layout.Current, p.Previous, o.Layout.Dirs[0], o.Layout.Dirs[1])
+	}
 	if len(f) > 4 {
 		p.Root = f[4]
 	}
@@ -221,7 +227,7 @@ func rootScript(o *Options) string {
   p=` + path + `; case $p in /*) ;; *) p="$HOME/$p" ;; esac
   if ! mkdir -p "$root" 2>/dev/null; then
     ` + sudo + `mkdir -p "$root" && ` + sudo + `chown "$(id -un):"` + sshx.Quote(o.Group) + ` "$p" "$root" && ` + sudo + `chmod 2775 "$p" "$root" ||
-      die "cannot create $root as $(id -un)` + map[bool]string{true: " even with sudo -n", false: ""}[o.Sudo] + `: create it, owned by $(id -un) and group ` + o.Group + `"
+      die "cannot create $root as $(id -un)` + map[bool]string{true: " even with sudo -n", false: ""}[o.Sudo] + `: create it, owned by $(id -un) and group ` + sshx.Embed(o.Group) + `"
   fi
 fi
 `
@@ -234,10 +240,10 @@ fi
 func bootstrapScript(o *Options) string {
 	l := o.Layout
 	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
-	scm := strings.ReplaceAll(o.SCM, `"`, "")
+	scm := sshx.Embed(o.SCM)
 	return `cloned=0
 if [ ! -d "$root/"` + a + `/.git ] && [ ! -d "$root/"` + b + `/.git ]; then
-  step "cloning ` + scm + ` into ` + l.Dirs[0] + `"
+  step "cloning ` + scm + ` into ` + sshx.Embed(l.Dirs[0]) + `"
   rm -rf "$root/.clone.tmp"; cloned=1
   git clone -q --config core.sharedRepository=group ` + sshx.Quote(o.SCM) + ` "$root/.clone.tmp" && git -C "$root/.clone.tmp" checkout -q --detach 2>&1 && mv "$root/.clone.tmp" "$root/"` + a + ` ||
     { rm -rf "$root/.clone.tmp"; die "git clone of ` + scm + ` failed"; }
@@ -270,19 +276,19 @@ for d in ` + sshx.Join(l.Dirs[0]+":0", l.Dirs[1]+":1") + `; do
 done
 reused=0
 if [ -n "$use" ] && [ $cloned = 1 ]; then
-  step "$use holds ` + t.Name + ` as cloned"
+  step "$use holds ` + sshx.Embed(t.Name) + ` as cloned"
 elif [ -n "$use" ]; then
   reused=1
-  step "` + t.Name + ` is already in $use: using it as it is"
+  step "` + sshx.Embed(t.Name) + ` is already in $use: using it as it is"
 else
   if [ "$cur" = ` + sshx.Quote(l.Dirs[0]) + ` ]; then use=` + sshx.Quote(l.Dirs[1]) + `; else use=` + sshx.Quote(l.Dirs[0]) + `; fi
-  step "updating $use to ` + t.Name + ` (` + t.Short() + `)"
+  step "updating $use to ` + sshx.Embed(t.Name) + ` (` + sshx.Embed(t.Short()) + `)"
   cd "$root/$use" || die "cannot enter $root/$use"
   if [ $cloned = 0 ] || ! git cat-file -e ` + sshx.Quote(t.SHA+"^{commit}") + ` 2>/dev/null; then
     [ "$(git config --get remote.origin.url)" = ` + sshx.Quote(o.SCM) + ` ] || git remote set-url origin ` + sshx.Quote(o.SCM) + ` || die "cannot set the origin of $use"
     git fetch -q --tags origin 2>&1 || die "git fetch in $root/$use failed"
   fi
-  git checkout -q -f --detach ` + sha + ` 2>&1 || die "git checkout of ` + t.Short() + ` in $root/$use failed: is the commit on the remote?"
+  git checkout -q -f --detach ` + sha + ` 2>&1 || die "git checkout of ` + sshx.Embed(t.Short()) + ` in $root/$use failed: is the commit on the remote?"
   if [ -f .gitmodules ]; then
     git submodule -q update --init --recursive 2>&1 || die "git submodule update in $root/$use failed"
   fi
@@ -325,7 +331,7 @@ func venvScript(o *Options, venv string) string {
 	// A command that is not "pip ..." runs as it is, with the virtualenv
 	// first on PATH.
 	install := `if [ -x "$venv/bin/pip" ]; then pip` + args.String() + `
-    else findpip; [ -n "$pipdir" ] || die "$venv has no pip, and ` + strings.ReplaceAll(o.Python, `"`, "") + ` on the host has no pip >= 22.3 to install into it: install python3-pip"
+    else findpip; [ -n "$pipdir" ] || die "$venv has no pip, and ` + sshx.Embed(o.Python) + ` on the host has no pip >= 22.3 to install into it: install python3-pip"
       "$venv/bin/python" "$pipdir/__pip-runner__.py"` + args.String() + `; fi`
 	if pipCmd == nil {
 		install = sshx.Join(o.PipInstall...)
@@ -337,7 +343,7 @@ func venvScript(o *Options, venv string) string {
 	if o.Reinstall {
 		reinstall = "1"
 	}
-	name := strings.ReplaceAll(o.Python, `"`, "")
+	name := sshx.Embed(o.Python)
 	var b strings.Builder
 	b.WriteString(`installed=0 venv=` + venv + ` pipdir=-
 hostpy=$(command -v ` + py(o) + `) || die "` + name + ` not found on the host: install it, or set Python"
@@ -391,29 +397,43 @@ func switchScript(o *Options, dir, prev string, t, was Target, what string) stri
 		restart = sudo + "/bin/sh -c " + sshx.Quote(o.Restart)
 	}
 	link := func(to string, t Target, note string) string {
-		return `ln -sfn ` + sshx.Quote(to) + ` "$root/"` + sshx.Quote(l.Current+".tmp") + ` && mv -T "$root/"` + sshx.Quote(l.Current+".tmp") + ` "$root/"` + sshx.Quote(l.Current) + ` || die "cannot switch ` + l.Current + ` to ` + to + `"
+		return `ln -sfn ` + sshx.Quote(to) + ` "$root/"` + sshx.Quote(l.Current+".tmp") + ` && mv -T "$root/"` + sshx.Quote(l.Current+".tmp") + ` "$root/"` + sshx.Quote(l.Current) + ` || die "cannot switch ` + sshx.Embed(l.Current) + ` to ` + sshx.Embed(to) + `"
 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + sshx.Quote(note) + ` >> "$root/revisions.log"
 `
 	}
 	var b strings.Builder
 	b.WriteString(`id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
 [ "$id" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
-[ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + dir + ` is missing"
+[ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + sshx.Embed(dir) + ` is missing"
 `)
 	b.WriteString(link(dir, t, what))
-	b.WriteString(`step "` + l.Current + ` -> ` + dir + ` (` + t.Name + `); restarting"
+	// Stopped between the switch and a finished restart (the run timed
+	// out on this host, or its connection died), the host goes back to
+	// prev by itself: the run treats it as failed and switches the other
+	// hosts back too. The restart with prev runs detached, so that the
+	// session's end cannot kill it half way, and then releases the lock.
+	if prev != "" && prev != dir {
+		undo := `id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
+` + restart + `
+[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
+		b.WriteString(`trap 'trap - TERM INT HUP PIPE
+  { ` + strings.ReplaceAll(link(prev, was, "switched back: interrupted during the restart"), "'", `'\''`) + `  root=$root setsid /bin/sh -c ` + strings.ReplaceAll(sshx.Quote(undo), "'", `'\''`) + ` </dev/null & } >/dev/null 2>&1
+  exit 143' TERM INT HUP PIPE
+`)
+	}
+	b.WriteString(`step "` + sshx.Embed(l.Current+" -> "+dir+" ("+t.Name+"); restarting") + `"
 if ! ` + restart + ` 2>&1; then
 `)
 	if prev != "" && prev != dir {
-		b.WriteString(`  printf 'magefab:error restart failed with ` + l.Current + ` -> ` + dir + `; switched back to ` + prev + `\n'
-  ` + strings.ReplaceAll(link(prev, was, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error restarting with ` + prev + ` failed too\n'; exit ` + fmt.Sprint(exitCompFail) + `; fi
+		b.WriteString(`  printf 'magefab:error %s\n' ` + sshx.Quote("restart failed with "+l.Current+" -> "+dir+"; switched back to "+prev) + `
+  ` + strings.ReplaceAll(link(prev, was, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; exit ` + fmt.Sprint(exitCompFail) + `; fi
   exit ` + fmt.Sprint(exitRestartFail) + `
 `)
 	} else {
-		b.WriteString(`  die "restart failed with ` + l.Current + ` -> ` + dir + `"
+		b.WriteString(`  die "restart failed with ` + sshx.Embed(l.Current+" -> "+dir) + `"
 `)
 	}
-	b.WriteString("fi\n")
+	b.WriteString("fi\ntrap - TERM INT HUP PIPE\n")
 	b.WriteString(afterSwitchScript(o, dir))
 	b.WriteString(unlockScript(o.RunID))
 	return b.String()
@@ -429,14 +449,14 @@ func afterSwitchScript(o *Options, dir string) string {
 	}
 	if o.Crontab != "" {
 		file := `"$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Crontab)
-		b.WriteString(`[ -f ` + file + ` ] || die "crontab file ` + strings.ReplaceAll(o.Crontab, `"`, "") + ` is missing from release ` + dir + `"
-` + crontab(o, file) + ` 2>&1 || die "installing the crontab for ` + o.CrontabUser + ` failed"
-step "crontab installed for ` + o.CrontabUser + `"
+		b.WriteString(`[ -f ` + file + ` ] || die "crontab file ` + sshx.Embed(o.Crontab) + ` is missing from release ` + sshx.Embed(dir) + `"
+` + crontab(o, file) + ` 2>&1 || die "installing the crontab for ` + sshx.Embed(o.CrontabUser) + ` failed"
+step "crontab installed for ` + sshx.Embed(o.CrontabUser) + `"
 `)
 	}
 	for _, svc := range o.Services {
-		b.WriteString(sudo + sshx.Quote(svc) + ` restart 2>&1 || die "restarting ` + strings.ReplaceAll(svc, `"`, "") + ` failed"
-step "restarted ` + strings.ReplaceAll(svc, `"`, "") + `"
+		b.WriteString(sudo + sshx.Quote(svc) + ` restart 2>&1 || die "restarting ` + sshx.Embed(svc) + ` failed"
+step "restarted ` + sshx.Embed(svc) + `"
 `)
 	}
 	return b.String()

@@ -98,11 +98,11 @@ func Reinstall(ctx context.Context, h sshx.Host, o *Options) error {
 func Manage(ctx context.Context, h sshx.Host, o *Options, dir string, commands [][]string) error {
 	var b strings.Builder
 	b.WriteString(prelude(o.Layout) + `cd "$root/"` + sshx.Quote(dir) + ` || die "cannot enter $root/` + dir + `"
-[ -f manage.py ] || die "manage.py is missing from release ` + dir + `"
+[ -f manage.py ] || die "manage.py is missing from release ` + sshx.Embed(dir) + `"
 py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/python
 `)
 	for _, c := range commands {
-		b.WriteString(`step "manage.py ` + strings.ReplaceAll(strings.Join(c, " "), `"`, "") + `"
+		b.WriteString(`step "manage.py ` + sshx.Embed(strings.Join(c, " ")) + `"
 "$py" manage.py ` + sshx.Join(c...) + ` 2>&1 || die "manage.py ` + strings.ReplaceAll(c[0], `"`, "") + ` failed"
 `)
 	}

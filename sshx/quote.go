@@ -21,6 +21,14 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// Embed returns s for use inside a double-quoted shell string: it closes
+// the double quotes, adds s as Quote quotes it, and opens them again, so
+// that "cannot find ` + "`" + ` + Embed(s) + ` + "`" + `" is one word that holds s
+// literally, whatever s holds ($, backquotes, quotes, newlines).
+func Embed(s string) string {
+	return `"` + Quote(s) + `"`
+}
+
 // Join quotes each argument with Quote and joins them with spaces, giving a
 // command line that runs args[0] with the rest as its arguments.
 func Join(args ...string) string {

@@ -219,9 +219,9 @@ cd ` + sshx.Quote(dir) + ` || exit 1
 			return fmt.Errorf("pypkg: install script %q %s", s, reason)
 		}
 		q := sshx.Quote("./" + path.Clean(s))
-		b.WriteString(`[ -f ` + q + ` ] || { echo "pypkg: install script ` + escapeDQ(s) + ` is missing from $PWD" >&2; exit 2; }
-[ -x ` + q + ` ] || { echo "pypkg: install script ` + escapeDQ(s) + ` is not executable: chmod +x it and give it a #! line" >&2; exit 2; }
-` + q + ` "$venv" || { s=$?; echo "pypkg: install script ` + escapeDQ(s) + ` failed with status $s" >&2; exit $s; }
+		b.WriteString(`[ -f ` + q + ` ] || { echo "pypkg: install script ` + sshx.Embed(s) + ` is missing from $PWD" >&2; exit 2; }
+[ -x ` + q + ` ] || { echo "pypkg: install script ` + sshx.Embed(s) + ` is not executable: chmod +x it and give it a #! line" >&2; exit 2; }
+` + q + ` "$venv" || { s=$?; echo "pypkg: install script ` + sshx.Embed(s) + ` failed with status $s" >&2; exit $s; }
 `)
 	}
 	cmd := h.Script(ctx, b.String())
@@ -229,12 +229,6 @@ cd ` + sshx.Quote(dir) + ` || exit 1
 		return commandError(fmt.Sprintf("pypkg: %s: install scripts in %s", h.Name(), dir), err)
 	}
 	return nil
-}
-
-// escapeDQ makes a validated script path safe inside double quotes.
-func escapeDQ(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`")
-	return r.Replace(s)
 }
 
 // checkRemotePath returns what is wrong with a directory path on a host,
