@@ -41,13 +41,7 @@ var allVars = []string{EnvVar, HostsVar, TagVar, YesVar, SkipTestsVar, DryRunVar
 // git runs git in dir and fails the test if it fails.
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testenv.Git(t, dir, args...)
 }
 
 // repos is a bare "remote" repository and a clone of it with one pushed
@@ -59,25 +53,17 @@ type repos struct {
 
 func newRepos(t *testing.T) repos {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
-	dir := t.TempDir()
-	r := repos{remote: filepath.Join(dir, "remote.git"), clone: filepath.Join(dir, "clone")}
-	git(t, dir, "init", "-q", "--bare", "-b", "master", r.remote)
-	git(t, dir, "clone", "-q", r.remote, r.clone)
-	git(t, r.clone, "symbolic-ref", "HEAD", "refs/heads/master")
-	r.initial = commit(t, r.clone, "initial")
-	git(t, r.clone, "tag", "-a", "-m", "first", "v0.1.0")
-	git(t, r.clone, "push", "-q", "origin", "master", "v0.1.0")
-	return r
+	r := testenv.NewRepos(t)
+	rs := repos{remote: r.Remote, clone: r.Clone, initial: r.Initial}
+	git(t, rs.clone, "tag", "-a", "-m", "first", "v0.1.0")
+	git(t, rs.clone, "push", "-q", "origin", "v0.1.0")
+	return rs
 }
 
 // commit makes an empty commit in dir and returns its SHA.
 func commit(t *testing.T, dir, msg string) string {
 	t.Helper()
-	git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
-	return git(t, dir, "rev-parse", "HEAD")
+	return testenv.Commit(t, dir, msg)
 }
 
 // remoteTag returns the commit tag points at in the bare remote, "" when

@@ -35,13 +35,7 @@ func runIsolated(m *testing.M) int {
 // git runs git in dir and fails the test if it fails.
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testenv.Git(t, dir, args...)
 }
 
 // repos is a bare "remote" repository and a clone of it with one pushed
@@ -53,17 +47,9 @@ type repos struct {
 
 func newRepos(t *testing.T) repos {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
-	dir := t.TempDir()
-	r := repos{remote: filepath.Join(dir, "remote.git"), clone: filepath.Join(dir, "clone")}
-	git(t, dir, "init", "-q", "--bare", "-b", "master", r.remote)
-	git(t, dir, "clone", "-q", r.remote, r.clone)
-	git(t, r.clone, "symbolic-ref", "HEAD", "refs/heads/master")
-	r.initial = commit(t, r.clone, "initial")
-	git(t, r.clone, "push", "-q", "origin", "master")
-	return r
+	r := testenv.NewRepos(t)
+	rs := repos{remote: r.Remote, clone: r.Clone, initial: r.Initial}
+	return rs
 }
 
 // anotherClone clones the remote again, as a second developer would.
@@ -77,8 +63,7 @@ func (r repos) anotherClone(t *testing.T) string {
 // commit makes an empty commit in dir and returns its SHA.
 func commit(t *testing.T, dir, msg string) string {
 	t.Helper()
-	git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
-	return git(t, dir, "rev-parse", "HEAD")
+	return testenv.Commit(t, dir, msg)
 }
 
 func (r repos) git() release.Git { return release.Git{Dir: r.clone} }

@@ -4,7 +4,9 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +61,48 @@ func AWS(t testing.TB, keyID, secret, region string) {
 	} {
 		t.Setenv(k, v)
 	}
+}
+
+// Git runs git in dir and returns its output, trimmed; it fails the test if
+// git fails.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Repos is a bare "remote" repository and a clone of it with one pushed
+// commit on master.
+type Repos struct {
+	Remote, Clone string
+	Initial       string // SHA of the first commit
+}
+
+// NewRepos makes Repos in a temporary directory; it skips the test when
+// git is not installed.
+func NewRepos(t testing.TB) Repos {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := t.TempDir()
+	r := Repos{Remote: filepath.Join(dir, "remote.git"), Clone: filepath.Join(dir, "clone")}
+	Git(t, dir, "init", "-q", "--bare", "-b", "master", r.Remote)
+	Git(t, dir, "clone", "-q", r.Remote, r.Clone)
+	Git(t, r.Clone, "symbolic-ref", "HEAD", "refs/heads/master")
+	r.Initial = Commit(t, r.Clone, "initial")
+	Git(t, r.Clone, "push", "-q", "origin", "master")
+	return r
+}
+
+// Commit makes an empty commit in dir and returns its SHA.
+func Commit(t testing.TB, dir, msg string) string {
+	t.Helper()
+	Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+	return Git(t, dir, "rev-parse", "HEAD")
 }
