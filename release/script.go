@@ -103,8 +103,8 @@ if [ "$id" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked";
 // release dir holds: its commit, its release name and the virtualenv's
 // stamp. It reads files with the shell's own read rather than starting git:
 // a release dir's HEAD is a detached commit (see chooseScript), and the
-// name is that of the last switch to the dir with that commit in
-// revisions.log. git runs only for a dir whose HEAD is a branch (a fresh
+// name is that of the last switch to the dir with that commit among the
+// last 500 lines of revisions.log (the log grows by a line a switch). git runs only for a dir whose HEAD is a branch (a fresh
 // clone, or a dir deployed by hand) and, for a dir the log does not name,
 // git describe when describe says so: "all" for every dir, "current" for
 // the live one only.
@@ -122,7 +122,7 @@ for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
     [ -f "$root/$d/.git/HEAD" ] && read -r h < "$root/$d/.git/HEAD"
     case $h in ''|'ref: '*) h=$(git -C "$root/$d" rev-parse -q --verify HEAD 2>/dev/null || true) ;; esac
     if [ -n "$h" ] && [ -f "$root/revisions.log" ]; then
-      n=$(D=$d H=$h awk -F '\t' '$5 == ENVIRON["D"] && $4 == ENVIRON["H"] { n = $3 } END { print n }' "$root/revisions.log" 2>/dev/null)
+      n=$(tail -n 500 "$root/revisions.log" 2>/dev/null | D=$d H=$h awk -F '\t' '$5 == ENVIRON["D"] && $4 == ENVIRON["H"] { n = $3 } END { print n }')
     fi
     if [ -z "$n" ] && [ -n "$h" ] && { [ ` + sshx.Quote(describe) + ` = all ] || { [ ` + sshx.Quote(describe) + ` = current ] && [ "$d" = "$cur" ]; }; }; then
       n=$(git -C "$root/$d" describe --tags --always 2>/dev/null || true)
