@@ -104,10 +104,11 @@ if [ "$id" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked";
 // stamp. It reads files with the shell's own read rather than starting git:
 // a release dir's HEAD is a detached commit (see chooseScript), and the
 // name is that of the last switch to the dir with that commit among the
-// last 500 lines of revisions.log (the log grows by a line a switch). git runs only for a dir whose HEAD is a branch (a fresh
-// clone, or a dir deployed by hand) and, for a dir the log does not name,
-// git describe when describe says so: "all" for every dir, "current" for
-// the live one only.
+// last 500 lines of revisions.log (the log grows by a line a switch). git
+// runs only for a dir whose HEAD is a branch (a fresh clone, or a dir
+// deployed by hand) and, for a dir the log does not name, git describe
+// when describe says so: "all" for every dir, "current" for the live one
+// only.
 //
 // It leaves $cur (the live dir's name) and $h0, $h1 (the dirs' commits)
 // for the scripts that follow.
