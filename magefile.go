@@ -14,7 +14,7 @@ import (
 	"github.com/magefile/mage/sh"
 )
 
-// Demo deploys a small Python app to an embedded SSH host with the real targets: deploy, new release, status, rollback, maintenance mode.
+// Demo deploys the Tornado example app to an embedded SSH host with the real targets: deploy, new release, status, rollback, maintenance mode.
 func Demo(ctx context.Context) error {
 	return demo.Run(ctx, os.Stdout)
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/magefab/magefab/internal/e2e"
+	"github.com/magefab/magefab/internal/wheel"
 )
 
 //go:embed templates
@@ -107,7 +107,7 @@ func newWorkspace(ctx context.Context, root, rev, id, magefabUnit, sshConfig str
 	if err := os.MkdirAll(w.wheels, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := e2e.BuildWheel(w.wheels, "magefab-testdep", "1.0", "NAME = 'magefab-testdep'\n"); err != nil {
+	if _, err := wheel.Build(w.wheels, "magefab-testdep", "1.0", "NAME = 'magefab-testdep'\n"); err != nil {
 		return nil, err
 	}
 

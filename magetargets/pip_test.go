@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/wheel"
 )
 
 func TestPipSetupIsIdempotent(t *testing.T) {
@@ -18,7 +18,7 @@ func TestPipSetupIsIdempotent(t *testing.T) {
 		fleettest.Unavailable(t, "python3 needs venv and pip (python3-venv, python3-pip)")
 	}
 	wheels := t.TempDir()
-	if _, err := e2e.BuildWheel(wheels, "setup-dep", "2.0", "WHO = 'setup'\n"); err != nil {
+	if _, err := wheel.Build(wheels, "setup-dep", "2.0", "WHO = 'setup'\n"); err != nil {
 		t.Fatal(err)
 	}
 	var tasks []string

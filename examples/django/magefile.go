@@ -16,33 +16,44 @@ func init() {
 	magetargets.Configure(magetargets.Config{
 		// A short name for the app, used in folder names and the init script.
 		Unit: "five",
-		// Deploy target on the servers.
-		Path: "/var/django/five",
+		// Deploy target on the servers (staging adds -staging); the
+		// crontabs in scripts/crontab cd into it.
+		Path: "/var/webapps/five",
 		// What the servers clone, and its web view for compare links.
 		SCM:       "git@github.com:bueda/five.git",
 		SCMWebURL: "https://github.com/bueda/five",
-		// Requirement files: everywhere, development only, production only.
+		// Requirement files: everywhere, development only (tools such as
+		// pylint), on the servers (gunicorn, which serves the app there).
 		PipRequirements:           []string{"requirements/common.txt"},
 		PipRequirementsDev:        []string{"requirements/dev.txt"},
 		PipRequirementsProduction: []string{"requirements/production.txt"},
-		// Django: run migrations on deploy; the celeryd init script template.
+		// The settings file whose MAINTENANCE_MODE maint:enable and
+		// maint:disable set.
+		Settings: "five/settings.py",
+		// Django: run migrations on deploy, once for the fleet.
 		Migrate: true,
-		Celeryd: "scripts/init.d/celeryd",
+		// Celeryd: "scripts/init.d/celeryd" would render that template per
+		// host into /etc/init.d/celeryd-five_<DEPLOYMENT_TYPE> and restart
+		// it after each switch: set it once the app has a celery worker
+		// (celery in requirements/common.txt, a broker in five/settings.py).
+		//
 		// Tests before every deploy, and in test:run.
 		TestRunner: magetargets.Django,
 		// The commit the app is serving, for the compare link and the check
 		// after each deploy: {{.Subdomain}} is www., dev. or staging.
 		VersionURL: "http://{{.Subdomain}}fivebybueda.com/version/",
-		// Deploy notifications: Airbrake (what Hoptoad became) and Campfire.
+		// Deploy notifications: Airbrake (what Hoptoad became; AIRBRAKE_HOST
+		// for an Airbrake-compatible service such as Errbit) and Campfire.
 		// Secrets come from the environment, never from the repository.
 		Notifiers: []notify.Notifier{
-			notify.Airbrake{ProjectID: 1, ProjectKey: os.Getenv("AIRBRAKE_PROJECT_KEY")},
+			notify.Airbrake{ProjectID: 1, ProjectKey: os.Getenv("AIRBRAKE_PROJECT_KEY"), Host: os.Getenv("AIRBRAKE_HOST")},
 			notify.Campfire{URL: os.Getenv("CAMPFIRE_CHATBOT_URL")},
 		},
 		Environments: map[string]magetargets.Environment{
 			// The running instances behind the "web" load balancer.
-			"production":  {LoadBalancer: "web", Crontab: "scripts/crontab/production"},
-			"staging":     {Hosts: []string{"dev.bueda.com"}, Crontab: "scripts/crontab/production"},
+			"production": {LoadBalancer: "web", Crontab: "scripts/crontab/production"},
+			"staging":    {Hosts: []string{"staging.bueda.com"}, Crontab: "scripts/crontab/staging"},
+			// The development server gets sample data: five/fixtures/dev.json.
 			"development": {Hosts: []string{"dev.bueda.com"}, Crontab: "scripts/crontab/development", Fixtures: []string{"dev"}},
 		},
 	})

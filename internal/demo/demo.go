@@ -1,13 +1,16 @@
 // Package demo runs magefab's main job on this machine with nothing set up:
-// an embedded SSH host on loopback, a small Python web app in a fresh git
-// repository, and the real targets deploying it, rolling it back and
-// switching maintenance mode, printing what a user would see.
+// an embedded SSH host on loopback, the Tornado example app
+// (examples/tornado) in a fresh git repository, with its requirements
+// packed as wheels from the local Python, and the real targets deploying
+// it, rolling it back and switching maintenance mode, printing what a user
+// would see.
 package demo
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -16,42 +19,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/magefab/magefab/internal/e2e"
+	"github.com/magefab/magefab/examples"
+	"github.com/magefab/magefab/internal/wheel"
 	"github.com/magefab/magefab/magetargets"
 	"github.com/magefab/magefab/sshx/sshtest"
 )
 
-// appPy is the demo app: a stdlib HTTP server answering / and /version.
-const appPy = `import http.server, os, subprocess, sys
-import demo_greeting
-
-here = os.path.dirname(os.path.abspath(__file__))
-sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
-sys.path.insert(0, here)
-import settings
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/version":
-            body = sha + "\n"
-        elif settings.MAINTENANCE_MODE:
-            body = "down for maintenance\n"
-        else:
-            body = demo_greeting.GREETING + " (" + sha[:7] + ")\n"
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(body.encode())
-    def log_message(self, *args):
-        pass
-
-http.server.ThreadingHTTPServer.allow_reuse_address = True
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-`
-
-// restartSh starts or stops the app; the demo's RestartCommand runs it.
-const restartSh = `#!/bin/sh
-# restart.sh start|stop|restart: the demo app's init script
-cd "$(dirname "$0")/../.." || exit 1
+// initScript starts and stops the example app on the embedded host, as an
+// init script does on a server: it lives in init.d/ of the host's home,
+// beside webapps/. It is formatted with the port the app listens on, on
+// 127.0.0.1, and the unit.
+const initScript = `#!/bin/sh
+# init.d/%[2]s start|stop|restart: the demo host's init script of the example app
+cd "$(dirname "$0")/../webapps/%[2]s" || exit 1
 PIDFILE=$PWD/app.pid
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$PIDFILE")/stat" 2>/dev/null; }
 stop() {
@@ -60,27 +40,32 @@ stop() {
 }
 start() {
   cd releases/current || exit 1
-  setsid env/bin/python app.py %[1]d >>../../app.log 2>&1 </dev/null &
+  DEPLOYMENT_TYPE=PRODUCTION setsid env/bin/python app.py 127.0.0.1 %[1]d >>../../app.log 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   i=0
   while [ $i -lt 100 ]; do
     env/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:%[1]d/version', timeout=1)" 2>/dev/null && exit 0
     sleep 0.1; i=$((i+1))
   done
-  echo "the app did not start" >&2; exit 1
+  echo "the app did not start:" >&2; tail -n 5 ../../app.log >&2; exit 1
 }
 case "${1:-restart}" in
   start) start ;; stop) stop ;; restart) stop; start ;;
 esac
 `
 
+// The example the demo deploys, examples/tornado: its unit and the
+// requirement file its magefile installs everywhere.
+const (
+	exampleName = "tornado"
+	exampleUnit = "hello"
+	exampleReqs = "requirements/common.txt"
+)
+
 // Run runs the demo, printing to out. It removes everything it made.
 func Run(ctx context.Context, out io.Writer) error {
-	if err := checkPython(); err != nil {
+	if err := Check(); err != nil {
 		return err
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		return fmt.Errorf("demo: git is not installed (Debian: apt-get install git)")
 	}
 	tmp, err := os.MkdirTemp("", "magefab-demo")
 	if err != nil {
@@ -92,16 +77,55 @@ func Run(ctx context.Context, out io.Writer) error {
 	return d.run(ctx)
 }
 
+// Check says what the demo needs that this machine lacks: git, python3
+// with venv and pip, and what the example app requires (Tornado), which
+// the demo packs from the local Python into wheels.
+func Check() error {
+	if _, err := exec.LookPath("git"); err != nil {
+		return fmt.Errorf("demo: git is not installed (Debian: apt-get install git)")
+	}
+	if err := checkPython(); err != nil {
+		return err
+	}
+	names, err := exampleRequirements()
+	if err != nil {
+		return err
+	}
+	py, err := wheel.LocalPython(python())
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	for _, name := range names {
+		if _, err := py.Find(name); err != nil {
+			return fmt.Errorf("demo: %w; the example app (examples/%s) needs it", err, exampleName)
+		}
+	}
+	return nil
+}
+
+// exampleRequirements are the projects the example app requires.
+func exampleRequirements() ([]string, error) {
+	fsys, err := examples.FS(exampleName)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fs.ReadFile(fsys, exampleReqs)
+	if err != nil {
+		return nil, err
+	}
+	return wheel.RequirementNames(string(b)), nil
+}
+
 func checkPython() error {
 	dir, err := os.MkdirTemp("", "magefab-demo-venv")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if out, err := exec.Command("python3", "-m", "venv", "--without-pip", filepath.Join(dir, "v")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(python(), "-m", "venv", "--without-pip", filepath.Join(dir, "v")).CombinedOutput(); err != nil {
 		return fmt.Errorf("demo: python3 with venv is needed (Debian: apt-get install python3-venv python3-pip): %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	if err := exec.Command("python3", "-c", "import pip").Run(); err != nil {
+	if err := exec.Command(python(), "-c", "import pip").Run(); err != nil {
 		return fmt.Errorf("demo: pip for python3 is needed (Debian: apt-get install python3-pip)")
 	}
 	return nil
@@ -162,8 +186,17 @@ func (d *demo) run(ctx context.Context) error {
 	} {
 		os.Setenv(k, v)
 	}
-	if _, err := e2e.BuildWheel(wheels, "demo-greeting", "1.0", "GREETING = 'hello from the demo app'\n"); err != nil {
+	names, err := exampleRequirements()
+	if err != nil {
 		return err
+	}
+	py, err := wheel.LocalPython(python())
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	packed, err := py.Wheels(wheels, names...)
+	if err != nil {
+		return fmt.Errorf("demo: packing what the example app needs: %w", err)
 	}
 
 	d.srv = sshtest.NewUnstartedServer()
@@ -178,28 +211,29 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.cleanup = func() {
-		exec.Command("sh", filepath.Join(d.home, "webapps/demo/releases/current/restart.sh"), "stop").Run()
+		exec.Command("sh", filepath.Join(d.home, "init.d", exampleUnit), "stop").Run()
 		d.srv.Close()
 	}
-
-	repoFiles := map[string]string{
-		"app.py":           appPy,
-		"settings.py":      "DEBUG = False\nMAINTENANCE_MODE = False\n",
-		"requirements.txt": "demo-greeting==1.0\n",
-		"restart.sh":       fmt.Sprintf(restartSh, d.port),
-		".gitignore":       "/env/\n",
+	if err := os.MkdirAll(filepath.Join(d.home, "init.d"), 0o755); err != nil {
+		return err
 	}
-	for name, body := range repoFiles {
-		if err := os.WriteFile(filepath.Join(d.app, name), []byte(body), 0o755); err != nil {
-			return err
-		}
+	if err := os.WriteFile(filepath.Join(d.home, "init.d", exampleUnit), fmt.Appendf(nil, initScript, d.port, exampleUnit), 0o755); err != nil {
+		return err
+	}
+
+	fsys, err := examples.FS(exampleName)
+	if err != nil {
+		return err
+	}
+	if err := os.CopyFS(d.app, fsys); err != nil {
+		return err
 	}
 	steps := [][]string{
 		{"init", "-q", "--bare", "-b", "master", remote},
 		{"init", "-q", "-b", "master"},
 		{"remote", "add", "origin", remote},
 		{"add", "."},
-		{"commit", "-q", "-m", "A small web app"},
+		{"commit", "-q", "-m", "The Tornado example app"},
 		{"tag", "-a", "-m", "first release", "v0.1.0"},
 		{"push", "-q", "origin", "master", "v0.1.0"},
 	}
@@ -210,14 +244,14 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	magetargets.Configure(magetargets.Config{
-		Unit:              "demo",
-		Path:              "webapps/demo",
+		Unit:              exampleUnit,
+		Path:              "webapps/" + exampleUnit,
 		SCM:               remote,
 		RootDir:           d.app,
 		Python:            python(),
-		PipRequirements:   []string{"requirements.txt"},
+		PipRequirements:   []string{exampleReqs},
 		PipInstallCommand: "pip install --no-index --find-links " + wheels,
-		RestartCommand:    "sh webapps/demo/releases/current/restart.sh restart",
+		RestartCommand:    "sh init.d/" + exampleUnit + " restart",
 		NoSudo:            true,
 		VersionURL:        fmt.Sprintf("http://127.0.0.1:%d/version", d.port),
 		SSH:               magetargets.SSH{ConfigFile: files.ConfigFile},
@@ -226,7 +260,12 @@ func (d *demo) run(ctx context.Context) error {
 		},
 	})
 
-	fmt.Fprintf(d.out, "magefab demo: an embedded SSH host (%s, alias %s, host key checked), a Python app in a git repository, and the real targets.\n", d.srv.Addr, files.Alias)
+	var whls []string
+	for _, w := range packed {
+		whls = append(whls, filepath.Base(w))
+	}
+	fmt.Fprintf(d.out, "magefab demo: an embedded SSH host (%s, alias %s, host key checked), the Tornado example app (examples/%s) in a git repository, and the real targets.\n", d.srv.Addr, files.Alias, exampleName)
+	fmt.Fprintf(d.out, "Its requirements come from this machine's Python (%s), packed as wheels: %s\n", python(), strings.Join(whls, ", "))
 	prod := magetargets.Env{}.Production
 	fetch := func() {
 		for _, path := range []string{"/", "/version"} {

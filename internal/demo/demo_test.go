@@ -16,6 +16,9 @@ import (
 func TestDemo(t *testing.T) {
 	fleettest.RequireTool(t, "git", "git")
 	fleettest.RequireTool(t, "python3", "python3")
+	if err := Check(); err != nil {
+		fleettest.Unavailable(t, err.Error())
+	}
 	// The targets print to standard output, as under mage: capture fd 1.
 	out, err := captureStdout(t, func() error { return Run(context.Background(), os.Stdout) })
 	if err != nil {
@@ -27,14 +30,15 @@ func TestDemo(t *testing.T) {
 		"Tagged", "v0.1.1 is now deployed to PRODUCTION",
 		"current -> b",
 		"v0.1.0 is now deployed to PRODUCTION again",
-		"down for maintenance",
+		"examples/tornado", "tornado-",
+		"hello is down for maintenance",
 		"1 SSH connection(s)",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
 	}
-	if n := strings.Count(s, "hello from the demo app"); n < 3 {
+	if n := strings.Count(s, "hello from Tornado ("); n < 3 {
 		t.Errorf("the app answered %d times, want at least 3:\n%s", n, s)
 	}
 	if entries, _ := os.ReadDir(os.TempDir()); len(entries) > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/wheel"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -48,12 +49,12 @@ func TestNotificationsAndPrivatePackagesOnTheFleet(t *testing.T) {
 	// A private package, as a wheel in an S3 bucket.
 	backend := s3mem.New()
 	backend.CreateBucket("pkgs")
-	wheel, err := e2e.BuildWheel(t.TempDir(), "private_dep", "1.0", "FEATURE = 'private'\n")
+	whl, err := wheel.Build(t.TempDir(), "private_dep", "1.0", "FEATURE = 'private'\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(wheel)
-	if _, err := backend.PutObject("pkgs", filepath.Base(wheel), map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+	data, _ := os.ReadFile(whl)
+	if _, err := backend.PutObject("pkgs", filepath.Base(whl), map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
 	s3 := httptest.NewServer(gofakes3.New(backend).Server())

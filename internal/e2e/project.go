@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/wheel"
 )
 
 // AppPy is the test app: a stdlib HTTP server that answers /version with
@@ -52,9 +53,15 @@ http.server.ThreadingHTTPServer.allow_reuse_address = True
 http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
 `
 
-// InitScript is /etc/init.d/<unit> for the test app: start, stop, restart.
-// Each fleet host has its own /var/webapps, where the pid file and the log
-// live, and binds the app to its own address (from /run/fleet/host).
+// AppStart is the command InitScript starts AppPy with.
+const AppStart = `env/bin/python app.py "$addr" "$PORT"`
+
+// InitScript is /etc/init.d/<unit> for a test app: start, stop, restart,
+// formatted with the unit (%[1]s), the port (%[2]d), the shell command that
+// starts the app in the live release dir with $addr and $PORT set
+// (%[3]s), and the path that answers once it is up (%[4]s). Each fleet
+// host has its own /var/webapps, where the pid file and the log live, and
+// binds the app to its own address (from /run/fleet/host).
 const InitScript = `#!/bin/sh
 # test app init script: start | stop | restart | status
 UNIT=%[1]s
@@ -71,15 +78,21 @@ running() {
   ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat"
 }
 answers() {
-  "$ROOT/releases/current/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT/version', timeout=1)" 2>/dev/null
+  "$ROOT/releases/current/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT%[4]s', timeout=1)" 2>/dev/null
 }
 start() {
+  # a host whose $ROOT/slow-restart holds "DIR SECONDS" takes that much
+  # longer to start the release in DIR
+  if [ -e "$ROOT/slow-restart" ]; then
+    read -r slowdir slowsecs <"$ROOT/slow-restart"
+    [ "$(readlink "$ROOT/releases/current")" != "$slowdir" ] || sleep "$slowsecs"
+  fi
   # a host whose $ROOT/fail-restart names the live release dir cannot start it
   if [ -e "$ROOT/fail-restart" ] && [ "$(readlink "$ROOT/releases/current")" = "$(cat "$ROOT/fail-restart")" ]; then
     echo "$UNIT cannot start release $(cat "$ROOT/fail-restart") here" >&2; exit 1
   fi
   cd "$ROOT/releases/current" || { echo "no current release" >&2; exit 1; }
-  setsid env/bin/python app.py "$addr" "$PORT" >>"$LOG" 2>&1 </dev/null &
+  setsid %[3]s >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   i=0
   while [ $i -lt 100 ]; do
@@ -121,6 +134,8 @@ type Project struct {
 	prodEnv string
 	gitEnv  []string
 	cleanup []func()
+
+	VersionPath string // where the app answers its commit: "" means /version
 }
 
 var mageBin struct {
@@ -203,11 +218,11 @@ func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig
 	}
 	must(os.MkdirAll(p.Wheels, 0o755))
 	p.cleanup = append(p.cleanup, func() { os.RemoveAll(p.Wheels) })
-	_, err := BuildWheel(p.Wheels, "magefab-testdep", "1.0", "NAME = 'magefab-testdep'\n")
+	_, err := wheel.Build(p.Wheels, "magefab-testdep", "1.0", "NAME = 'magefab-testdep'\n")
 	must(err)
 
 	init := filepath.Join("/etc/init.d", p.Unit)
-	must(os.WriteFile(init, []byte(fmt.Sprintf(InitScript, p.Unit, p.Port)), 0o755))
+	must(os.WriteFile(init, []byte(fmt.Sprintf(InitScript, p.Unit, p.Port, AppStart, "/version")), 0o755))
 	p.cleanup = append(p.cleanup, func() { os.Remove(init) })
 
 	files := map[string]string{
@@ -418,7 +433,11 @@ func (p *Project) MustRun(t testing.TB, env []string, args ...string) Result {
 // Version asks the app on a fleet host for the commit it serves.
 func (p *Project) Version(addr string) (string, error) {
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://%s:%d/version", addr, p.Port))
+	path := p.VersionPath
+	if path == "" {
+		path = "/version"
+	}
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d%s", addr, p.Port, path))
 	if err != nil {
 		return "", err
 	}

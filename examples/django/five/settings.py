@@ -1,5 +1,6 @@
 """Settings of five. DEPLOYMENT_TYPE (SOLO, DEV, STAGING, PRODUCTION) is set
-by magefab on every host and in test:run."""
+by magefab on every host and in test:run, and by the init script that runs
+the app."""
 import os
 from pathlib import Path
 
@@ -15,15 +16,25 @@ MAINTENANCE_MODE = False
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
     "five",
 ]
-MIDDLEWARE = ["five.views.MaintenanceMiddleware"]
+MIDDLEWARE = [
+    "five.views.MaintenanceMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+]
 ROOT_URLCONF = "five.urls"
 WSGI_APPLICATION = "five.wsgi.application"
+
+# Data lives in the checkout when working locally, and on a server in the
+# deploy root (/var/webapps/five, beside releases/), which both release
+# dirs share.
+DATA_DIR = BASE_DIR if DEPLOYMENT_TYPE == "SOLO" else BASE_DIR.parent.parent
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR.parent.parent / "five.sqlite3",
+        "NAME": DATA_DIR / "five.sqlite3",
     }
 }
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = True
