@@ -30,11 +30,8 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 
 	var mu sync.Mutex
 	got := map[string]string{} // host alias -> uploaded script
-	var config strings.Builder
 	var hosts []sshx.Host
-	for _, alias := range []string{"w1", "w2"} {
-		srv := sshtest.NewUnstartedServer()
-		srv.Alias = alias
+	_, cfgFile := sshtestHosts(t, []string{"w1", "w2"}, func(alias string, srv *sshtest.Server) {
 		srv.Handler = func(e *sshtest.Exec) {
 			if strings.Contains(e.Command, "celeryd-five_PRODUCTION") && strings.Contains(e.Command, "mktemp") {
 				b, _ := io.ReadAll(e.Stdin)
@@ -45,17 +42,7 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 			}
 			sshtest.ShellHandler(e)
 		}
-		srv.Start()
-		t.Cleanup(srv.Close)
-		files, err := srv.WriteClientFiles(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(files.ConfigFile)
-		config.Write(b)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
-	os.WriteFile(cfgFile, []byte(config.String()), 0o600)
+	})
 	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: cfgFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
 	t.Cleanup(func() { pool.Close() })
 	for _, a := range []string{"w1", "w2"} {

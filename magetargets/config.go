@@ -66,11 +66,14 @@ type Config struct {
 	Unit string
 
 	// Path is the deploy root on the servers. A relative path is relative
-	// to the login user's home. Empty means /var/webapps/<Unit>.
+	// to the login user's home. It holds letters, digits and '/', '.', '_',
+	// '-', '+', '@', ',', ':' only, so that templates such as
+	// RestartCommand can use it bare. Empty means /var/webapps/<Unit>.
 	Path string
 
 	// SCM is the git URL the servers clone from. Required by the deploy
-	// targets; empty is an error there.
+	// targets; empty is an error there. git's ext:: and fd:: transports,
+	// which run commands, are refused.
 	SCM string
 
 	// SCMWebURL is the HTTP view of the repository, for compare links in
@@ -82,7 +85,8 @@ type Config struct {
 
 	// ReleasesRoot is the directory under Path that holds the release
 	// directories, the CurrentLink and the deploy lock. Empty means
-	// releases.
+	// releases. It, ReleaseDirs, CurrentLink and Virtualenv are plain
+	// names of letters, digits, '.', '_' and '-'.
 	ReleasesRoot string
 
 	// ReleaseDirs are the two directories under ReleasesRoot that deploys
@@ -605,7 +609,7 @@ func (c Config) envPath(e Environment) string {
 func (c Config) restartCommand() (string, error) {
 	cmd, err := c.renderRestart()
 	if err != nil {
-		return "", fmt.Errorf("magetargets: Config.RestartCommand %q: %w", c.RestartCommand, err)
+		return "", fmt.Errorf("magetargets: Config.RestartCommand %s: %w", shown(c.RestartCommand), err)
 	}
 	return cmd, nil
 }
@@ -624,7 +628,7 @@ func (c Config) renderRestart() (string, error) {
 		return "", errors.New("renders to nothing")
 	}
 	if reason := badText(cmd); reason != "" {
-		return "", fmt.Errorf("renders to %q, which %s", cmd, reason)
+		return "", fmt.Errorf("renders to %s, which %s", shown(cmd), reason)
 	}
 	return cmd, nil
 }
@@ -665,7 +669,7 @@ type fieldError struct {
 func (e *fieldError) Error() string {
 	var ie *release.InputError
 	if errors.As(e.err, &ie) {
-		return fmt.Sprintf("Config.%s %q: %s", e.field, ie.Value, ie.Reason)
+		return fmt.Sprintf("Config.%s %s: %s", e.field, shown(ie.Value), ie.Reason)
 	}
 	return "Config." + e.field + ": " + e.err.Error()
 }
@@ -688,7 +692,7 @@ func (p *problems) addf(field, format string, args ...any) {
 var (
 	accountRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 	commandRE      = regexp.MustCompile(`^[A-Za-z0-9_./+-]+$`)
-	envNameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	envNameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	loadBalancerRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 )
 
@@ -714,7 +718,7 @@ func (c Config) validate(forDeploy bool) error {
 	}
 	if c.DefaultEnvironment != "" {
 		if _, ok := c.Environments[c.DefaultEnvironment]; !ok {
-			p.addf("DefaultEnvironment", "%q is not an environment; use one of %s", c.DefaultEnvironment, strings.Join(c.envNames(), ", "))
+			p.addf("DefaultEnvironment", "%s is not an environment; use one of %s", shown(c.DefaultEnvironment), strings.Join(c.envNames(), ", "))
 		}
 	}
 	if len(p) == 0 {
@@ -729,18 +733,18 @@ func (c Config) validateRepo(p *problems, forDeploy bool) {
 	case c.SCM == "" && forDeploy:
 		p.addf("SCM", "is required for deploys: set it to the git URL the servers clone, e.g. git@github.com:you/app.git")
 	case c.SCM != "":
-		if reason := badText(c.SCM); reason != "" {
-			p.addf("SCM", "%q %s; give the git URL the servers clone", c.SCM, reason)
+		if reason := badSCM(c.SCM); reason != "" {
+			p.addf("SCM", "%s %s; give the git URL the servers clone, e.g. git@github.com:you/app.git", shown(c.SCM), reason)
 		}
 	}
 	if c.SCMWebURL != "" {
 		u, err := url.Parse(c.SCMWebURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p.addf("SCMWebURL", "%q is not an http(s) URL; give the repository's web page, e.g. https://github.com/you/app, or leave it empty", c.SCMWebURL)
+			p.addf("SCMWebURL", "%s is not an http(s) URL; give the repository's web page, e.g. https://github.com/you/app, or leave it empty", shown(c.SCMWebURL))
 		}
 	}
 	if err := release.ValidateRevision(c.Remote); err != nil || strings.Contains(c.Remote, "/") {
-		p.addf("Remote", "%q is not a git remote name; give the local remote that mirrors SCM, e.g. origin", c.Remote)
+		p.addf("Remote", "%s is not a git remote name; give the local remote that mirrors SCM, e.g. origin", shown(c.Remote))
 	}
 	if _, err := release.CompileVersionPattern(c.VersionPattern); err != nil {
 		p.add("VersionPattern", err)
@@ -755,8 +759,27 @@ func (c Config) validateRepo(p *problems, forDeploy bool) {
 		p.add(fmt.Sprintf("PipRequirementsProduction[%d]", i), release.ValidateRelPath("file", f))
 	}
 	p.add("Settings", release.ValidateRelPath("file", c.Settings))
-	if c.RootDir != "" && strings.IndexFunc(c.RootDir, isControl) >= 0 {
-		p.addf("RootDir", "%q contains a control character; give the project's directory", c.RootDir)
+	for i, f := range c.Fixtures {
+		p.add(fmt.Sprintf("Fixtures[%d]", i), release.ValidateRelPath("fixture", f))
+	}
+	if c.Celeryd != "" {
+		p.add("Celeryd", release.ValidateRelPath("file", c.Celeryd))
+	}
+	for i, f := range c.PrivateRequirements {
+		p.add(fmt.Sprintf("PrivateRequirements[%d]", i), release.ValidateRelPath("file", f))
+	}
+	for i, f := range c.PackageInstallScripts {
+		p.add(fmt.Sprintf("PackageInstallScripts[%d]", i), release.ValidateRelPath("file", f))
+	}
+	switch {
+	case c.RootDir == "":
+	case len(c.RootDir) > maxLocalPathLen:
+		p.addf("RootDir", "%s is longer than %d bytes; give the project's directory", shown(c.RootDir), maxLocalPathLen)
+	case strings.IndexFunc(c.RootDir, isControl) >= 0 || !utf8.ValidString(c.RootDir):
+		p.addf("RootDir", "%s contains a control character or invalid UTF-8; give the project's directory", shown(c.RootDir))
+	case strings.ContainsAny(c.RootDir, shellSpecialInQuotes):
+		i := strings.IndexAny(c.RootDir, shellSpecialInQuotes)
+		p.addf("RootDir", "%s contains %q; move the project to a directory without '$', '`', '\"' or '\\' in its path", shown(c.RootDir), c.RootDir[i])
 	}
 }
 
@@ -768,13 +791,19 @@ func (c Config) validateLayout(p *problems) {
 	case c.Path == "":
 		p.addf("Path", "is empty; give the deploy root on the servers, such as /var/webapps/%s", c.Unit)
 	case strings.IndexFunc(c.Path, isControl) >= 0 || !utf8.ValidString(c.Path):
-		p.addf("Path", "%q contains a control character or invalid UTF-8; give a plain directory such as /var/webapps/five", c.Path)
+		p.addf("Path", "%s contains a control character or invalid UTF-8; give a plain directory such as /var/webapps/five", shown(c.Path))
+	case len(c.Path) > maxPathLen:
+		p.addf("Path", "%s is longer than %d bytes; give a plain directory such as /var/webapps/five", shown(c.Path), maxPathLen)
 	case strings.HasPrefix(c.Path, "-"):
-		p.addf("Path", "%q starts with '-'; write ./%s for a path relative to the login user's home", c.Path, c.Path)
+		p.addf("Path", "%s starts with '-'; write it with ./ in front for a path relative to the login user's home", shown(c.Path))
 	case path.Clean(c.Path) == "/":
-		p.addf("Path", "%q is the root directory; give the app's own directory such as /var/webapps/five", c.Path)
+		p.addf("Path", "%s is the root directory; give the app's own directory such as /var/webapps/five", shown(c.Path))
 	case slices.Contains(strings.Split(c.Path, "/"), ".."):
-		p.addf("Path", "%q has a \"..\" element; give an absolute path such as /var/webapps/five, or one relative to the login user's home without \"..\"", c.Path)
+		p.addf("Path", "%s has a \"..\" element; give an absolute path such as /var/webapps/five, or one relative to the login user's home without \"..\"", shown(c.Path))
+	case strings.ContainsFunc(c.Path, func(r rune) bool { return !isPathRune(r) }):
+		i := strings.IndexFunc(c.Path, func(r rune) bool { return !isPathRune(r) })
+		r, _ := utf8.DecodeRuneInString(c.Path[i:])
+		p.addf("Path", "%s contains %q; give a directory made of letters, digits and '/', '.', '_', '-', '+', '@', ',', ':', such as /var/webapps/five", shown(c.Path), r)
 	}
 	p.add("ReleasesRoot", simpleName(c.ReleasesRoot))
 	p.add("CurrentLink", simpleName(c.CurrentLink))
@@ -786,10 +815,10 @@ func (c Config) validateLayout(p *problems) {
 		p.add(fmt.Sprintf("ReleaseDirs[%d]", i), simpleName(d))
 	}
 	if len(c.ReleaseDirs) == 2 && c.ReleaseDirs[0] == c.ReleaseDirs[1] {
-		p.addf("ReleaseDirs", "names %q twice; the two release directories need different names", c.ReleaseDirs[0])
+		p.addf("ReleaseDirs", "names %s twice; the two release directories need different names", shown(c.ReleaseDirs[0]))
 	}
 	if slices.Contains(c.ReleaseDirs, c.CurrentLink) {
-		p.addf("CurrentLink", "%q is also one of ReleaseDirs; the link and the directories live side by side under ReleasesRoot, so give it another name", c.CurrentLink)
+		p.addf("CurrentLink", "%s is also one of ReleaseDirs; the link and the directories live side by side under ReleasesRoot, so give it another name", shown(c.CurrentLink))
 	}
 }
 
@@ -797,19 +826,19 @@ func (c Config) validateLayout(p *problems) {
 // hosts, and how hosts are reached.
 func (c Config) validateHostSide(p *problems) {
 	if !accountRE.MatchString(c.DeployUser) {
-		p.addf("DeployUser", "%q is not a user name; give the account that owns the deployed files, e.g. deploy", c.DeployUser)
+		p.addf("DeployUser", "%s is not a user name; give the account that owns the deployed files, e.g. deploy", shown(c.DeployUser))
 	}
 	if !accountRE.MatchString(c.DeployGroup) {
-		p.addf("DeployGroup", "%q is not a group name; give the group of the deployed files, e.g. deploy", c.DeployGroup)
+		p.addf("DeployGroup", "%s is not a group name; give the group of the deployed files, e.g. deploy", shown(c.DeployGroup))
 	}
-	if !commandRE.MatchString(c.Python) || strings.HasPrefix(c.Python, "-") {
-		p.addf("Python", "%q is not an interpreter; give a command or path such as python3 or /usr/bin/python3.12", c.Python)
+	if len(c.Python) > maxCommandLen || !commandRE.MatchString(c.Python) || strings.HasPrefix(c.Python, "-") {
+		p.addf("Python", "%s is not an interpreter; give a command or path such as python3 or /usr/bin/python3.12", shown(c.Python))
 	}
 	if strings.TrimSpace(c.PipInstallCommand) == "" || badText(c.PipInstallCommand) != "" {
-		p.addf("PipInstallCommand", "%q is not a command line; give e.g. \"pip install\"", c.PipInstallCommand)
+		p.addf("PipInstallCommand", "%s is not a command line; give e.g. \"pip install\"", shown(c.PipInstallCommand))
 	}
 	if _, err := c.renderRestart(); err != nil {
-		p.addf("RestartCommand", "%q: %v; give a text/template over Config such as %s", c.RestartCommand, err, defaultRestartCommand)
+		p.addf("RestartCommand", "%s: %v; give a text/template over Config such as %s", shown(c.RestartCommand), err, defaultRestartCommand)
 	}
 	if c.Parallel < 1 {
 		p.addf("Parallel", "is %d; give the number of hosts to work on at once, 1 or more", c.Parallel)
@@ -832,14 +861,14 @@ func (c Config) validateHostSide(p *problems) {
 		p.addf("SSH.Port", "is %d; give a port in 1..65535", c.SSH.Port)
 	}
 	if s := c.SSH.StrictHostKeyChecking; s != sshx.StrictYes && s != sshx.StrictAcceptNew {
-		p.addf("SSH.StrictHostKeyChecking", "is %q; give %q or %q", s, sshx.StrictYes, sshx.StrictAcceptNew)
+		p.addf("SSH.StrictHostKeyChecking", "is %s; give %q or %q", shown(s), sshx.StrictYes, sshx.StrictAcceptNew)
 	}
 	if c.SSH.User != "" && !accountRE.MatchString(c.SSH.User) {
-		p.addf("SSH.User", "%q is not a user name; give the login user, or leave it empty for the local user", c.SSH.User)
+		p.addf("SSH.User", "%s is not a user name; give the login user, or leave it empty for the local user", shown(c.SSH.User))
 	}
 	file := func(field, f string) {
 		if f == "" || strings.IndexFunc(f, isControl) >= 0 {
-			p.addf(field, "%q is not a file name", f)
+			p.addf(field, "%s is not a file name", shown(f))
 		}
 	}
 	file("SSH.ConfigFile", c.SSH.ConfigFile)
@@ -851,28 +880,28 @@ func (c Config) validateHostSide(p *problems) {
 
 // validate checks the environment named name, reporting into p.
 func (e Environment) validate(p *problems, name string) {
-	field := fmt.Sprintf("Environments[%q]", name)
+	field := "Environments[" + shown(name) + "]"
 	if !envNameRE.MatchString(name) {
-		p.addf(field, "%q is not an environment name; use letters, digits, '_' and '-', e.g. qa", name)
+		p.addf(field, "%s is not an environment name; use up to 64 letters, digits, '_' and '-', e.g. qa", shown(name))
 	}
 	if strings.IndexFunc(e.Name, isControl) >= 0 {
-		p.addf(field+".Name", "%q contains a control character", e.Name)
+		p.addf(field+".Name", "%s contains a control character; give a name to show in output and notifications", shown(e.Name))
 	}
 	if !envNameRE.MatchString(e.DeploymentType) {
-		p.addf(field+".DeploymentType", "%q is not a deployment type; use letters, digits, '_' and '-', e.g. QA", e.DeploymentType)
+		p.addf(field+".DeploymentType", "%s is not a deployment type; use up to 64 letters, digits, '_' and '-', e.g. QA", shown(e.DeploymentType))
 	}
 	seen := map[string]bool{}
 	for i, h := range e.Hosts {
 		hf := fmt.Sprintf("%s.Hosts[%d]", field, i)
-		if _, err := sshx.ParseSpec(h); err != nil {
+		if err := checkHost(h); err != nil {
 			p.add(hf, err)
 		} else if seen[h] {
-			p.addf(hf, "%q is listed twice", h)
+			p.addf(hf, "%s is listed twice; list each host once", shown(h))
 		}
 		seen[h] = true
 	}
 	if e.LoadBalancer != "" && !loadBalancerRE.MatchString(e.LoadBalancer) {
-		p.addf(field+".LoadBalancer", "%q is not a load balancer name; use up to 32 letters, digits and '-'", e.LoadBalancer)
+		p.addf(field+".LoadBalancer", "%s is not a load balancer name; use up to 32 letters, digits and '-'", shown(e.LoadBalancer))
 	}
 	if e.Branch != "" {
 		if err := release.ValidateRevision(e.Branch); err != nil {
@@ -882,8 +911,8 @@ func (e Environment) validate(p *problems, name string) {
 	if e.DefaultRevision != "" {
 		p.add(field+".DefaultRevision", release.ValidateRevision(e.DefaultRevision))
 	}
-	if e.PathSuffix != "" && (strings.ContainsAny(e.PathSuffix, "/") || strings.IndexFunc(e.PathSuffix, isControl) >= 0 || strings.Contains(e.PathSuffix, "..")) {
-		p.addf(field+".PathSuffix", "%q is not a suffix for Path; use letters, digits, '-', '_' or '.', e.g. -staging", e.PathSuffix)
+	if e.PathSuffix != "" && (len(e.PathSuffix) > maxNameLen || strings.ContainsFunc(e.PathSuffix, func(r rune) bool { return !isNameRune(r) }) || strings.Contains(e.PathSuffix, "..")) {
+		p.addf(field+".PathSuffix", "%s is not a suffix for Path; use letters, digits, '-', '_' or '.', e.g. -staging", shown(e.PathSuffix))
 	}
 	for i, f := range e.Requirements {
 		p.add(fmt.Sprintf("%s.Requirements[%d]", field, i), release.ValidateRelPath("file", f))
@@ -896,15 +925,30 @@ func (e Environment) validate(p *problems, name string) {
 	}
 }
 
+// maxNameLen bounds a directory or link name of the layout, and
+// Environment.PathSuffix.
+const maxNameLen = 128
+
+// maxPathLen bounds Config.Path, and maxLocalPathLen Config.RootDir (the
+// limit of Linux on a path).
+const (
+	maxPathLen      = 1024
+	maxLocalPathLen = 4096
+)
+
 // simpleName checks a single directory or link name: not empty, no '/', not
-// "." or "..", no leading '.' or '-', no whitespace or control characters.
+// "." or "..", no leading '.' or '-', no whitespace or control characters,
+// and only ASCII letters, digits, '.', '_' and '-' (the names appear in the
+// hosts' scripts and messages, and ':' separates them there).
 func simpleName(s string) error {
 	bad := func(reason string) error {
-		return &release.InputError{Field: "name", Value: s, Reason: reason + "; give a single plain name such as releases, a, current or env"}
+		return &release.InputError{Field: "name", Value: s, Reason: reason + "; give a single plain name of letters, digits, '.', '_' and '-', such as releases, a, current or env"}
 	}
 	switch {
 	case s == "":
 		return bad("is empty")
+	case len(s) > maxNameLen:
+		return bad(fmt.Sprintf("is longer than %d bytes", maxNameLen))
 	case strings.Contains(s, "/"):
 		return bad("contains '/'")
 	case strings.HasPrefix(s, "."):
@@ -916,7 +960,82 @@ func simpleName(s string) error {
 	case strings.ContainsFunc(s, func(r rune) bool { return isControl(r) || r == ' ' || r == '\t' }):
 		return bad("contains whitespace or a control character")
 	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return !isNameRune(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return bad(fmt.Sprintf("contains %q", r))
+	}
 	return nil
+}
+
+func isNameRune(r rune) bool {
+	return ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') || r == '.' || r == '_' || r == '-'
+}
+
+// isPathRune reports the characters allowed in Config.Path: those of a
+// name, '/', and the few others that no shell treats specially.
+func isPathRune(r rune) bool {
+	return isNameRune(r) || strings.ContainsRune("/+@,:", r)
+}
+
+// shellSpecialInQuotes are the characters a POSIX shell still interprets
+// inside double quotes.
+const shellSpecialInQuotes = "$`\"\\"
+
+// maxCommandLen bounds Config.Python.
+const maxCommandLen = 255
+
+// maxSCMLen bounds Config.SCM.
+const maxSCMLen = 2048
+
+// badSCM says what is wrong with a git URL for the hosts to clone, or "" if
+// nothing is. Besides badText, it refuses characters a shell interprets in
+// double quotes, git's ext:: and fd:: transports (which run a command
+// rather than fetch) and an SSH user, host or port that starts with '-'
+// (which ssh reads as an option).
+func badSCM(s string) string {
+	if reason := badText(s); reason != "" {
+		return reason
+	}
+	if len(s) > maxSCMLen {
+		return fmt.Sprintf("is longer than %d bytes", maxSCMLen)
+	}
+	if i := strings.IndexAny(s, shellSpecialInQuotes); i >= 0 {
+		return fmt.Sprintf("contains %q, which a git URL here must not hold", s[i])
+	}
+	if transport, _, ok := strings.Cut(s, "::"); ok && !strings.ContainsAny(transport, "/:@") {
+		switch strings.ToLower(transport) {
+		case "ext", "fd":
+			return "uses git's " + transport + ":: transport, which runs a command instead of fetching"
+		}
+	}
+	// The part that names the SSH user, host and port: up to the first
+	// '/' after "scheme://", or before the ':' of scp-like user@host:path.
+	var host string
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		host, _, _ = strings.Cut(rest, "/")
+	} else if h, _, ok := strings.Cut(s, ":"); ok && !strings.Contains(h, "/") {
+		host = h
+	}
+	for _, part := range strings.FieldsFunc(host, func(r rune) bool { return r == '@' || r == ':' }) {
+		if strings.HasPrefix(part, "-") {
+			return fmt.Sprintf("has a user, host or port that starts with '-' (%s), which ssh would read as an option", shown(part))
+		}
+	}
+	return ""
+}
+
+// shown quotes a value for an error message with %q, cut to its first 80
+// bytes (on a character boundary) when it is longer.
+func shown(v string) string {
+	const max = 80
+	if len(v) <= max {
+		return fmt.Sprintf("%q", v)
+	}
+	cut := max
+	for cut > max-utf8.UTFMax && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", v[:cut], len(v))
 }
 
 // badText says what is wrong with a one-line setting, or "" if nothing is.

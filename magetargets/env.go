@@ -76,8 +76,8 @@ func selectedEnvironment(c Config) (Environment, error) {
 }
 
 func unknownEnv(c Config, name, source string) error {
-	return fmt.Errorf("magetargets: unknown environment %q (from %s): choose one of: %s; add others with Config.Environments and select them with %s",
-		name, source, strings.Join(c.envNames(), ", "), EnvVar)
+	return fmt.Errorf("magetargets: unknown environment %s (from %s): choose one of: %s; add others with Config.Environments and select them with %s",
+		shown(name), source, strings.Join(c.envNames(), ", "), EnvVar)
 }
 
 // resolveHosts returns the host specs the targets work on in e:
@@ -98,7 +98,7 @@ func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error
 		return override, nil
 	case len(e.Hosts) > 0:
 		for _, h := range e.Hosts {
-			if _, err := sshx.ParseSpec(h); err != nil {
+			if err := checkHost(h); err != nil {
 				return nil, fmt.Errorf("magetargets: Environments[%q].Hosts: %w", e.Name, err)
 			}
 		}
@@ -127,7 +127,7 @@ func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, 
 		return nil, fmt.Errorf("magetargets: environment %s: the hosts behind load balancer %q: %w", e.Name, e.LoadBalancer, err)
 	}
 	for _, h := range hosts {
-		if _, err := sshx.ParseSpec(h); err != nil {
+		if err := checkHost(h); err != nil {
 			return nil, fmt.Errorf("magetargets: environment %s: load balancer %q in region %s gave a host that is not usable: %w", e.Name, e.LoadBalancer, client.Region(), err)
 		}
 	}
@@ -201,7 +201,7 @@ func Hosts() ([]string, error) {
 		if h == "" {
 			return nil, varError(HostsVar, v, "has an empty entry; "+hint)
 		}
-		if _, err := sshx.ParseSpec(h); err != nil {
+		if err := checkHost(h); err != nil {
 			return nil, varError(HostsVar, v, err.Error()+"; "+hint)
 		}
 		for _, seen := range hosts {
@@ -212,6 +212,19 @@ func Hosts() ([]string, error) {
 		hosts = append(hosts, h)
 	}
 	return hosts, nil
+}
+
+// maxHostLen bounds a host spec: a user, a DNS name (at most 253 bytes)
+// and a port.
+const maxHostLen = 300
+
+// checkHost checks a host spec with sshx.ParseSpec, and its length.
+func checkHost(h string) error {
+	if len(h) > maxHostLen {
+		return fmt.Errorf("host %s is longer than %d bytes (want host, host:port, user@host:port or [ipv6]:port)", shown(h), maxHostLen)
+	}
+	_, err := sshx.ParseSpec(h)
+	return err
 }
 
 // ReleaseTag returns the value of MAGEFAB_TAG, "" when it is unset. It is
@@ -275,8 +288,5 @@ func boolVar(name string) (bool, error) {
 }
 
 func varError(name, value, reason string) error {
-	if len(value) > 80 {
-		value = value[:80] + "..."
-	}
-	return fmt.Errorf("magetargets: %s=%q %s", name, value, reason)
+	return fmt.Errorf("magetargets: %s=%s %s", name, shown(value), reason)
 }

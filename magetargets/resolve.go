@@ -259,10 +259,20 @@ func (r resolver) untagged(ctx context.Context, sha string) (release.Target, err
 	if err != nil {
 		return release.Target{}, err
 	}
+	// The name comes from the repository's tags, which may hold characters
+	// a release name must not (git allows '$', quotes, ';' and more).
+	if release.ValidateTag(name, anyName) != nil {
+		fmt.Fprintf(r.out, "Note: git describe names %s %s, which is not usable as a release name; deploying it as %s.\n", short(sha), shown(name), short(sha))
+		name = short(sha)
+	}
 	return release.Target{Name: name, SHA: sha}, nil
 }
 
-// releases returns the local tags that match re, newest first.
+// anyName is a VersionPattern that every name matches.
+var anyName = regexp.MustCompile(``)
+
+// releases returns the local tags that are valid release tags (they match
+// re, and release.ValidateTag accepts them), newest first.
 func (r resolver) releases(ctx context.Context, re *regexp.Regexp) ([]string, error) {
 	tags, err := r.git.Tags(ctx)
 	if err != nil {
@@ -270,7 +280,7 @@ func (r resolver) releases(ctx context.Context, re *regexp.Regexp) ([]string, er
 	}
 	var releases []string
 	for _, t := range tags {
-		if re.MatchString(t) {
+		if release.ValidateTag(t, re) == nil {
 			releases = append(releases, t)
 		}
 	}

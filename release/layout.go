@@ -74,8 +74,8 @@ func ValidateName(field, v string) error {
 		return bad("is longer than 128 bytes")
 	}
 	for _, r := range v {
-		if r <= ' ' || r == 0x7f || r == 0xfffd {
-			return bad("must not contain spaces or control characters")
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return bad(fmt.Sprintf("contains %q; a directory name here holds only letters, digits, '.', '_' and '-'", r))
 		}
 	}
 	return nil

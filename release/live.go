@@ -97,13 +97,13 @@ func Reinstall(ctx context.Context, h sshx.Host, o *Options) error {
 // one session: e.g. [["migrate", "--noinput"], ["loaddata", "initial"]].
 func Manage(ctx context.Context, h sshx.Host, o *Options, dir string, commands [][]string) error {
 	var b strings.Builder
-	b.WriteString(prelude(o.Layout) + `cd "$root/"` + sshx.Quote(dir) + ` || die "cannot enter $root/` + dir + `"
+	b.WriteString(prelude(o.Layout) + `cd "$root/"` + sshx.Quote(dir) + ` || die "cannot enter $root/` + sshx.Embed(dir) + `"
 [ -f manage.py ] || die "manage.py is missing from release ` + sshx.Embed(dir) + `"
 py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/python
 `)
 	for _, c := range commands {
 		b.WriteString(`step "manage.py ` + sshx.Embed(strings.Join(c, " ")) + `"
-"$py" manage.py ` + sshx.Join(c...) + ` 2>&1 || die "manage.py ` + strings.ReplaceAll(c[0], `"`, "") + ` failed"
+"$py" manage.py ` + sshx.Join(c...) + ` 2>&1 || die "manage.py ` + sshx.Embed(c[0]) + ` failed"
 `)
 	}
 	out, err := run(ctx, h, o, b.String(), false)
@@ -118,7 +118,7 @@ py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/p
 // Prepare does for a release; it is for a project's own virtualenv
 // (pip:setup). It reports whether it installed.
 func SetupVirtualenv(ctx context.Context, h sshx.Host, o *Options, dir, venv string) (installed bool, err error) {
-	script := prelude(o.Layout) + `cd ` + sshx.Quote(dir) + ` || die "cannot enter ` + strings.ReplaceAll(dir, `"`, "") + `"
+	script := prelude(o.Layout) + `cd ` + sshx.Quote(dir) + ` || die "cannot enter ` + sshx.Embed(dir) + `"
 ` + venvScript(o, sshx.Quote(venv)) + `res "installed	$installed"
 `
 	out, err := run(ctx, h, o, script, false)

@@ -10,8 +10,9 @@ import (
 
 // Limits on user-supplied names.
 const (
-	MaxRefLen  = 200 // bytes in a tag or revision name
-	MaxUnitLen = 64  // bytes in Config.Unit
+	MaxRefLen     = 200  // bytes in a tag or revision name
+	MaxUnitLen    = 64   // bytes in Config.Unit
+	MaxRelPathLen = 1024 // bytes in a file name relative to the repository
 )
 
 // InputError reports a user-supplied value that was rejected before it
@@ -39,9 +40,11 @@ func (e *InputError) Error() string {
 }
 
 // ValidateTag checks a release tag: it must be a name git accepts for a
-// tag (git check-ref-format), must not start with '-', hold whitespace,
-// control characters or invalid UTF-8, must be at most MaxRefLen bytes,
-// and must match pattern (nil means DefaultVersionPattern).
+// tag (git check-ref-format), must not start with '-', must be made of
+// ASCII letters, digits, '.', '_', '-', '+' and '/' only (a release name
+// is shown in the hosts' progress lines and needs no quoting anywhere),
+// must be at most MaxRefLen bytes, and must match pattern (nil means
+// DefaultVersionPattern).
 func ValidateTag(tag string, pattern *regexp.Regexp) error {
 	if pattern == nil {
 		pattern = defaultVersionRE
@@ -51,6 +54,10 @@ func ValidateTag(tag string, pattern *regexp.Regexp) error {
 	}
 	if reason := checkRefName(tag); reason != "" {
 		return bad(reason + "; " + tagHint(pattern))
+	}
+	if i := strings.IndexFunc(tag, func(r rune) bool { return !isTagRune(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(tag[i:])
+		return bad(fmt.Sprintf("contains %q; a release tag holds only letters, digits, '.', '_', '-', '+' and '/'; %s", r, tagHint(pattern)))
 	}
 	if tag == "HEAD" {
 		return bad("HEAD is not a tag; " + tagHint(pattern))
@@ -153,8 +160,11 @@ func ValidateUnit(name string) error {
 }
 
 // ValidateRelPath checks p, the value of the setting named field, as a
-// file name relative to the repository root: not empty, not absolute, no
-// ".." element, no leading '-', no control characters, valid UTF-8.
+// file name relative to the repository root: not empty, at most
+// MaxRelPathLen bytes, not absolute, no ".." element, no leading '-', no
+// control characters, valid UTF-8, and none of the characters that keep
+// a special meaning inside a shell's double quotes ('$', '`', '"', '\').
+// Other characters, spaces and quotes included, are passed literally.
 func ValidateRelPath(field, p string) error {
 	bad := func(reason string) error {
 		return &InputError{Field: field, Value: p, Reason: reason}
@@ -163,6 +173,8 @@ func ValidateRelPath(field, p string) error {
 	switch {
 	case p == "":
 		return bad("is empty; " + hint)
+	case len(p) > MaxRelPathLen:
+		return bad(fmt.Sprintf("is longer than %d bytes; %s", MaxRelPathLen, hint))
 	case !utf8.ValidString(p):
 		return bad("is not valid UTF-8; rename the file")
 	case strings.IndexFunc(p, isControl) >= 0:
@@ -170,7 +182,10 @@ func ValidateRelPath(field, p string) error {
 	case strings.HasPrefix(p, "/"):
 		return bad("is an absolute path; " + hint)
 	case strings.HasPrefix(p, "-"):
-		return bad("starts with '-'; write ./" + p + " instead")
+		return bad("starts with '-'; write it with ./ in front, as in ./-name")
+	}
+	if i := strings.IndexAny(p, shellSpecialInQuotes); i >= 0 {
+		return bad(fmt.Sprintf("contains %q; rename the file: '$', '`', '\"' and '\\' are not allowed in file names magefab passes to the hosts", p[i]))
 	}
 	for _, elem := range strings.Split(p, "/") {
 		if elem == ".." {
@@ -237,6 +252,14 @@ func isASCIIAlnum(r rune) bool {
 func isRevisionRune(r rune) bool {
 	return isASCIIAlnum(r) || r == '.' || r == '_' || r == '/' || r == '-'
 }
+
+func isTagRune(r rune) bool {
+	return isRevisionRune(r) || r == '+'
+}
+
+// shellSpecialInQuotes are the characters a POSIX shell still interprets
+// inside double quotes.
+const shellSpecialInQuotes = "$`\"\\"
 
 func isUnitRune(r rune) bool {
 	return isASCIIAlnum(r) || r == '.' || r == '_' || r == '-'
