@@ -35,6 +35,39 @@ func markHost(t *testing.T, f fleettest.Fleet, host, unit, name, content string)
 	}
 }
 
+// faultEnv is the environment of the fault tests' mage runs.
+var faultEnv = []string{"MAGEFAB_SKIP_TESTS=1"}
+
+// deployedProject makes a test app project on a 3-host fleet (extraConfig
+// and files as for e2e.NewProjectWith) and deploys its first commit as
+// v0.1.0 to production; it returns the fleet, the project and that commit.
+func deployedProject(t *testing.T, extraConfig string, files map[string]string) (fleettest.Fleet, *e2e.Project, string) {
+	t.Helper()
+	f := fleettest.Require(t, 3)
+	p := e2e.NewProjectWith(t, f, f.Hosts, extraConfig, "", files)
+	sha1 := p.Git(t, "rev-parse", "HEAD")
+	p.Tag(t, "v0.1.0")
+	p.MustRun(t, faultEnv, "env:production", "deploy:tag", "v0.1.0")
+	return f, p, sha1
+}
+
+// assertRefused checks a deploy that failed on one host: it failed, its
+// output holds each of wants, every host still serves sha and no lock is
+// left.
+func assertRefused(t *testing.T, f fleettest.Fleet, p *e2e.Project, r e2e.Result, what, sha string, wants ...string) {
+	t.Helper()
+	if r.Err == nil {
+		t.Fatalf("%s: the deploy succeeded:\n%s", what, r.Out)
+	}
+	for _, want := range wants {
+		if !strings.Contains(r.Out, want) {
+			t.Errorf("%s: output lacks %q:\n%s", what, want, r.Out)
+		}
+	}
+	assertServing(t, p, what, sha)
+	noLocks(t, f, p, what)
+}
+
 func noLocks(t *testing.T, f fleettest.Fleet, p *e2e.Project, what string) {
 	t.Helper()
 	for h, out := range onHosts(t, f, "ls -a /var/webapps/"+p.Unit+"/releases 2>/dev/null") {
@@ -45,12 +78,8 @@ func noLocks(t *testing.T, f fleettest.Fleet, p *e2e.Project, what string) {
 }
 
 func TestConcurrentDeploysOneProceeds(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, "")
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0") // compiles the magefile once
+	f, p, sha1 := deployedProject(t, "", nil)
+	env := faultEnv
 	sha2 := p.Commit(t, "second")
 	p.Tag(t, "v0.1.1")
 
@@ -102,12 +131,8 @@ func TestConcurrentDeploysOneProceeds(t *testing.T) {
 }
 
 func TestInterruptDuringPrepare(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProjectWith(t, f, f.Hosts, `PackageInstallScripts: []string{"scripts/slow-install"},`, "", map[string]string{"scripts/slow-install": slowInstall})
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"},`, map[string]string{"scripts/slow-install": slowInstall})
+	env := faultEnv
 	p.AddFiles(t, "new requirements", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# changed\n"})
 	p.Tag(t, "v0.1.1")
 	for _, h := range f.Hosts {
@@ -136,12 +161,8 @@ func TestInterruptDuringPrepare(t *testing.T) {
 }
 
 func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, "")
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, "", nil)
+	env := faultEnv
 	p.Commit(t, "second")
 	p.Tag(t, "v0.1.1")
 	markHost(t, f, f.Hosts[1], p.Unit, "fail-restart", "b")
@@ -161,13 +182,8 @@ func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
 }
 
 func TestHostFaultsDuringPrepare(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProjectWith(t, f, f.Hosts, `PackageInstallScripts: []string{"scripts/slow-install"}, Timeouts: magetargets.Timeouts{Connect: 3000000000, Prepare: 45000000000},`,
-		"", map[string]string{"scripts/slow-install": slowInstall})
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"}, Timeouts: magetargets.Timeouts{Connect: 3000000000, Prepare: 45000000000},`, map[string]string{"scripts/slow-install": slowInstall})
+	env := faultEnv
 	victim := f.Hosts[2]
 
 	// 1. A host that hangs (its sshd stopped with SIGSTOP) before the

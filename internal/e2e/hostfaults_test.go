@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/wheel"
 )
@@ -34,12 +33,8 @@ func mountTmpfs(t *testing.T, f fleettest.Fleet, host, dir, size string) (unmoun
 // TestDiskFullDuringTheInstall: on one host the new release dir's
 // virtualenv sits on a 1 MB filesystem, and the new requirements need 3 MB.
 func TestDiskFullDuringTheInstall(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, "")
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, "", nil)
+	env := faultEnv
 
 	big := "DATA = '" + strings.Repeat("0123456789abcdef", 3<<16) + "'\n" // 3 MB
 	if _, err := wheel.Build(p.Wheels, "magefab-bigdep", "1.0", big); err != nil {
@@ -51,16 +46,7 @@ func TestDiskFullDuringTheInstall(t *testing.T) {
 	unmount := mountTmpfs(t, f, victim, "/var/webapps/"+p.Unit+"/releases/b/env", "1m")
 
 	r := p.Run(t, env, "env:production", "deploy:tag", "v0.1.1")
-	if r.Err == nil {
-		t.Fatalf("a deploy whose install filled the disk on %s succeeded:\n%s", victim, r.Out)
-	}
-	for _, want := range []string{victim, "installing requirements failed", "No space left on device", "no host was switched"} {
-		if !strings.Contains(r.Out, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.Out)
-		}
-	}
-	assertServing(t, p, "after the disk filled", sha1)
-	noLocks(t, f, p, "after the disk filled")
+	assertRefused(t, f, p, r, "the disk filled on "+victim, sha1, victim, "installing requirements failed", "No space left on device", "no host was switched")
 
 	// With room again, a rerun installs (the half-done install left no
 	// stamp behind) and switches the whole fleet.
@@ -73,28 +59,15 @@ func TestDiskFullDuringTheInstall(t *testing.T) {
 // TestGitFetchFailsOnOneHost: one host cannot read the repository (an
 // empty filesystem is mounted over it there only).
 func TestGitFetchFailsOnOneHost(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, "")
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, "", nil)
+	env := faultEnv
 	sha2 := p.Commit(t, "second")
 	p.Tag(t, "v0.1.1")
 	victim := f.Hosts[2]
 	unmount := mountTmpfs(t, f, victim, p.Remote, "1m")
 
 	r := p.Run(t, env, "env:production", "deploy:tag", "v0.1.1")
-	if r.Err == nil {
-		t.Fatalf("a deploy whose fetch failed on %s succeeded:\n%s", victim, r.Out)
-	}
-	for _, want := range []string{victim, "git fetch in /var/webapps/" + p.Unit + "/releases/b failed", "no host was switched"} {
-		if !strings.Contains(r.Out, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.Out)
-		}
-	}
-	assertServing(t, p, "after the fetch failed", sha1)
-	noLocks(t, f, p, "after the fetch failed")
+	assertRefused(t, f, p, r, "git fetch failed on "+victim, sha1, victim, "git fetch in /var/webapps/"+p.Unit+"/releases/b failed", "no host was switched")
 
 	unmount()
 	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.1")

@@ -5,21 +5,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/magefab/magefab/internal/e2e"
-	"github.com/magefab/magefab/internal/fleettest"
 )
 
 // TestInterruptWhileWaitingForTheLock: a deploy that waits for another's
 // lock stops at Ctrl-C and leaves that lock alone; while a deploy holds
 // its locks, nothing in the deploy tree is world-writable.
 func TestInterruptWhileWaitingForTheLock(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProjectWith(t, f, f.Hosts, `PackageInstallScripts: []string{"scripts/slow-install"},`, "", map[string]string{"scripts/slow-install": slowInstall})
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"},`, map[string]string{"scripts/slow-install": slowInstall})
+	env := faultEnv
 	p.AddFiles(t, "new requirements", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# changed\n"})
 	p.Tag(t, "v0.1.1")
 	for _, h := range f.Hosts {
@@ -76,11 +69,8 @@ func TestInterruptWhileWaitingForTheLock(t *testing.T) {
 // switch does not stop the switch (that would split the fleet): magefab
 // says so and finishes; the fleet serves the new release everywhere.
 func TestInterruptDuringSwitchAndRestart(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, "")
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, _ := deployedProject(t, "", nil)
+	env := faultEnv
 	sha2 := p.Commit(t, "second")
 	p.Tag(t, "v0.1.1")
 	for _, h := range f.Hosts {
@@ -110,12 +100,8 @@ func TestInterruptDuringSwitchAndRestart(t *testing.T) {
 // other hosts are switched back, and when the hung host resumes it goes
 // back to the previous release by itself and releases its lock.
 func TestHostHangsDuringTheSwitch(t *testing.T) {
-	f := fleettest.Require(t, 3)
-	p := e2e.NewProject(t, f, f.Hosts, `Timeouts: magetargets.Timeouts{Switch: 15000000000},`)
-	env := []string{"MAGEFAB_SKIP_TESTS=1"}
-	sha1 := p.Git(t, "rev-parse", "HEAD")
-	p.Tag(t, "v0.1.0")
-	p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
+	f, p, sha1 := deployedProject(t, `Timeouts: magetargets.Timeouts{Switch: 15000000000},`, nil)
+	env := faultEnv
 	sha2 := p.Commit(t, "second")
 	p.Tag(t, "v0.1.1")
 	victim := f.Hosts[2]
