@@ -87,6 +87,9 @@ start() {
     read -r slowdir slowsecs <"$ROOT/slow-restart"
     [ "$(readlink "$ROOT/releases/current")" != "$slowdir" ] || sleep "$slowsecs"
   fi
+  # like start-stop-daemon --start: a running app is left alone (a start
+  # that outlived its stopped restart must not take over the pid file)
+  if running; then echo "$UNIT is already running"; return 0; fi
   # a host whose $ROOT/fail-restart names the live release dir cannot start it
   if [ -e "$ROOT/fail-restart" ] && [ "$(readlink "$ROOT/releases/current")" = "$(cat "$ROOT/fail-restart")" ]; then
     echo "$UNIT cannot start release $(cat "$ROOT/fail-restart") here" >&2; exit 1
