@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/wheel"
 )
 
@@ -130,20 +131,16 @@ func newWorkspace(ctx context.Context, root, rev, id, magefabUnit, sshConfig str
 		return nil, fmt.Errorf("building mage: %v\n%s", err, out)
 	}
 
-	app, err := templates.ReadFile("templates/app.py")
-	if err != nil {
-		return nil, err
-	}
 	sum, err := os.ReadFile(filepath.Join(w.src, "go.sum"))
 	if err != nil {
 		return nil, err
 	}
 	if err := writeFiles(w.app, map[string]string{
-		"app.py":           string(app),
+		"app.py":           e2e.AppPy,
 		"requirements.txt": "magefab-testdep==1.0\n",
 		".gitignore":       "/env/\n*.pyc\n",
 		"go.mod":           goMod("bench"+w.id, w.src),
-		"magefile.go":      magefabFile(magefabUnit, w.remote, w.wheels, sshConfig),
+		"magefile.go":      e2e.Magefile(magefabUnit, w.remote, w.wheels, sshConfig, []string{"web1"}, "", ""),
 		"go.sum":           string(sum),
 	}); err != nil {
 		return nil, err
@@ -207,12 +204,8 @@ func (w *workspace) gitOut(ctx context.Context, dir string, args ...string) (str
 // writeInit writes /etc/init.d/<unit> for the app of one tool: it runs
 // the app from current (the live release dir) on port.
 func (w *workspace) writeInit(unit string, port int, current string) error {
-	s, err := render("init.sh", map[string]any{"Unit": unit, "Port": port, "Current": current})
-	if err != nil {
-		return err
-	}
 	p := filepath.Join("/etc/init.d", unit)
-	if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+	if err := os.WriteFile(p, []byte(e2e.InitScript(unit, port, e2e.AppStart, "/version", current)), 0o755); err != nil {
 		return err
 	}
 	w.initDone = append(w.initDone, p)

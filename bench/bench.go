@@ -92,7 +92,7 @@ func (b *bench) wipe(ctx context.Context, n int) error {
 		units = append(units, b.scaleApp.unit)
 	}
 	script := "sudo -n sh -c 'for u in " + strings.Join(units, " ") + "; do [ -x /etc/init.d/$u ] && /etc/init.d/$u stop >/dev/null 2>&1; rm -rf /var/webapps/$u; done; true'"
-	return b.f.onEach(ctx, n, script)
+	return b.f.onEach(ctx, n, script, nil)
 }
 
 // round is one run on n hosts: every step of the sequence for every tool,

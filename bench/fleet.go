@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,8 +174,9 @@ func (f *fleet) counts(marks []int64) (conns, sessions []int) {
 }
 
 // onEach runs a shell command as the deploy user on hosts web1..webN at
-// once, with the system ssh client, and returns every host's failure.
-func (f *fleet) onEach(ctx context.Context, n int, script string) error {
+// once, with the system ssh client, and gives check each host's trimmed
+// output; it returns every host's failure, or check's error.
+func (f *fleet) onEach(ctx context.Context, n int, script string, check func(out string) error) error {
 	var (
 		mu   sync.Mutex
 		errs []string
@@ -185,16 +187,23 @@ func (f *fleet) onEach(ctx context.Context, n int, script string) error {
 		go func() {
 			defer wg.Done()
 			cmd := exec.CommandContext(ctx, "ssh", "-F", f.sshConfig(), "-o", "ConnectTimeout=20", h, script)
-			out, err := cmd.CombinedOutput()
+			b, err := cmd.CombinedOutput()
+			out := strings.TrimSpace(string(b))
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, out)
+			} else if check != nil {
+				err = check(out)
+			}
 			if err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Sprintf("%s: %v: %s", h, err, strings.TrimSpace(string(out))))
+				errs = append(errs, h+": "+err.Error())
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if len(errs) > 0 {
+		sort.Strings(errs)
 		return fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return nil

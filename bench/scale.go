@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 )
 
 // scaleApp is the scaling run: magefab deploying a trivial app (the same
@@ -106,28 +103,10 @@ func (b *bench) scaling(ctx context.Context) error {
 // liveCommit checks over SSH that current points at a clone of want on
 // hosts web1..webN.
 func (b *bench) liveCommit(ctx context.Context, n int, unit, want string) error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for _, h := range hosts(n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := exec.CommandContext(ctx, "ssh", "-F", b.f.sshConfig(), h,
-				"git -C /var/webapps/"+unit+"/releases/current rev-parse HEAD").CombinedOutput()
-			got := strings.TrimSpace(string(out))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("%s: %v: %s", h, err, got))
-			case got != want:
-				errs = append(errs, fmt.Errorf("%s: current holds %.12s, want %.12s", h, got, want))
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return b.f.onEach(ctx, n, "git -C /var/webapps/"+unit+"/releases/current rev-parse HEAD", func(got string) error {
+		if got != want {
+			return fmt.Errorf("current holds %.12s, want %.12s", got, want)
+		}
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,33 +52,6 @@ func command(ctx context.Context, dir string, env []string, name string, args ..
 	cmd.Dir = dir
 	cmd.Env = env
 	return cmd
-}
-
-// magefabFile is the app's magefile: the e2e tests' configuration.
-func magefabFile(unit, remote, wheels, sshConfig string) string {
-	return fmt.Sprintf(`//go:build mage
-
-package main
-
-import (
-	// mage:import
-	"github.com/magefab/magefab/magetargets"
-)
-
-func init() {
-	magetargets.Configure(magetargets.Config{
-		Unit:              %q,
-		SCM:               %q,
-		Python:            "/usr/bin/python3",
-		PipRequirements:   []string{"requirements.txt"},
-		PipInstallCommand: "pip install --no-index --find-links %s",
-		SSH:               magetargets.SSH{ConfigFile: %q},
-		Environments: map[string]magetargets.Environment{
-			"production": {Hosts: []string{"web1"}},
-		},
-	})
-}
-`, unit, remote, wheels, sshConfig)
 }
 
 // mageEnv is the environment of a mage run on n hosts. MAGEFILE_HASHFAST

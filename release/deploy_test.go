@@ -303,6 +303,10 @@ func TestCurrentPointingElsewhereIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not one of the release dirs") || !strings.Contains(err.Error(), "no host was switched") {
 		t.Fatalf("deploy with a foreign current link: %v", err)
 	}
+	_, err = fl.Rollback(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not one of the release dirs") || !strings.Contains(err.Error(), "no host was rolled back") {
+		t.Errorf("rollback with a foreign current link: %v", err)
+	}
 	if _, err := os.Stat(pwned); err == nil {
 		t.Errorf("the link's name ran as a command")
 	}

@@ -198,12 +198,6 @@ res "prepared	$use	$prev	$reused	$installed	$root"
 		return nil, fmt.Errorf("prepare: the host's script gave no result")
 	}
 	p := &Prepared{Host: h, Dir: f[0], Previous: f[1], Reused: f[2] == "1", Installed: f[3] == "1", Target: t, Elapsed: time.Since(start)}
-	if p.Previous != "" && p.Previous != o.Layout.Dirs[0] && p.Previous != o.Layout.Dirs[1] {
-		// Only a release dir is ever switched back to.
-		Unlock(ctx, h, o)
-		return nil, fmt.Errorf("prepare: %s/%s points to %q, which is not one of the release dirs %s and %s: point it at one of them (or remove it), then deploy again",
-			o.Layout.Root(), o.Layout.Current, p.Previous, o.Layout.Dirs[0], o.Layout.Dirs[1])
-	}
 	if len(f) > 4 {
 		p.Root = f[4]
 	}
@@ -264,11 +258,16 @@ done
 // (used as it is: a maintenance flag set there survives), else the one
 // current does not point to, brought to the commit: fetched (unless it was
 // cloned in this run and has the commit), checked out detached, its
-// submodules updated if it has any. It uses inspectScript's $cur, $h0, $h1.
+// submodules updated if it has any. It uses inspectScript's $cur, $h0, $h1,
+// and refuses a current that points anywhere but a release dir: only a
+// release dir is ever switched back to.
 func chooseScript(o *Options, t Target) string {
 	l := o.Layout
 	sha := sshx.Quote(t.SHA)
-	return `prev=$cur use=
+	return `case $cur in ''|` + sshx.Quote(l.Dirs[0]) + `|` + sshx.Quote(l.Dirs[1]) + `) ;;
+  *) die "$root/` + sshx.Embed(l.Current) + ` points to $cur, which is not one of the release dirs ` + sshx.Embed(l.Dirs[0]+" and "+l.Dirs[1]) + `: point it at one of them (or remove it), then deploy again" ;;
+esac
+prev=$cur use=
 for d in ` + sshx.Join(l.Dirs[0]+":0", l.Dirs[1]+":1") + `; do
   eval "h=\$h${d##*:}"; d=${d%:*}
   [ "$h" = ` + sha + ` ] || continue

@@ -42,6 +42,10 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 		if st.Current == "" {
 			return nil, fmt.Errorf("%w: %s has no %s link: nothing was deployed there", ErrNoPreviousRelease, o.Layout.Root(), o.Layout.Current)
 		}
+		if st.Current != o.Layout.Dirs[0] && st.Current != o.Layout.Dirs[1] {
+			return nil, fmt.Errorf("%s/%s points to %q, which is not one of the release dirs %s and %s: point it at one of them, then roll back again",
+				o.Layout.Root(), o.Layout.Current, st.Current, o.Layout.Dirs[0], o.Layout.Dirs[1])
+		}
 		other := o.Layout.Other(st.Current)
 		d, ok := st.Dir(other)
 		if !ok || d.Head == "" {

@@ -2,6 +2,7 @@ package sshx
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -77,4 +78,24 @@ func FuzzQuote(f *testing.F) {
 			t.Fatalf("bytes differ")
 		}
 	})
+}
+
+// TestEmbedInDoubleQuotes checks that a value embedded in a double-quoted
+// string reaches the command as it is, inside the one word, without $(...),
+// backquotes or quotes in it doing anything.
+func TestEmbedInDoubleQuotes(t *testing.T) {
+	t.Parallel()
+	for _, s := range nasty {
+		if strings.IndexByte(s, 0) >= 0 {
+			continue
+		}
+		script := `printf '%s' "before ` + Embed(s) + ` after $HOME"`
+		out, err := exec.Command("/bin/sh", "-c", script).Output()
+		if err != nil {
+			t.Fatalf("sh -c %s: %v", script, err)
+		}
+		if want := "before " + s + " after " + os.Getenv("HOME"); string(out) != want {
+			t.Errorf("sh -c %s printed %q, want %q", script, out, want)
+		}
+	}
 }

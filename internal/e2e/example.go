@@ -393,7 +393,7 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	t.Logf("the %s example's wheelhouse, from %s: %s (%.1fs)", name, FleetPython, strings.Join(whls, " "), time.Since(packing).Seconds())
 
 	init := filepath.Join("/etc/init.d", p.Unit)
-	must(os.WriteFile(init, []byte(fmt.Sprintf(InitScript, p.Unit, p.Port, start, facts.VersionPath)), 0o755))
+	must(os.WriteFile(init, []byte(InitScript(p.Unit, p.Port, start, facts.VersionPath, "")), 0o755))
 	p.cleanup = append(p.cleanup, func() { os.Remove(init) })
 	p.cleanup = append(p.cleanup, func() {
 		for _, h := range f.Hosts {

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"io"
 	"io/fs"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/magefab/magefab/examples"
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
-	"github.com/magefab/magefab/sshx"
 )
 
 // TestExampleMagefilesRewriteForTheFleet checks the rewrite that the
@@ -110,25 +108,6 @@ func assertPages(t *testing.T, p *e2e.Project, what, path string, code int, body
 			t.Errorf("%s: %s%s answers %d %q, want %d with %q", what, h, path, c, b, code, body)
 		}
 	}
-}
-
-// onHost runs a script on one fleet host as the deploy user (as root with
-// sudo) and returns its output.
-func onHost(t *testing.T, f fleettest.Fleet, host, script string, sudo bool) (string, error) {
-	t.Helper()
-	pool, err := sshx.NewPool(sshx.Config{ConfigFile: f.ConfigFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	h, err := pool.Host(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := h.Script(context.Background(), script)
-	cmd.Sudo = sudo
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 // exampleFlow deploys an example's first commit as v0.1.0 to production

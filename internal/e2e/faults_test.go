@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/sshx"
 )
 
 // slowInstall is a package install script that takes 2 minutes on a host that
@@ -25,13 +25,13 @@ if [ -e "$here/../../slow" ]; then sleep 120; fi
 // from that dir.
 func markHost(t *testing.T, f fleettest.Fleet, host, unit, name, content string) {
 	t.Helper()
-	path := "/var/webapps/" + unit + "/" + name
-	cmd := "echo " + content + " | sudo -n tee " + path + " >/dev/null"
+	path := sshx.Quote("/var/webapps/" + unit + "/" + name)
+	script := "printf '%s\\n' " + sshx.Quote(content) + " > " + path
 	if content == "" {
-		cmd = "sudo -n rm -f " + path
+		script = "rm -f " + path
 	}
-	if out, err := exec.Command("ssh", "-F", f.ConfigFile, host, cmd).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %s: %v %s", host, cmd, err, out)
+	if out, err := onHost(t, f, host, script, true); err != nil {
+		t.Fatalf("%s: %s: %v %s", host, script, err, out)
 	}
 }
 

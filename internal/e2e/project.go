@@ -28,14 +28,20 @@ import (
 // AppPy is the test app: a stdlib HTTP server that answers /version with
 // the commit it runs from and imports a package from the wheelhouse (so a
 // broken virtualenv shows). A file named FAIL_START in its directory makes
-// it exit at once, like an app that cannot start.
+// it exit at once, like an app that cannot start. A release exported
+// without .git (Capistrano's) gives its commit in REVISION.
 const AppPy = `import http.server, os, subprocess, sys
 import magefab_testdep
 
 here = os.path.dirname(os.path.abspath(__file__))
 if os.path.exists(os.path.join(here, "FAIL_START")):
     sys.exit("FAIL_START present: refusing to start")
-sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
+revision = os.path.join(here, "REVISION")  # Capistrano exports the tree without .git
+if os.path.exists(revision):
+    with open(revision) as f:
+        sha = f.read().strip()
+else:
+    sha = subprocess.check_output(["git", "-c", "safe.directory=*", "rev-parse", "HEAD"], cwd=here).decode().strip()
 if os.path.exists(os.path.join(here, "WRONG_VERSION")):
     sha = "0" * 40  # starts, but serves something else: a stale build, a bad proxy
 
@@ -56,17 +62,26 @@ http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_
 // AppStart is the command InitScript starts AppPy with.
 const AppStart = `env/bin/python app.py "$addr" "$PORT"`
 
-// InitScript is /etc/init.d/<unit> for a test app: start, stop, restart,
-// formatted with the unit (%[1]s), the port (%[2]d), the shell command that
-// starts the app in the live release dir with $addr and $PORT set
-// (%[3]s), and the path that answers once it is up (%[4]s). Each fleet
-// host has its own /var/webapps, where the pid file and the log live, and
-// binds the app to its own address (from /run/fleet/host).
-const InitScript = `#!/bin/sh
+// InitScript returns /etc/init.d/<unit> for a test app (start, stop,
+// restart, status) that listens on port: start runs the shell command
+// start (AppStart for AppPy) in the live release dir current with $addr
+// and $PORT set, and waits until readyPath answers. current is "" for
+// magefab's /var/webapps/<unit>/releases/current. Each fleet host has its
+// own /var/webapps, where the pid file and the log live, and binds the app
+// to its own address (from /run/fleet/host).
+func InitScript(unit string, port int, start, readyPath, current string) string {
+	if current == "" {
+		current = "$ROOT/releases/current"
+	}
+	return fmt.Sprintf(initScript, unit, port, start, readyPath, current)
+}
+
+const initScript = `#!/bin/sh
 # test app init script: start | stop | restart | status
 UNIT=%[1]s
 PORT=%[2]d
 ROOT=/var/webapps/$UNIT
+CURRENT=%[5]s
 . /run/fleet/host
 PIDFILE=$ROOT/app.pid
 LOG=$ROOT/app.log
@@ -78,23 +93,23 @@ running() {
   ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat"
 }
 answers() {
-  "$ROOT/releases/current/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT%[4]s', timeout=1)" 2>/dev/null
+  "$CURRENT/env/bin/python" -c "import urllib.request; urllib.request.urlopen('http://$addr:$PORT%[4]s', timeout=1)" 2>/dev/null
 }
 start() {
   # a host whose $ROOT/slow-restart holds "DIR SECONDS" takes that much
   # longer to start the release in DIR
   if [ -e "$ROOT/slow-restart" ]; then
     read -r slowdir slowsecs <"$ROOT/slow-restart"
-    [ "$(readlink "$ROOT/releases/current")" != "$slowdir" ] || sleep "$slowsecs"
+    [ "$(readlink "$CURRENT")" != "$slowdir" ] || sleep "$slowsecs"
   fi
   # like start-stop-daemon --start: a running app is left alone (a start
   # that outlived its stopped restart must not take over the pid file)
   if running; then echo "$UNIT is already running"; return 0; fi
   # a host whose $ROOT/fail-restart names the live release dir cannot start it
-  if [ -e "$ROOT/fail-restart" ] && [ "$(readlink "$ROOT/releases/current")" = "$(cat "$ROOT/fail-restart")" ]; then
+  if [ -e "$ROOT/fail-restart" ] && [ "$(readlink "$CURRENT")" = "$(cat "$ROOT/fail-restart")" ]; then
     echo "$UNIT cannot start release $(cat "$ROOT/fail-restart") here" >&2; exit 1
   fi
-  cd "$ROOT/releases/current" || { echo "no current release" >&2; exit 1; }
+  cd "$CURRENT" || { echo "no current release" >&2; exit 1; }
   setsid %[3]s >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   i=0
@@ -225,7 +240,7 @@ func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig
 	must(err)
 
 	init := filepath.Join("/etc/init.d", p.Unit)
-	must(os.WriteFile(init, []byte(fmt.Sprintf(InitScript, p.Unit, p.Port, AppStart, "/version")), 0o755))
+	must(os.WriteFile(init, []byte(InitScript(p.Unit, p.Port, AppStart, "/version", "")), 0o755))
 	p.cleanup = append(p.cleanup, func() { os.Remove(init) })
 
 	files := map[string]string{
@@ -258,6 +273,15 @@ func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig
 }
 
 func (p *Project) magefile(hosts []string, extra, prodEnv string) string {
+	return Magefile(p.Unit, p.Remote, p.Wheels, p.Fleet.ConfigFile, hosts, prodEnv, extra)
+}
+
+// Magefile is the magefile of a test app unit that the hosts clone from
+// scm, installing its requirements offline from the wheelhouse wheels and
+// reaching the hosts through the ssh_config file sshConfig: production is
+// hosts (with prodEnv, Go code for more Environment fields), development
+// the first of them, and extra is Go code for more Config fields.
+func Magefile(unit, scm, wheels, sshConfig string, hosts []string, prodEnv, extra string) string {
 	return fmt.Sprintf(`//go:build mage
 
 package main
@@ -285,7 +309,7 @@ func init() {
 		%s
 	})
 }
-`, p.Unit, p.Remote, p.Wheels, p.Fleet.ConfigFile, hosts, prodEnv, hosts[:1], extra)
+`, unit, scm, wheels, sshConfig, hosts, prodEnv, hosts[:1], extra)
 }
 
 func (p *Project) goMod() string {

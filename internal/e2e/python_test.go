@@ -25,21 +25,32 @@ if sys.argv[1:2] == ["migrate"] and os.path.exists(os.path.join(here, "FAIL_MIGR
 
 const settingsPy = "DEBUG = False\nMAINTENANCE_MODE = False\nSECRET = 'x'\n"
 
-// onHosts runs a script on every fleet host and returns the output per host.
-func onHosts(t *testing.T, f fleettest.Fleet, script string) map[string]string {
+// onHost runs a script on one fleet host as the deploy user (as root with
+// sudo) and returns its output.
+func onHost(t *testing.T, f fleettest.Fleet, host, script string, sudo bool) (string, error) {
 	t.Helper()
 	pool, err := sshx.NewPool(sshx.Config{ConfigFile: f.ConfigFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	h, err := pool.Host(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Script(context.Background(), script)
+	cmd.Sudo = sudo
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// onHosts runs a script as root on every fleet host and returns the output
+// per host.
+func onHosts(t *testing.T, f fleettest.Fleet, script string) map[string]string {
+	t.Helper()
 	out := map[string]string{}
 	for _, name := range f.Hosts {
-		h, _ := pool.Host(name)
-		cmd := h.Script(context.Background(), script)
-		cmd.Sudo = true
-		b, _ := cmd.CombinedOutput()
-		out[name] = string(b)
+		out[name], _ = onHost(t, f, name, script, true)
 	}
 	return out
 }
