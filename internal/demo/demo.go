@@ -64,7 +64,8 @@ const (
 
 // Run runs the demo, printing to out. It removes everything it made.
 func Run(ctx context.Context, out io.Writer) error {
-	if err := Check(); err != nil {
+	py, names, err := localRequirements()
+	if err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "magefab-demo")
@@ -72,7 +73,7 @@ func Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	d := &demo{out: out, tmp: tmp, cleanup: func() {}}
+	d := &demo{out: out, tmp: tmp, py: py, reqs: names, cleanup: func() {}}
 	defer func() { d.cleanup() }()
 	return d.run(ctx)
 }
@@ -84,23 +85,31 @@ func Check() error {
 	if _, err := exec.LookPath("git"); err != nil {
 		return fmt.Errorf("demo: git is not installed (Debian: apt-get install git)")
 	}
+	_, _, err := localRequirements()
+	return err
+}
+
+// localRequirements returns the local Python and the projects the example
+// app requires, or what is missing: python3 with venv and pip, or one of
+// those projects.
+func localRequirements() (*wheel.Python, []string, error) {
 	if err := checkPython(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	names, err := exampleRequirements()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	py, err := wheel.LocalPython(python())
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	for _, name := range names {
 		if _, err := py.Find(name); err != nil {
-			return fmt.Errorf("demo: %w; the example app (examples/%s) needs it", err, exampleName)
+			return nil, nil, fmt.Errorf("demo: %w; the example app (examples/%s) needs it", err, exampleName)
 		}
 	}
-	return nil
+	return py, names, nil
 }
 
 // exampleRequirements are the projects the example app requires.
@@ -138,6 +147,8 @@ type demo struct {
 	home    string // the embedded host's home
 	port    int
 	srv     *sshtest.Server
+	py      *wheel.Python // packs the example's requirements into wheels
+	reqs    []string      // the projects the example app requires
 	cleanup func()
 }
 
@@ -186,15 +197,7 @@ func (d *demo) run(ctx context.Context) error {
 	} {
 		os.Setenv(k, v)
 	}
-	names, err := exampleRequirements()
-	if err != nil {
-		return err
-	}
-	py, err := wheel.LocalPython(python())
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	packed, err := py.Wheels(wheels, names...)
+	packed, err := d.py.Wheels(wheels, d.reqs...)
 	if err != nil {
 		return fmt.Errorf("demo: packing what the example app needs: %w", err)
 	}

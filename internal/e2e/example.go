@@ -402,18 +402,9 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	})
 
 	must(os.CopyFS(p.Dir, fsys))
-	sum, err := os.ReadFile(filepath.Join(repoRoot(), "go.sum"))
-	must(err)
-	for file, body := range map[string][]byte{"magefile.go": magefile, "go.mod": []byte(p.goMod()), "go.sum": sum} {
+	for file, body := range map[string][]byte{"magefile.go": magefile, "go.mod": []byte(p.goMod())} {
 		must(os.WriteFile(filepath.Join(p.Dir, file), body, 0o644))
 	}
-	p.cleanup = append(p.cleanup, func() { os.RemoveAll(p.Remote) })
-	p.Git(t, "init", "-q", "--bare", p.Remote)
-	must(exec.Command("chown", "-R", "deploy:deploy", p.Remote).Run())
-	p.Git(t, "init", "-q")
-	p.Git(t, "remote", "add", "origin", p.Remote)
-	p.Git(t, "add", ".")
-	p.Git(t, "commit", "-q", "-m", "the "+name+" example")
-	p.Git(t, "push", "-q", "-u", "origin", "master")
+	p.publish(t, "the "+name+" example")
 	return p
 }

@@ -257,19 +257,32 @@ func NewProjectWith(t *testing.T, f fleettest.Fleet, hosts []string, extraConfig
 		must(os.MkdirAll(filepath.Dir(filepath.Join(p.Dir, name)), 0o755))
 		must(os.WriteFile(filepath.Join(p.Dir, name), []byte(body), 0o755))
 	}
-	sum, err := os.ReadFile(filepath.Join(repoRoot(), "go.sum"))
-	must(err)
-	must(os.WriteFile(filepath.Join(p.Dir, "go.sum"), sum, 0o644))
+	p.publish(t, "the app")
+	return p
+}
 
+// publish adds magefab's go.sum to the project's files, commits them as
+// its first commit and pushes it to a new bare remote that the deploy
+// user owns (removed when the test ends).
+func (p *Project) publish(t testing.TB, msg string) {
+	t.Helper()
+	sum, err := os.ReadFile(filepath.Join(repoRoot(), "go.sum"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(p.Dir, "go.sum"), sum, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.cleanup = append(p.cleanup, func() { os.RemoveAll(p.Remote) })
 	p.Git(t, "init", "-q", "--bare", p.Remote)
-	must(exec.Command("chown", "-R", "deploy:deploy", p.Remote).Run())
+	if out, err := exec.Command("chown", "-R", "deploy:deploy", p.Remote).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v %s", p.Remote, err, out)
+	}
 	p.Git(t, "init", "-q")
 	p.Git(t, "remote", "add", "origin", p.Remote)
 	p.Git(t, "add", ".")
-	p.Git(t, "commit", "-q", "-m", "the app")
+	p.Git(t, "commit", "-q", "-m", msg)
 	p.Git(t, "push", "-q", "-u", "origin", "master")
-	return p
 }
 
 func (p *Project) magefile(hosts []string, extra, prodEnv string) string {
