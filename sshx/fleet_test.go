@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/magefab/magefab/internal/fleettest"
@@ -77,6 +79,20 @@ func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
 	check.Sudo = true
 	if out, err := check.Output(); err != nil || string(out) != "640 root\npayload $(id)\n" {
 		t.Errorf("uploaded file: %q, %v", out, err)
+	}
+	// A reader of unknown size takes two steps; one that fails keeps the
+	// old file and leaves no temporary file.
+	if err := web1.Upload(ctx, sshx.File{Path: dst, Mode: 0o600, Sudo: true}, io.MultiReader(strings.NewReader("second\n"))); err != nil {
+		t.Fatal(err)
+	}
+	broken := io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(errors.New("source failed")))
+	if err := web1.Upload(ctx, sshx.File{Path: dst, Mode: 0o644, Sudo: true}, broken); err == nil {
+		t.Errorf("upload from a failing reader succeeded")
+	}
+	check = web1.Script(ctx, "stat -c '%a %U' "+sshx.Quote(dst)+" && cat "+sshx.Quote(dst)+" && ls -A "+sshx.Quote(filepath.Dir(dst)))
+	check.Sudo = true
+	if out, err := check.Output(); err != nil || string(out) != "600 root\nsecond\nconf file\n" {
+		t.Errorf("after a failed upload: %q, %v; want the second file alone", out, err)
 	}
 	rm := web1.Command(ctx, "rm", "-rf", filepath.Dir(dst))
 	rm.Sudo = true
