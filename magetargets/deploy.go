@@ -56,6 +56,11 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	if err != nil {
 		return err
 	}
+	// The tests come first: failing tests stop the deploy before anything
+	// is fetched, pushed, tagged or touched.
+	if err := r.runTests(ctx); err != nil {
+		return err
+	}
 	var t release.Target
 	if err := r.wireHooks(ctx, &t, true); err != nil {
 		return err
@@ -72,9 +77,6 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 		}
 		r.fleet.Verify = r.verifier(urls, func() string { return t.SHA })
 		r.fleet.KeepOnVerifyFailure = keep
-	}
-	if err := r.runTests(ctx); err != nil {
-		return err
 	}
 	rs := newResolver(r.cfg, r.env, stdout)
 	rs.dryRun = dry
@@ -118,30 +120,58 @@ func (r *fleetRun) runTests(ctx context.Context) error {
 func (r *fleetRun) dryRun(ctx context.Context, t release.Target) error {
 	r.say("dry run: deploying %s (%s) to %s would do this; nothing is changed", t.Name, t.Short(), r.env.DeploymentType)
 	plans, err := r.fleet.DryRun(ctx, t)
+	printPlans(plans, func(p release.Plan) string { return p.Release + " would go to " + p.Dir })
+	return err
+}
+
+// printPlans prints each host's plan of a dry run: where current points,
+// where it would point and the commands; or why the host would fail.
+func printPlans(plans []release.Plan, what func(release.Plan) string) {
 	for _, p := range plans {
 		if p.Host == "" {
+			continue
+		}
+		if p.Err != nil {
+			fmt.Fprintf(stdout, "\n%s: would fail: %v\n", p.Host, p.Err)
 			continue
 		}
 		cur := p.Current
 		if cur == "" {
 			cur = "(none)"
 		}
-		fmt.Fprintf(stdout, "\n%s: current -> %s; %s would go to %s\n", p.Host, cur, t.Name, p.Dir)
+		fmt.Fprintf(stdout, "\n%s: current -> %s; %s\n", p.Host, cur, what(p))
 		for i, s := range p.Steps {
 			fmt.Fprintf(stdout, "  %d. %s\n", i+1, s)
 		}
+		if p.Lock != "" {
+			fmt.Fprintf(stdout, "  note: locked by %s since %s: the run would be refused until that lock goes (deploy:unlock clears a stale one)\n",
+				p.Lock, p.LockAt.Format(time.RFC3339))
+		}
 	}
-	return err
 }
 
 // Rollback points current back at the previous release dir on every host and restarts the app.
+// With MAGEFAB_DRY_RUN=1 it only prints what it would do on each host.
 func (Deploy) Rollback(ctx context.Context) error {
+	dry, err := DryRun()
+	if err != nil {
+		return err
+	}
 	r, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
 	if err := r.wireHooks(ctx, &release.Target{}, false); err != nil {
 		return err
+	}
+	if dry {
+		r.say("dry run: rolling back %s would do this; nothing is changed", r.env.DeploymentType)
+		plans, err := r.fleet.RollbackPlan(ctx)
+		printPlans(plans, func(p release.Plan) string { return "would point back to " + p.Dir + ", which holds " + p.Release })
+		if err != nil {
+			return fmt.Errorf("dry run: the rollback of %s would fail, and no host would be rolled back: %w", r.env.DeploymentType, err)
+		}
+		return nil
 	}
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
@@ -211,6 +241,9 @@ func (Deploy) Status(ctx context.Context) error {
 
 // Unlock removes the deploy lock on every host, as after a deploy that was killed.
 func (Deploy) Unlock(ctx context.Context) error {
+	if err := refuseDryRun("deploy:unlock"); err != nil {
+		return err
+	}
 	r, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err

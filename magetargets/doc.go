@@ -64,7 +64,7 @@
 //	MAGEFAB_TAG=v1.2.3              the new release tag; also answers yes to "Tag this release?"
 //	MAGEFAB_YES=1                   yes to every confirmation, and every suggested answer
 //	MAGEFAB_SKIP_TESTS=1            deploy without running the tests
-//	MAGEFAB_DRY_RUN=1               show what would be done
+//	MAGEFAB_DRY_RUN=1               show what a deploy or deploy:rollback would do, change nothing
 //	MAGEFAB_REINSTALL=1             install the requirements even if they look up to date
 //	MAGEFAB_PARALLEL=8              hosts worked on at once
 //	MAGEFAB_LOCK_WAIT=90s           wait this long for a held deploy lock
@@ -74,11 +74,18 @@
 // stdin is not a terminal, the variable that answers it must be set, and
 // the error says which.
 //
+// MAGEFAB_DRY_RUN=1 makes deploy:head, deploy:commit, deploy:tag and
+// deploy:rollback inspect the hosts and print, per host, the dir current
+// would point to, the release and the commands, changing nothing (the
+// tests still run). The targets that have nothing to preview (deploy:unlock,
+// maint:*, pip:install, pip:setup) refuse to run while it is set.
+//
 // # Releases
 //
 // Servers only ever get what is on the git remote (Config.Remote): a deploy
-// of HEAD first pushes the current branch when it is ahead, and any
-// revision that is not on the remote is refused. In an environment that
+// first pushes the current branch when it is ahead of the remote (behind or
+// diverged is an error; a detached HEAD pushes nothing), and any revision
+// that is not on the remote is refused. In an environment that
 // requires tagged releases (AllowNoTag false, as in production), deploying
 // HEAD or a commit tags it as a new release, created with git tag -a (or -s
 // with Config.SignTags) and pushed; a rerun with the same MAGEFAB_TAG reuses

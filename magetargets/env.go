@@ -240,6 +240,20 @@ func SkipTests() (bool, error) { return boolVar(SkipTestsVar) }
 // DryRun reports whether MAGEFAB_DRY_RUN is set to 1, true or yes.
 func DryRun() (bool, error) { return boolVar(DryRunVar) }
 
+// refuseDryRun fails when MAGEFAB_DRY_RUN is set: target has no preview,
+// and running it would change the hosts.
+func refuseDryRun(target string) error {
+	dry, err := DryRun()
+	if err != nil {
+		return err
+	}
+	if dry {
+		return fmt.Errorf("magetargets: %s has no dry run, and %s is set: nothing was done; unset %s to run %s (deploy:status shows the hosts without changing them)",
+			target, DryRunVar, DryRunVar, target)
+	}
+	return nil
+}
+
 // Reinstall reports whether MAGEFAB_REINSTALL is set to 1, true or yes.
 func Reinstall() (bool, error) { return boolVar(ReinstallVar) }
 

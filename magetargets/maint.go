@@ -22,6 +22,9 @@ func (Maint) Disable(ctx context.Context) error { return maintenance(ctx, false)
 
 // Restart restarts the app on every host of the environment.
 func (Maint) Restart(ctx context.Context) error {
+	if err := refuseDryRun("maint:restart"); err != nil {
+		return err
+	}
 	r, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
@@ -32,6 +35,9 @@ func (Maint) Restart(ctx context.Context) error {
 }
 
 func maintenance(ctx context.Context, on bool) error {
+	if err := refuseDryRun(map[bool]string{true: "maint:enable", false: "maint:disable"}[on]); err != nil {
+		return err
+	}
 	r, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err

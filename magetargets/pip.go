@@ -18,6 +18,9 @@ type Pip mg.Namespace
 
 // Install reinstalls the environment's requirements into the live release on every host, then restarts.
 func (Pip) Install(ctx context.Context) error {
+	if err := refuseDryRun("pip:install"); err != nil {
+		return err
+	}
 	r, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
@@ -29,6 +32,9 @@ func (Pip) Install(ctx context.Context) error {
 
 // Setup bootstraps or updates the project's local virtualenv: requirements (with the dev ones), private packages, install scripts, git submodules, ExtraSetupTasks.
 func (Pip) Setup(ctx context.Context) error {
+	if err := refuseDryRun("pip:setup"); err != nil {
+		return err
+	}
 	c, err := currentConfig()
 	if err != nil {
 		return err

@@ -137,12 +137,16 @@ func (e *exitError) Error() string   { return e.err.Error() }
 func (e *exitError) Unwrap() error   { return e.err }
 func (e *exitError) ExitStatus() int { return e.code }
 
-// exitCode makes an error mage exits with the status of the process inside
-// it, if any: mage looks only at the outermost error.
+// exitCode makes an error mage exits with the status of the process (or
+// the mg.Fatal of a custom TestRunner) inside it, if any: mage looks only
+// at the outermost error.
 func exitCode(err error) error {
-	var ee *exitError
-	if errors.As(err, &ee) && ee.code > 0 {
-		return mg.Fatal(ee.code, err.Error())
+	var ee interface{ ExitStatus() int }
+	if errors.As(err, &ee) && ee.ExitStatus() > 0 {
+		if _, outer := err.(interface{ ExitStatus() int }); outer {
+			return err
+		}
+		return mg.Fatal(ee.ExitStatus(), err.Error())
 	}
 	return err
 }

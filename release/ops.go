@@ -39,21 +39,11 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 			return nil, err
 		}
 		st := parseState(out)
-		if st.Current == "" {
-			return nil, fmt.Errorf("%w: %s has no %s link: nothing was deployed there", ErrNoPreviousRelease, o.Layout.Root(), o.Layout.Current)
+		other, back, was, err := rollbackTo(o, st)
+		if err != nil {
+			return nil, err
 		}
-		if st.Current != o.Layout.Dirs[0] && st.Current != o.Layout.Dirs[1] {
-			return nil, fmt.Errorf("%s/%s points to %q, which is not one of the release dirs %s and %s: point it at one of them, then roll back again",
-				o.Layout.Root(), o.Layout.Current, st.Current, o.Layout.Dirs[0], o.Layout.Dirs[1])
-		}
-		other := o.Layout.Other(st.Current)
-		d, ok := st.Dir(other)
-		if !ok || d.Head == "" {
-			return nil, fmt.Errorf("%w: %s/%s holds no release", ErrNoPreviousRelease, o.Layout.Root(), other)
-		}
-		cur, _ := st.Dir(st.Current)
-		return &Prepared{Host: h, Dir: other, Previous: st.Current,
-			Target: Target{Name: d.Describe, SHA: d.Head}, Was: Target{Name: cur.Describe, SHA: cur.Head}}, nil
+		return &Prepared{Host: h, Dir: other, Previous: st.Current, Target: back, Was: was}, nil
 	})
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
@@ -67,6 +57,33 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 		prepared[i] = r.Value
 	}
 	return f.switchAll(ctx, prepared, "rollback")
+}
+
+// rollbackTo says where a rollback takes a host in state st: the other
+// release dir, what it holds, and what the host serves now. It fails when
+// there is nothing to go back to.
+func rollbackTo(o *Options, st HostState) (other string, back, was Target, err error) {
+	l := o.Layout
+	if st.Current == "" {
+		return "", Target{}, Target{}, fmt.Errorf("%w: %s has no %s link: nothing was deployed there", ErrNoPreviousRelease, l.Root(), l.Current)
+	}
+	if st.Current != l.Dirs[0] && st.Current != l.Dirs[1] {
+		return "", Target{}, Target{}, fmt.Errorf("%s/%s points to %q, which is not one of the release dirs %s and %s: point it at one of them, then roll back again",
+			l.Root(), l.Current, st.Current, l.Dirs[0], l.Dirs[1])
+	}
+	other = l.Other(st.Current)
+	d, ok := st.Dir(other)
+	if !ok || d.Head == "" {
+		return "", Target{}, Target{}, fmt.Errorf("%w: %s/%s holds no release", ErrNoPreviousRelease, l.Root(), other)
+	}
+	if d.Stamp == "" {
+		// The copy made when the host was bootstrapped, or a dir whose
+		// prepare failed: it never served, and has no virtualenv.
+		return "", Target{}, Target{}, fmt.Errorf("%w: %s/%s holds no release that was deployed (its virtualenv %s is missing or incomplete)",
+			ErrNoPreviousRelease, l.Root(), other, l.Virtualenv)
+	}
+	cur, _ := st.Dir(st.Current)
+	return other, Target{Name: d.Describe, SHA: d.Head}, Target{Name: cur.Describe, SHA: cur.Head}, nil
 }
 
 // HostStatus is what deploy:status shows for a host.
@@ -85,8 +102,7 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 	o := f.Options
 	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostStatus, error) {
 		script := prelude(o.Layout) + `[ -d "$root" ] || { res "missing"; exit 0; }
-` + inspectScript(o.Layout, "all") + `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
-tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while IFS= read -r l; do printf 'magefab:log\t%s\n' "$l"; done
+` + inspectScript(o.Layout, "all") + lockStateScript + `tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while IFS= read -r l; do printf 'magefab:log\t%s\n' "$l"; done
 `
 		out, err := run(ctx, h, o, script, false)
 		st := HostStatus{Host: h.Name()}
@@ -100,10 +116,7 @@ tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while
 		}
 		st.State = parseState(out)
 		if l := out.result("lock"); len(l) >= 2 {
-			st.Lock = strings.TrimSpace(l[1])
-			if secs, err := strconv.ParseInt(l[0], 10, 64); err == nil {
-				st.LockAt = time.Unix(secs, 0)
-			}
+			st.Lock, st.LockAt = strings.TrimSpace(l[1]), parseLockTime(l[0])
 		}
 		for _, l := range out.all("log") {
 			st.LogTail = append(st.LogTail, strings.Join(l, "\t"))
@@ -120,37 +133,107 @@ tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while
 	return out
 }
 
-// Plan is what a deploy would do on one host (a dry run).
+// Plan is what a deploy or a rollback would do on one host (a dry run).
 type Plan struct {
 	Host      string
 	Current   string // dir current points to now
-	Dir       string // dir the release would go to
+	Dir       string // dir current would point to
+	Release   string // what Dir would serve
 	Reuse     bool   // the dir already holds the release
 	Steps     []string
 	Bootstrap bool
+	Lock      string    // the deploy lock's owner line, "" when the host is not locked
+	LockAt    time.Time // when the lock was taken
+	Err       error     // why the operation would fail on this host; nil when it would not
+}
+
+// lockStateScript reports the deploy lock, if any, as a "lock" result: when
+// it was taken and what its owner file says.
+const lockStateScript = `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
+`
+
+// parseLock reads the result of lockStateScript.
+func parseLock(out *scriptOutput) (owner string, at time.Time) {
+	l := out.result("lock")
+	if len(l) < 2 {
+		return "", time.Time{}
+	}
+	at = parseLockTime(l[0])
+	owner = strings.TrimSpace(l[1])
+	if owner == "" {
+		owner = "unknown"
+	}
+	return owner, at
+}
+
+func parseLockTime(secs string) time.Time {
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
 }
 
 // DryRun inspects every host without changing anything and says what a
 // deploy of t would do there.
 func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
+	return f.plans(ctx, func(h sshx.Host, st HostState) (Plan, error) {
+		return plan(h.Name(), f.Options, st, t), nil
+	})
+}
+
+// RollbackPlan inspects every host without changing anything and says what
+// Rollback would do there: which dir current would point to, the release
+// that dir holds, and the commands. A host that Rollback would refuse
+// (nothing to go back to) has its reason in Plan.Err, and the returned
+// error names every such host.
+func (f *Fleet) RollbackPlan(ctx context.Context) ([]Plan, error) {
+	if len(f.Hosts) == 0 {
+		return nil, errors.New("release: no hosts to roll back")
+	}
+	o := f.Options
+	return f.plans(ctx, func(h sshx.Host, st HostState) (Plan, error) {
+		p := Plan{Host: h.Name(), Current: st.Current}
+		other, back, was, err := rollbackTo(o, st)
+		if err != nil {
+			return p, err
+		}
+		p.Dir, p.Release = other, back.Name
+		p.Steps = append([]string{"lock " + o.Layout.Root() + "/.lock",
+			fmt.Sprintf("%s -> %s (%s) becomes %s -> %s (%s)", o.Layout.Current, st.Current, was.Name, o.Layout.Current, other, back.Name)},
+			switchSteps(o, other)...)
+		return p, nil
+	})
+}
+
+// plans inspects every host in one session each (changing nothing) and
+// makes each host's plan from what it found.
+func (f *Fleet) plans(ctx context.Context, fn func(h sshx.Host, st HostState) (Plan, error)) ([]Plan, error) {
 	o := f.Options
 	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (Plan, error) {
-		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all"), false)
+		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all")+lockStateScript, false)
 		if err != nil {
-			return Plan{}, scriptError(h, "inspect", out, err, o)
+			err = scriptError(h, "inspect", out, err, o)
+			return Plan{Host: h.Name(), Err: err}, err
 		}
-		return plan(h.Name(), o, parseState(out), t), nil
+		p, err := fn(h, parseState(out))
+		p.Lock, p.LockAt = parseLock(out)
+		p.Err = err
+		return p, err
 	})
 	plans := make([]Plan, len(res))
 	for i, r := range res {
 		plans[i] = r.Value
+		if plans[i].Host == "" {
+			plans[i].Host, plans[i].Err = r.Host.Name(), r.Err
+		}
 	}
 	return plans, err
 }
 
 func plan(host string, o *Options, st HostState, t Target) Plan {
 	l := o.Layout
-	p := Plan{Host: host, Current: st.Current}
+	p := Plan{Host: host, Current: st.Current, Release: t.Name}
 	var steps []string
 	if len(st.Dirs) == 0 {
 		p.Bootstrap = true
@@ -172,16 +255,29 @@ func plan(host string, o *Options, st HostState, t Target) Plan {
 		steps = append(steps, p.Dir+" already holds "+t.Name+": used as it is")
 	}
 	steps = append(steps, "virtualenv "+p.Dir+"/"+l.Virtualenv+": create if missing; "+sshx.Join(o.PipInstall...)+" "+strings.Join(prefixEach("-r ", o.Requirements), " ")+" unless the requirements stamp matches")
+	p.Steps = append(steps, switchSteps(o, p.Dir)...)
+	return p
+}
+
+// switchSteps describes what a switch to dir runs on a host.
+func switchSteps(o *Options, dir string) []string {
+	l := o.Layout
+	sudo := ""
+	if o.Sudo {
+		sudo = "sudo -n "
+	}
 	restart := "(no restart command)"
 	if o.Restart != "" {
-		restart = o.Restart
-		if o.Sudo {
-			restart = "sudo -n " + restart
-		}
+		restart = sudo + o.Restart
 	}
-	steps = append(steps, "ln -sfn "+p.Dir+" "+l.Current+".tmp && mv -T "+l.Current+".tmp "+l.Current, "append to revisions.log", restart, "unlock")
-	p.Steps = steps
-	return p
+	steps := []string{"ln -sfn " + dir + " " + l.Current + ".tmp && mv -T " + l.Current + ".tmp " + l.Current, "append to revisions.log", restart}
+	if o.Crontab != "" {
+		steps = append(steps, "install "+dir+"/"+o.Crontab+" as the crontab of "+o.CrontabUser)
+	}
+	for _, svc := range o.Services {
+		steps = append(steps, sudo+svc+" restart")
+	}
+	return append(steps, "unlock")
 }
 
 func prefixEach(prefix string, xs []string) []string {
