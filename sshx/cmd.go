@@ -93,9 +93,10 @@ type Cmd struct {
 	// error (ErrSudoPassword), never a hang.
 	Sudo bool
 	// ForwardAgent forwards the local SSH agent to this command (e.g. for
-	// git over SSH on the host). It needs an agent. OpenSSH's sshd keeps
-	// serving the agent to later commands on the same connection once one
-	// asked for it, as with ssh -A.
+	// git over SSH on the host). It needs an agent. The host can reach the
+	// agent only while a command with ForwardAgent runs on the connection:
+	// other requests for it are refused, although OpenSSH's sshd keeps its
+	// agent socket once one command asked for it.
 	ForwardAgent bool
 	// Stdin is the command's standard input; nil means none (EOF). Wait
 	// returns after Stdin is drained, as with exec.Cmd.

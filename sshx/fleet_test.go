@@ -150,8 +150,7 @@ func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
 	web1, _ := pool.Host(f.Hosts[0])
 	// From web1, log in to web2 with the forwarded key: web1 holds no key.
 	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes deploy@127.0.0.3 cat /run/fleet/host"
-	// Without forwarding the login fails. (OpenSSH keeps a forwarded agent
-	// for the rest of the connection, so this runs first.)
+	// Without forwarding the login fails.
 	if err := web1.Script(context.Background(), script).Run(); err == nil {
 		t.Errorf("login from web1 to web2 worked without a forwarded agent")
 	}
@@ -163,6 +162,15 @@ func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "name="+f.Hosts[1]) {
 		t.Errorf("output %q, want web2's host file", out)
+	}
+	// sshd keeps the agent socket for the connection, but the client
+	// refuses it to commands that did not ask for forwarding.
+	out, err = web1.Script(context.Background(), script).CombinedOutput()
+	if err == nil {
+		t.Errorf("a plain command after a forwarding one logged in with the agent: %q", out)
+	}
+	if st := web1.Stats(); st.Connections != 1 {
+		t.Errorf("Stats = %+v, want one connection", st)
 	}
 }
 

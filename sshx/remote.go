@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +27,7 @@ type Remote struct {
 	st   counters
 
 	mu      sync.Mutex
-	client  *ssh.Client   // nil until connected, and after the connection died
+	client  *sshConn      // nil until connected, and after the connection died
 	dialing chan struct{} // non-nil while a dial is in flight; closed when it ends
 	dialErr error         // result of the last dial, read after dialing closes
 	closed  bool
@@ -67,7 +68,7 @@ func (r *Remote) Connect(ctx context.Context) error {
 
 // connection returns the open client, dialling if there is none. Callers
 // waiting for a dial in flight give up when their context ends.
-func (r *Remote) connection(ctx context.Context) (*ssh.Client, error) {
+func (r *Remote) connection(ctx context.Context) (*sshConn, error) {
 	for {
 		r.mu.Lock()
 		if r.closed {
@@ -120,8 +121,16 @@ func (r *Remote) connection(ctx context.Context) (*ssh.Client, error) {
 	}
 }
 
+// sshConn is an open connection and what it lets the host do.
+type sshConn struct {
+	*ssh.Client
+	// forwarding counts the sessions running with agent forwarding;
+	// the host may open agent channels only while it is above zero.
+	forwarding atomic.Int64
+}
+
 // dial opens and authenticates a connection, within ConnectTimeout.
-func (r *Remote) dial(parent context.Context) (*ssh.Client, error) {
+func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 	cfg := &r.pool.cfg
 	ctx, cancel := context.WithTimeout(parent, cfg.ConnectTimeout)
 	defer cancel()
@@ -192,19 +201,41 @@ func (r *Remote) dial(parent context.Context) (*ssh.Client, error) {
 		}
 		return nil, fmt.Errorf("sshx: %s: SSH handshake: %w", where, err)
 	}
-	client := ssh.NewClient(cc, chans, reqs)
+	client := &sshConn{Client: ssh.NewClient(cc, chans, reqs)}
 	if ag != nil {
-		// Served for every session that asks for forwarding; sessions
-		// that do not ask never see the agent.
-		if err := agent.ForwardToAgent(client, ag); err != nil {
-			client.Close()
-			return nil, fmt.Errorf("sshx: %s: agent forwarding: %w", where, err)
-		}
+		go r.serveAgent(client, ag)
 	}
 	r.st.connections.Add(1)
 	r.pool.logf("%s: connected to %s as %s", r.ep.Name, addr, r.ep.User)
 	go r.watch(client)
 	return client, nil
+}
+
+// serveAgent answers the host's requests to reach the agent: it serves
+// them while a command that asked for agent forwarding runs, and rejects
+// them otherwise, as OpenSSH's client rejects them from a host it did not
+// forward the agent to. (sshd keeps its agent socket open once one
+// session asked for it; this stops a later command, or a process left
+// behind, from using the keys.) A channel carries no session, so while a
+// forwarding command runs, other commands on the connection could reach
+// the agent too.
+func (r *Remote) serveAgent(c *sshConn, ag agent.Agent) {
+	for nc := range c.HandleChannelOpen("auth-agent@openssh.com") {
+		if c.forwarding.Load() <= 0 {
+			r.pool.logf("%s: refused the host's request for the agent: no command asked for agent forwarding", r.ep.Name)
+			nc.Reject(ssh.Prohibited, "agent forwarding was not requested")
+			continue
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		go func() {
+			agent.ServeAgent(ag, ch)
+			ch.Close()
+		}()
+	}
 }
 
 func dialError(where string, err error, ctx context.Context, timeout time.Duration) error {
@@ -219,7 +250,7 @@ func dialError(where string, err error, ctx context.Context, timeout time.Durati
 
 // watch sends keepalives and forgets the client when its connection ends,
 // so that the next command dials again.
-func (r *Remote) watch(c *ssh.Client) {
+func (r *Remote) watch(c *sshConn) {
 	dead := make(chan struct{})
 	go func() {
 		c.Wait()
@@ -303,7 +334,7 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 		return nil, fmt.Errorf("sshx: %s: %w", r.ep.Name, ctx.Err())
 	}
 	release := sync.OnceFunc(func() { <-r.sem })
-	sess, err := r.session(ctx)
+	sess, conn, err := r.session(ctx)
 	if err != nil {
 		release()
 		return nil, err
@@ -315,6 +346,14 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 			release()
 			return nil, fmt.Errorf("sshx: %s: agent forwarding asked for, but there is no SSH agent (SSH_AUTH_SOCK is unset)", r.ep.Name)
 		}
+		// Open the gate before asking: the host may reach for the
+		// agent as soon as the command starts.
+		conn.forwarding.Add(1)
+		prev := release
+		release = sync.OnceFunc(func() {
+			conn.forwarding.Add(-1)
+			prev()
+		})
 		if err := agent.RequestAgentForwarding(sess); err != nil {
 			sess.Close()
 			release()
@@ -338,17 +377,17 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 // session opens a session. A refusal (sshd's MaxSessions counts a session
 // until it has seen the close of the previous one) is retried on the same
 // connection; a connection found dead is dialled again, once.
-func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
+func (r *Remote) session(ctx context.Context) (*ssh.Session, *sshConn, error) {
 	redialled := false
 	for backoff := 5 * time.Millisecond; ; {
 		c, err := r.connection(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sess, err := c.NewSession()
 		if err == nil {
 			r.st.sessions.Add(1)
-			return sess, nil
+			return sess, c, nil
 		}
 		var refused *ssh.OpenChannelError
 		if errors.As(err, &refused) {
@@ -357,7 +396,7 @@ func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
 				backoff = min(2*backoff, 200*time.Millisecond)
 				continue
 			case <-ctx.Done():
-				return nil, fmt.Errorf("sshx: %s: opening a session (%v): %w", r.ep.Name, err, ctx.Err())
+				return nil, nil, fmt.Errorf("sshx: %s: opening a session (%v): %w", r.ep.Name, err, ctx.Err())
 			}
 		}
 		r.mu.Lock()
@@ -367,7 +406,7 @@ func (r *Remote) session(ctx context.Context) (*ssh.Session, error) {
 		r.mu.Unlock()
 		c.Close()
 		if redialled || ctx.Err() != nil {
-			return nil, fmt.Errorf("sshx: %s: opening a session: %w", r.ep.Name, err)
+			return nil, nil, fmt.Errorf("sshx: %s: opening a session: %w", r.ep.Name, err)
 		}
 		redialled = true
 	}

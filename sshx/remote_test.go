@@ -382,6 +382,60 @@ func TestRemoteAgentForwarding(t *testing.T) {
 	}
 }
 
+func TestRemoteAgentChannelOnlyWhileForwarding(t *testing.T) {
+	t.Parallel()
+	keyring := agent.NewKeyring()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "precious-key"})
+	// A host that reaches for the client's agent from every command,
+	// asked or not, and prints what it could see.
+	srv := sshtest.NewUnstartedServer()
+	srv.Handler = func(e *sshtest.Exec) {
+		ch, err := e.OpenAgentChannel()
+		if err != nil {
+			fmt.Fprintf(e.Stdout, "refused: %v", err)
+			return
+		}
+		defer ch.Close()
+		keys, err := agent.NewClient(ch).List()
+		if err != nil {
+			fmt.Fprintf(e.Stdout, "list: %v", err)
+			return
+		}
+		for _, k := range keys {
+			fmt.Fprintf(e.Stdout, "key: %s", k.Comment)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: keyring.(agent.ExtendedAgent)})
+	t.Cleanup(func() { pool.Close() })
+	r, _ := pool.Host(files.Alias)
+	run := func(forward bool) string {
+		cmd := r.Command(context.Background(), "true")
+		cmd.ForwardAgent = forward
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if out := run(false); !strings.HasPrefix(out, "refused:") || !strings.Contains(out, "not requested") {
+		t.Errorf("a plain command reached the agent: %q", out)
+	}
+	if out := run(true); out != "key: precious-key" {
+		t.Errorf("a forwarding command saw %q, want the key", out)
+	}
+	// Once the forwarding command is over, the agent is closed again.
+	if out := run(false); !strings.HasPrefix(out, "refused:") {
+		t.Errorf("a plain command after a forwarding one reached the agent: %q", out)
+	}
+	if c := r.Stats().Connections; c != 1 {
+		t.Errorf("Connections = %d, want 1", c)
+	}
+}
+
 func TestRemoteForwardAgentWithoutAgent(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	srv := sshtest.NewServer()

@@ -52,6 +52,8 @@
 // Each connection to the socket opens an "auth-agent@openssh.com" channel
 // to the client and copies bytes both ways. With golang.org/x/crypto/ssh
 // the client side is agent.ForwardToAgent plus agent.RequestAgentForwarding.
+// A handler can also open an agent channel unasked, with
+// [Exec.OpenAgentChannel], to check that a client refuses it.
 //
 // # Faults
 //

@@ -2,6 +2,7 @@ package sshtest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -66,8 +67,9 @@ type Exec struct {
 	// never closed.
 	Signals <-chan ssh.Signal
 
-	ctx context.Context
-	srv *Server
+	ctx  context.Context
+	srv  *Server
+	conn ssh.Conn
 
 	mu     sync.Mutex
 	status int
@@ -105,6 +107,24 @@ func (e *Exec) result() (int, ssh.Signal) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.status, e.signal
+}
+
+// OpenAgentChannel opens an "auth-agent@openssh.com" channel to the
+// client, as a server does to reach a forwarded agent, whether or not the
+// client asked for agent forwarding: a handler can play a host that tries
+// to use the client's keys, to test that the client refuses. An error
+// means the client rejected the channel. Talk to the agent through the
+// channel with agent.NewClient, and close it when done.
+func (e *Exec) OpenAgentChannel() (ssh.Channel, error) {
+	if e.conn == nil {
+		return nil, errors.New("sshtest: Exec has no connection")
+	}
+	ch, reqs, err := e.conn.OpenChannel("auth-agent@openssh.com", nil)
+	if err != nil {
+		return nil, err
+	}
+	e.goTracked(func() { ssh.DiscardRequests(reqs) })
+	return ch, nil
 }
 
 // goTracked runs f in a goroutine that Server.Close waits for.
@@ -196,6 +216,7 @@ func (s *Server) serveSession(conn *ssh.ServerConn, nc ssh.NewChannel) {
 				Signals:      signals,
 				ctx:          ctx,
 				srv:          s,
+				conn:         conn,
 			}
 			if agent != nil {
 				e.AgentSocket = agent.path
