@@ -90,7 +90,7 @@ func (Pip) Setup(ctx context.Context) error {
 		return err
 	}
 	if installed && (len(archives) > 0 || len(c.PackageInstallScripts) > 0) {
-		if err := installExtras(ctx, c, local, c.RootDir, archives, pip); err != nil {
+		if err := installExtrasIn(ctx, c, local, c.RootDir, venv, archives, pip); err != nil {
 			return err
 		}
 	}

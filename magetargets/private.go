@@ -68,10 +68,16 @@ func fetchPrivate(ctx context.Context, c Config, pkgs []pypkg.Package, log io.Wr
 }
 
 // installExtras installs private packages and runs the install scripts in a
-// release's virtualenv on a host that just installed its requirements. On
-// failure the stamp is removed, so that the next deploy installs again.
+// release's virtualenv (dir/<Virtualenv>) on a host that just installed its
+// requirements. On failure the stamp is removed, so that the next deploy
+// installs again.
 func installExtras(ctx context.Context, c Config, h sshx.Host, dir string, archives, pipInstall []string) error {
-	venv := path.Join(dir, c.Virtualenv)
+	return installExtrasIn(ctx, c, h, dir, path.Join(dir, c.Virtualenv), archives, pipInstall)
+}
+
+// installExtrasIn is installExtras into the virtualenv venv: the install
+// scripts run in dir with venv as their first argument.
+func installExtrasIn(ctx context.Context, c Config, h sshx.Host, dir, venv string, archives, pipInstall []string) error {
 	err := pypkg.Install(ctx, h, venv, archives, pipInstall)
 	if err == nil && len(c.PackageInstallScripts) > 0 {
 		err = pypkg.RunInstallScripts(ctx, h, dir, c.PackageInstallScripts, venv)
