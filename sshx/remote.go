@@ -127,6 +127,8 @@ type sshConn struct {
 	// forwarding counts the sessions running with agent forwarding;
 	// the host may open agent channels only while it is above zero.
 	forwarding atomic.Int64
+	// lost says why the client closed the connection, if it did.
+	lost atomic.Pointer[string]
 }
 
 // dial opens and authenticates a connection, within ConnectTimeout.
@@ -284,7 +286,9 @@ func (r *Remote) watch(c *sshConn) {
 				case <-dead:
 				}
 				if misses >= 3 {
-					r.pool.logf("%s: no answer to keepalives; closing the connection", r.ep.Name)
+					why := fmt.Sprintf("no answer to keepalives for %s", 3*interval)
+					c.lost.CompareAndSwap(nil, &why)
+					r.pool.logf("%s: %s; closing the connection", r.ep.Name, why)
 					c.Close()
 				}
 			}
@@ -366,7 +370,7 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 		release()
 		return nil, fmt.Errorf("sshx: %s: starting command: %w", r.ep.Name, err)
 	}
-	p := &remoteProc{host: r.ep.Name, sess: sess, done: make(chan error, 1)}
+	p := &remoteProc{host: r.ep.Name, sess: sess, conn: conn, done: make(chan error, 1)}
 	go func() {
 		p.done <- sess.Wait()
 		release()
@@ -415,6 +419,7 @@ func (r *Remote) session(ctx context.Context) (*ssh.Session, *sshConn, error) {
 type remoteProc struct {
 	host string
 	sess *ssh.Session
+	conn *sshConn
 	done chan error
 }
 
@@ -447,7 +452,11 @@ func (p *remoteProc) wait(ctx context.Context) (int, string, error) {
 		if ctx.Err() != nil {
 			return 0, "", fmt.Errorf("sshx: %s: command stopped: %w", p.host, ctx.Err())
 		}
-		return 0, "", fmt.Errorf("sshx: %s: connection lost while the command ran; its outcome on the host is unknown", p.host)
+		why := ""
+		if w := p.conn.lost.Load(); w != nil {
+			why = " (" + *w + ")"
+		}
+		return 0, "", fmt.Errorf("sshx: %s: connection lost while the command ran%s; its outcome on the host is unknown", p.host, why)
 	}
 	return 0, "", fmt.Errorf("sshx: %s: %w", p.host, err)
 }

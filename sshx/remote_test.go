@@ -217,6 +217,64 @@ func TestRemoteDroppedConnection(t *testing.T) {
 	}
 }
 
+func TestRemoteKeepAliveNoticesFrozenConnection(t *testing.T) {
+	t.Parallel()
+	var log syncLog
+	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
+		c.KeepAlive = 100 * time.Millisecond
+		c.Log = &log
+	})
+	ctx := context.Background()
+	cmd := r.Command(ctx, "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A few keepalives go by: the server refuses them, as sshd does, and
+	// a refusal is an answer, so the connection stays.
+	time.Sleep(350 * time.Millisecond)
+	if c := r.Stats().Connections; c != 1 {
+		t.Fatalf("Connections = %d before the freeze, want 1", c)
+	}
+	srv.SetFault(sshtest.FaultFreezeConnections)
+	start := time.Now()
+	err := cmd.Wait()
+	if err == nil || !strings.Contains(err.Error(), "connection lost") || !strings.Contains(err.Error(), "no answer to keepalives") {
+		t.Errorf("Wait = %v, want the connection lost to keepalives", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the frozen connection was noticed after %s, want about 4 keepalive intervals", d)
+	}
+	// The frozen connection is still open on the server; a new one is
+	// served.
+	if err := r.Command(ctx, "true").Run(); err != nil {
+		t.Fatalf("command after the freeze: %v", err)
+	}
+	if c := r.Stats().Connections; c != 2 {
+		t.Errorf("Connections = %d, want 2: the next command dials again", c)
+	}
+	if !strings.Contains(log.String(), "no answer to keepalives") {
+		t.Errorf("log %q does not say why the connection was closed", log.String())
+	}
+}
+
+// syncLog is a log buffer safe for the pool's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestRemoteHostKeyChanged(t *testing.T) {
 	t.Parallel()
 	srv, _, _, files := newHost(t, nil)

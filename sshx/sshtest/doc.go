@@ -58,8 +58,8 @@
 // # Faults
 //
 // [Server.SetFault] switches the server into a failure mode at any time:
-// hanging handshakes, commands that never complete, dropped connections or
-// rejected authentication. See [Fault] for the details of each mode and
+// hanging handshakes, commands that never complete, dropped or frozen
+// connections, or rejected authentication. See [Fault] for the details of each mode and
 // [Server.Stats] for counters to check what happened.
 //
 // # OpenSSH clients

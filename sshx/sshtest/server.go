@@ -59,6 +59,15 @@ const (
 	// FaultRejectAuth rejects every public key, so no client can
 	// authenticate. Established connections are not affected.
 	FaultRejectAuth
+
+	// FaultFreezeConnections freezes the connections that are open when
+	// it is set, as a host that hangs or a network that drops every
+	// packet: the server stops reading from them and sends nothing more
+	// on them (keepalives go unanswered, commands' output is held back),
+	// but does not close them. New connections are served normally.
+	// Changing the fault to anything else thaws the frozen connections;
+	// closing the server closes them.
+	FaultFreezeConnections
 )
 
 // String returns the name of the fault, such as "FaultHangHandshake".
@@ -74,6 +83,8 @@ func (f Fault) String() string {
 		return "FaultDropConnections"
 	case FaultRejectAuth:
 		return "FaultRejectAuth"
+	case FaultFreezeConnections:
+		return "FaultFreezeConnections"
 	}
 	return "Fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -173,7 +184,7 @@ type Server struct {
 	ln        net.Listener
 	tempDir   string
 	fault     Fault
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]*freezableConn
 	held      map[net.Conn]struct{}
 	commands  []string
 	users     []string
@@ -253,7 +264,7 @@ func (s *Server) Listen() error {
 	}
 	s.config.AddHostKey(s.HostKey)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.conns = make(map[net.Conn]struct{})
+	s.conns = make(map[net.Conn]*freezableConn)
 	s.held = make(map[net.Conn]struct{})
 	s.ln = ln
 	s.Addr = ln.Addr().String()
@@ -326,6 +337,9 @@ func (s *Server) SetFault(f Fault) {
 	old := s.fault
 	s.fault = f
 	var toClose []net.Conn
+	for _, fc := range s.conns {
+		fc.freeze(f == FaultFreezeConnections)
+	}
 	switch {
 	case f == FaultDropConnections:
 		toClose = s.allConnsLocked()
@@ -398,11 +412,12 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			go s.hold(c)
 			continue
 		}
-		s.conns[c] = struct{}{}
+		fc := &freezableConn{Conn: c, stop: s.ctx.Done()}
+		s.conns[c] = fc
 		s.stats.ActiveConnections++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(fc)
 	}
 }
 
@@ -618,12 +633,13 @@ func (s *Server) count(f func(*Stats)) {
 }
 
 // serveConn runs the SSH protocol on an accepted connection.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(fc *freezableConn) {
+	c := fc.Conn
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
 
-	sconn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	sconn, chans, reqs, err := ssh.NewServerConn(fc, s.config)
 	if err != nil {
 		s.count(func(st *Stats) { st.FailedHandshakes++ })
 		return
@@ -663,4 +679,62 @@ func (s *Server) globalRequests(reqs <-chan *ssh.Request, cs *connState) {
 			req.Reply(ok, nil)
 		}
 	}
+}
+
+// freezableConn is a server connection that FaultFreezeConnections can
+// stop: while frozen, reads and writes wait (data already read is held
+// back) until it is thawed or the server closes.
+type freezableConn struct {
+	net.Conn
+	stop <-chan struct{} // closed when the server closes
+
+	mu   sync.Mutex
+	thaw chan struct{} // non-nil while frozen; closed on thaw
+}
+
+func (f *freezableConn) freeze(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case on && f.thaw == nil:
+		f.thaw = make(chan struct{})
+	case !on && f.thaw != nil:
+		close(f.thaw)
+		f.thaw = nil
+	}
+}
+
+// wait returns when the connection is not frozen, or net.ErrClosed when
+// the server closes while it is.
+func (f *freezableConn) wait() error {
+	f.mu.Lock()
+	thaw := f.thaw
+	f.mu.Unlock()
+	if thaw == nil {
+		return nil
+	}
+	select {
+	case <-thaw:
+		return nil
+	case <-f.stop:
+		return net.ErrClosed
+	}
+}
+
+func (f *freezableConn) Read(p []byte) (int, error) {
+	if err := f.wait(); err != nil {
+		return 0, err
+	}
+	n, err := f.Conn.Read(p)
+	if werr := f.wait(); werr != nil {
+		return 0, werr
+	}
+	return n, err
+}
+
+func (f *freezableConn) Write(p []byte) (int, error) {
+	if err := f.wait(); err != nil {
+		return 0, err
+	}
+	return f.Conn.Write(p)
 }

@@ -949,6 +949,68 @@ func TestFaultDropConnections(t *testing.T) {
 	}
 }
 
+func TestFaultFreezeConnections(t *testing.T) {
+	t.Parallel()
+	srv := start(t, nil)
+	frozen := dial(t, srv, "u")
+	if r := run(t, frozen, "true", ""); r.err != nil {
+		t.Fatal(r.err)
+	}
+	srv.SetFault(sshtest.FaultFreezeConnections)
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := frozen.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a frozen connection answered a keepalive (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// New connections are served while the old one stays frozen.
+	if r := run(t, dial(t, srv, "u"), "echo ok", ""); r.stdout != "ok\n" {
+		t.Errorf("new connection during the freeze: %q, %v", r.stdout, r.err)
+	}
+	if got := srv.Fault().String(); got != "FaultFreezeConnections" {
+		t.Errorf("Fault().String() = %q", got)
+	}
+	srv.SetFault(sshtest.FaultNone)
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Errorf("keepalive after the thaw: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the thawed connection did not answer")
+	}
+	if r := run(t, frozen, "echo thawed", ""); r.stdout != "thawed\n" {
+		t.Errorf("after the thaw: %q, %v", r.stdout, r.err)
+	}
+}
+
+func TestFaultFreezeConnectionsClose(t *testing.T) {
+	t.Parallel()
+	srv := sshtest.NewServer()
+	client, err := srv.Dial("u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sess, _ := client.NewSession()
+	sess.Start("sleep 30")
+	srv.SetFault(sshtest.FaultFreezeConnections)
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked on a frozen connection")
+	}
+}
+
 func TestFaultRejectAuth(t *testing.T) {
 	t.Parallel()
 	srv := start(t, nil)
