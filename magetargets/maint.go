@@ -55,10 +55,15 @@ func maintenance(ctx context.Context, on bool) error {
 // eachHost runs fn on every host of the run in parallel, each bounded by
 // the switch timeout, and reports every host.
 func (r *fleetRun) eachHost(ctx context.Context, what string, fn func(ctx context.Context, h sshx.Host) error) error {
+	return r.eachHostWithin(ctx, what, r.cfg.Timeouts.Switch, fn)
+}
+
+// eachHostWithin is eachHost with each host bounded by timeout.
+func (r *fleetRun) eachHostWithin(ctx context.Context, what string, timeout time.Duration, fn func(ctx context.Context, h sshx.Host) error) error {
 	start := time.Now()
 	r.say("%s on %s: %s", what, r.env.DeploymentType, r.hostNames())
 	res, err := sshx.Each(ctx, r.hosts, r.fleet.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeouts.Switch)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return struct{}{}, fn(ctx, h)
 	})

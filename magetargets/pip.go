@@ -16,7 +16,7 @@ import (
 // Pip holds the requirements targets: pip:setup and pip:install.
 type Pip mg.Namespace
 
-// Install reinstalls the environment's requirements into the live release on every host, then restarts.
+// Install reinstalls the environment's requirements, private packages and install scripts into the live release on every host, then restarts.
 func (Pip) Install(ctx context.Context) error {
 	if err := refuseDryRun("pip:install"); err != nil {
 		return err
@@ -25,8 +25,19 @@ func (Pip) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.eachHost(ctx, "pip install", func(ctx context.Context, h sshx.Host) error {
-		return release.Reinstall(ctx, h, r.opts)
+	archives, err := r.fetchExtras(ctx)
+	if err != nil {
+		return err
+	}
+	extras := len(archives) > 0 || len(r.cfg.PackageInstallScripts) > 0
+	return r.eachHostWithin(ctx, "pip install", r.cfg.Timeouts.Prepare, func(ctx context.Context, h sshx.Host) error {
+		var extra func(ctx context.Context, dir, venv string) error
+		if extras {
+			extra = func(ctx context.Context, dir, venv string) error {
+				return installExtrasIn(ctx, r.cfg, h, dir, venv, archives, r.opts.PipInstall)
+			}
+		}
+		return release.ReinstallLive(ctx, h, r.opts, extra)
 	})
 }
 

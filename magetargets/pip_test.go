@@ -189,3 +189,62 @@ func gitCommitAll(t *testing.T, dir string) {
 	git(t, dir, "add", "-A")
 	git(t, dir, "commit", "-q", "-m", "files")
 }
+
+// TestPipInstallWritesTheDeployStamp checks that pip:install installs what
+// a deploy installs (requirements, private packages, install scripts) and
+// leaves the stamp a deploy writes: the next deploy of the same
+// requirements installs nothing.
+func TestPipInstallWritesTheDeployStamp(t *testing.T) {
+	ctx := context.Background()
+	p := newHostProject(t)
+	p.path = "app"
+	secret := filepath.Join(t.TempDir(), "secretpkg")
+	writeFiles(t, secret, map[string]string{"setup.py": "# the private package\n"})
+	gitCommitAll(t, secret)
+	git(t, secret, "tag", "v1")
+	head := p.commitFiles(t, map[string]string{
+		"requirements.txt":         "django\n",
+		"requirements/private.txt": "secretpkg==" + secret + "==v1\n",
+		"bin/install.sh":           installScript,
+	})
+	cfg := p.config(p.path)
+	cfg.PipRequirements = []string{"requirements.txt"}
+	cfg.PrivateRequirements = []string{"requirements/private.txt"}
+	cfg.PackageInstallScripts = []string{"bin/install.sh"}
+	configure(t, cfg)
+	t.Setenv(EnvVar, envDevelopment)
+	if err := (Deploy{}).Commit(ctx, head); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, p.out)
+	}
+
+	mark := p.toolsLogSize()
+	if err := (Pip{}).Install(ctx); err != nil {
+		t.Fatalf("pip:install: %v\n%s", err, p.out)
+	}
+	calls := p.toolCalls(mark)
+	var reqs, private, script bool
+	for _, c := range calls {
+		all := strings.Join(c, " ")
+		reqs = reqs || c[0] == "pip" && strings.Contains(all, "-r requirements.txt")
+		private = private || c[0] == "pip" && strings.Contains(all, "secretpkg-v1.tar.gz")
+		script = script || c[0] == "script" && strings.HasSuffix(all, "bin/install.sh")
+	}
+	if !reqs || !private || !script {
+		t.Errorf("pip:install: requirements %v, private package %v, install script %v, want all three; calls: %q", reqs, private, script, calls)
+	}
+	if _, err := os.Stat(filepath.Join(p.home, p.path, "releases", ".lock")); err == nil {
+		t.Errorf("pip:install left the host locked")
+	}
+
+	mark = p.toolsLogSize()
+	p.out.Reset()
+	if err := (Deploy{}).Commit(ctx, head); err != nil {
+		t.Fatalf("deploy after pip:install: %v\n%s", err, p.out)
+	}
+	if calls := p.toolCalls(mark); len(calls) > 0 {
+		t.Errorf("the deploy after pip:install installed again: %q", calls)
+	}
+	if !strings.Contains(p.out.String(), "requirements unchanged: nothing to install") {
+		t.Errorf("the deploy after pip:install does not say the requirements are unchanged:\n%s", p.out)
+	}
+}

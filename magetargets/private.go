@@ -87,3 +87,24 @@ func installExtrasIn(ctx context.Context, c Config, h sshx.Host, dir, venv strin
 	}
 	return err
 }
+
+// fetchExtras checks the install scripts and fetches the private packages
+// of a run that installs into releases, as a deploy does: it returns their
+// archives and puts their hash into the requirements stamp.
+func (r *fleetRun) fetchExtras(ctx context.Context) (archives []string, err error) {
+	pkgs, err := privatePackages(r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range r.cfg.PackageInstallScripts {
+		if err := release.ValidateRelPath("PackageInstallScripts", s); err != nil {
+			return nil, err
+		}
+	}
+	if len(pkgs) == 0 {
+		return nil, nil
+	}
+	r.say("fetching %d private package(s)", len(pkgs))
+	archives, r.opts.ExtraStamp, err = fetchPrivate(ctx, r.cfg, pkgs, nil)
+	return archives, err
+}

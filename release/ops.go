@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -286,4 +287,53 @@ func prefixEach(prefix string, xs []string) []string {
 		out[i] = prefix + x
 	}
 	return out
+}
+
+// ReinstallLive takes the lock on h and installs the requirements into the
+// live release's virtualenv whatever its stamp says; then extra, if not
+// nil, runs with the live release dir and its virtualenv (both absolute)
+// while the lock is held, to install what a deploy installs beside the
+// requirements (private packages, install scripts); then the app restarts
+// and the lock goes. The stamp written is the one a deploy computes (with
+// Options.ExtraStamp), so the next deploy of the same requirements skips
+// the install; extra must remove it if it fails. Without extra it takes
+// one session, with it three.
+func ReinstallLive(ctx context.Context, h sshx.Host, o *Options, extra func(ctx context.Context, dir, venv string) error) (err error) {
+	forced := *o
+	forced.Reinstall = true
+	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" reinstalling requirements", o.LockWait) +
+		`trap 'rm -rf "$lock"' EXIT
+` + liveScript(o) + venvScript(&forced, `"$root/$live/"`+sshx.Quote(o.Layout.Virtualenv))
+	if extra == nil {
+		script += restartScript(o)
+	} else {
+		script += `trap - EXIT
+res "live	$root/$live"
+`
+	}
+	out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
+		out, err := run(ctx, h, o, script, o.ForwardAgent)
+		if err != nil {
+			return out, scriptError(h, "pip install", out, err, o)
+		}
+		return out, nil
+	})
+	if err != nil || extra == nil {
+		return err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if uerr := Unlock(uctx, h, o); uerr != nil && err == nil {
+			err = fmt.Errorf("%w (deploy:unlock clears the lock)", uerr)
+		}
+	}()
+	f := out.result("live")
+	if len(f) < 1 || f[0] == "" {
+		return errors.New("pip install: the host's script gave no result")
+	}
+	if err := extra(ctx, f[0], path.Join(f[0], o.Layout.Virtualenv)); err != nil {
+		return err
+	}
+	return Restart(ctx, h, o)
 }
