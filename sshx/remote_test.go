@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +105,54 @@ func TestRemoteRunsCommandsOnOneConnection(t *testing.T) {
 	}
 	if s := srv.Stats(); s.Connections != 1 {
 		t.Errorf("server saw %d connections, want 1", s.Connections)
+	}
+}
+
+func TestRemoteConcurrentFirstDialOpensOneConnection(t *testing.T) {
+	t.Parallel()
+	var dials atomic.Int32
+	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
+		d := &net.Dialer{}
+		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			// A slow network: every command arrives while the dial is
+			// in flight.
+			time.Sleep(50 * time.Millisecond)
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	ctx := context.Background()
+	begin := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-begin
+			out, err := r.Command(ctx, "echo", fmt.Sprint(i)).Output()
+			if err == nil && strings.TrimSpace(string(out)) != fmt.Sprint(i) {
+				err = fmt.Errorf("command %d printed %q", i, out)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(begin)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := r.Stats(); st.Connections != 1 || st.Sessions != 30 {
+		t.Errorf("Stats = %+v, want 1 connection and 30 sessions", st)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("dialled %d times, want once", n)
+	}
+	if st := srv.Stats(); st.Accepted != 1 || st.Connections != 1 {
+		t.Errorf("server saw %d TCP and %d SSH connections, want 1 and 1", st.Accepted, st.Connections)
 	}
 }
 
