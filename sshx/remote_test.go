@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefab/magefab/sshx/sshtest"
 	"golang.org/x/crypto/ssh"
@@ -460,9 +460,7 @@ func TestRemoteAuthErrors(t *testing.T) {
 
 func TestRemoteAgentForwarding(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("ssh-add"); err != nil {
-		t.Skip("ssh-add not installed (openssh-client)")
-	}
+	fleettest.RequireTool(t, "ssh-add", "openssh-client")
 	keyring := agent.NewKeyring()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	if err := keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "forwarded-key"}); err != nil {

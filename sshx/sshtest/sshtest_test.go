@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/sshx/sshtest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -1095,10 +1096,7 @@ func TestWriteClientFiles(t *testing.T) {
 		}
 	}
 
-	sshPath, err := exec.LookPath("ssh")
-	if err != nil {
-		t.Skip("ssh client not installed; skipping the OpenSSH check")
-	}
+	sshPath := fleettest.RequireTool(t, "ssh", "openssh-client")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, args := range [][]string{{"true"}, {"echo", "$SSHTEST_VIA"}} {
