@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefile/mage/mg"
 )
 
@@ -64,9 +66,44 @@ func TestRunnersNameWhatIsMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pip install nose") {
 		t.Errorf("Nose without nosetests: %v", err)
 	}
+	// An interpreter that cannot import pytest: the project's virtualenv
+	// runs python without its site directories.
+	pythonProject(t, map[string]string{"env/bin/python": "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n"}, func(c *Config) {
+		c.Virtualenv = "env"
+		c.TestRunner = Pytest
+	})
+	err = Test{}.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot import pytest") || !strings.Contains(err.Error(), "pip install pytest") {
+		t.Errorf("Pytest without pytest: %v", err)
+	}
 	pythonProject(t, nil, nil)
 	if err := (Test{}).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "TestRunner") {
 		t.Errorf("no runner: %v", err)
+	}
+}
+
+// TestPytestRunner runs pytest on a passing and a failing test with
+// Debian's python3 as the project's virtualenv; it needs pytest there
+// (Debian package python3-pytest).
+func TestPytestRunner(t *testing.T) {
+	if exec.Command("/usr/bin/python3", "-c", "import pytest").Run() != nil {
+		fleettest.Unavailable(t, "/usr/bin/python3 cannot import pytest (Debian package python3-pytest)")
+	}
+	python := "#!/bin/sh\nexec /usr/bin/python3 \"$@\"\n"
+	pythonProject(t, map[string]string{
+		"env/bin/python": python,
+		"test_app.py":    "import os\n\ndef test_deployment_type():\n    assert os.environ['DEPLOYMENT_TYPE'] == 'DEV'\n",
+	}, func(c *Config) { c.Virtualenv, c.TestRunner = "env", Pytest })
+	t.Setenv(EnvVar, envDevelopment)
+	if err := (Test{}).Run(context.Background()); err != nil {
+		t.Errorf("test:run with pytest and a passing test = %v", err)
+	}
+	pythonProject(t, map[string]string{
+		"env/bin/python": python,
+		"test_app.py":    "def test_fails():\n    assert False\n",
+	}, func(c *Config) { c.Virtualenv, c.TestRunner = "env", Pytest })
+	if err := (Test{}).Run(context.Background()); mg.ExitStatus(err) != 1 {
+		t.Errorf("test:run with pytest and a failing test = %v (exit status %d), want exit status 1", err, mg.ExitStatus(err))
 	}
 }
 

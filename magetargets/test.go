@@ -56,8 +56,33 @@ var (
 	// Nose runs nosetests.
 	Nose TestRunner = toolRunner("nosetests", "nose")
 	// Pytest runs python -m pytest.
-	Pytest TestRunner = pythonRunner("-m", "pytest")
+	Pytest TestRunner = moduleRunner("pytest")
 )
+
+// moduleRunner runs python -m module, once python has shown it can import
+// module.
+func moduleRunner(module string) TestRunner {
+	return func(ctx context.Context, env Environment) error {
+		c, err := currentConfig()
+		if err != nil {
+			return err
+		}
+		py := localPython(c)
+		check := exec.CommandContext(ctx, py, "-c", "import "+module)
+		check.Dir = c.RootDir
+		if out, err := check.CombinedOutput(); err != nil {
+			if errors.Is(err, exec.ErrNotFound) {
+				return fmt.Errorf("magetargets: %s is not installed or not on PATH", py)
+			}
+			why := ""
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "" {
+				why = " (" + lines[len(lines)-1] + ")"
+			}
+			return fmt.Errorf("magetargets: %s cannot import %s%s: pip install %s (in the project's virtualenv, e.g. with pip:setup)", py, module, why, module)
+		}
+		return runLocal(ctx, c, env, py, "-m", module)
+	}
+}
 
 func pythonRunner(args ...string) TestRunner {
 	return func(ctx context.Context, env Environment) error {
@@ -65,10 +90,8 @@ func pythonRunner(args ...string) TestRunner {
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(args[0], "-") {
-			if _, err := os.Stat(filepath.Join(c.RootDir, args[0])); err != nil {
-				return fmt.Errorf("magetargets: the test runner needs %s in %s: %w", args[0], c.RootDir, err)
-			}
+		if _, err := os.Stat(filepath.Join(c.RootDir, args[0])); err != nil {
+			return fmt.Errorf("magetargets: the test runner needs %s in %s: %w", args[0], c.RootDir, err)
 		}
 		return runLocal(ctx, c, env, localPython(c), args...)
 	}
