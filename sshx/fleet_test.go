@@ -45,6 +45,7 @@ func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startMark := f.LogMark(f.Hosts[0])
 	ctx := context.Background()
 	res, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (string, error) {
 		out, err := h.Command(ctx, "cat", "/run/fleet/host").Output()
@@ -102,6 +103,7 @@ func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
 
 	// 100 commands on one host, 8 at a time: exactly one connection.
 	before := web1.Stats()
+	mark := f.LogMark(f.Hosts[0])
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []error
@@ -130,6 +132,28 @@ func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
 	after := web1.Stats()
 	if after.Connections != 1 || after.Sessions-before.Sessions != 100 {
 		t.Errorf("after 100 commands: %+v (before %+v); want 1 connection and 100 more sessions", after, before)
+	}
+	// The host's sshd agrees: no login during the 100 commands, one for
+	// the whole test, and a session for each command the pool counted.
+	logged := func(mark int64, s string, want int64) int64 {
+		n := int64(f.CountSince(f.Hosts[0], mark, s))
+		for deadline := time.Now().Add(3 * time.Second); n < want && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			n = int64(f.CountSince(f.Hosts[0], mark, s))
+		}
+		return n
+	}
+	if n := logged(mark, "Starting session", 100); n != 100 {
+		t.Errorf("%s's sshd logged %d sessions during the 100 commands, want 100", f.Hosts[0], n)
+	}
+	if n := logged(mark, "Accepted publickey", 0); n != 0 {
+		t.Errorf("%s's sshd logged %d logins during the 100 commands, want 0", f.Hosts[0], n)
+	}
+	if n := logged(startMark, "Accepted publickey", 1); n != 1 {
+		t.Errorf("%s's sshd logged %d logins during the test, want 1", f.Hosts[0], n)
+	}
+	if n := logged(startMark, "Starting session", after.Sessions); n != after.Sessions {
+		t.Errorf("%s's sshd logged %d sessions during the test, the pool counted %d", f.Hosts[0], n, after.Sessions)
 	}
 	t.Logf("web1 after the test: %d connection, %d sessions, %d bytes sent, %d received",
 		after.Connections, after.Sessions, after.BytesSent, after.BytesReceived)
