@@ -149,3 +149,17 @@ func ShellHandler(e *Exec) {
 		}
 	}
 }
+
+// Respond returns a handler that answers every command in-process,
+// without starting a process: it writes stdout and exits with status,
+// leaving standard input unread. A benchmark that uses it measures the
+// SSH transport alone, and a test can use it for a host whose commands
+// need not run.
+func Respond(stdout string, status int) func(*Exec) {
+	return func(e *Exec) {
+		if stdout != "" && e.Stdout != nil {
+			io.WriteString(e.Stdout, stdout)
+		}
+		e.Exit(status)
+	}
+}

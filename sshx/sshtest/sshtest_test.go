@@ -346,6 +346,18 @@ func TestHandler(t *testing.T) {
 	}
 }
 
+func TestRespond(t *testing.T) {
+	t.Parallel()
+	srv := start(t, func(s *sshtest.Server) { s.Handler = sshtest.Respond("canned\n", 3) })
+	r := run(t, dial(t, srv, "u"), "no such command", "ignored input")
+	if r.stdout != "canned\n" || exitStatus(t, r.err) != 3 {
+		t.Errorf("stdout %q, err %v; want the canned answer and status 3", r.stdout, r.err)
+	}
+	if c := srv.Commands(); len(c) != 1 || c[0] != "no such command" {
+		t.Errorf("Commands() = %q", c)
+	}
+}
+
 func TestShellHandlerFromCustomHandler(t *testing.T) {
 	t.Parallel()
 	srv := start(t, func(s *sshtest.Server) {
