@@ -16,9 +16,11 @@ import (
 )
 
 // TestCeleryInitScriptPerHost renders the Celeryd template for each host
-// and uploads it to /etc/init.d/celeryd-<Unit>_<DeploymentType>, with beat
-// on the first host only. The hosts are in-process SSH servers that keep
-// what each was sent to that path instead of writing it.
+// and uploads it, executable, beside /etc/init.d/celeryd-<Unit>_<DeploymentType>
+// (release.StagedPath), with beat on the first host only; the switch puts
+// it in place and restarts it (release tests show that). The hosts are
+// in-process SSH servers that keep what each was sent instead of writing
+// it.
 func TestCeleryInitScriptPerHost(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "scripts/init.d"), 0o755)
@@ -29,14 +31,15 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 	env := c.Environments[envProduction]
 
 	var mu sync.Mutex
-	got := map[string]string{} // host alias -> uploaded script
+	got := map[string]string{}  // host alias -> uploaded script
+	cmds := map[string]string{} // host alias -> the upload's command
 	var hosts []sshx.Host
 	_, cfgFile := sshtestHosts(t, []string{"w1", "w2"}, func(alias string, srv *sshtest.Server) {
 		srv.Handler = func(e *sshtest.Exec) {
 			if strings.Contains(e.Command, "celeryd-five_PRODUCTION") && strings.Contains(e.Command, "mktemp") {
 				b, _ := io.ReadAll(e.Stdin)
 				mu.Lock()
-				got[alias] = string(b)
+				got[alias], cmds[alias] = string(b), e.Command
 				mu.Unlock()
 				return
 			}
@@ -54,8 +57,12 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 	if err := r.wireHooks(context.Background(), &release.Target{Name: "v1"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"/etc/init.d/celeryd-five_PRODUCTION"}; len(r.opts.Services) != 1 || r.opts.Services[0] != want[0] {
-		t.Errorf("services restarted after a switch = %q, want %q", r.opts.Services, want)
+	const initScript = "/etc/init.d/celeryd-five_PRODUCTION"
+	if len(r.opts.Services) != 1 || r.opts.Services[0] != initScript {
+		t.Errorf("services restarted after a switch = %q, want %q", r.opts.Services, initScript)
+	}
+	if len(r.opts.Staged) != 1 || r.opts.Staged[0] != initScript {
+		t.Errorf("files put in place by the switch = %q, want %q", r.opts.Staged, initScript)
 	}
 	for _, h := range hosts {
 		if err := r.fleet.PerHost(context.Background(), &release.Prepared{Host: h, Root: "/var/webapps/five/releases", Dir: "b"}); err != nil {
@@ -70,6 +77,22 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 		if got[h] != w {
 			t.Errorf("%s was sent %q, want %q", h, got[h], w)
 		}
+		staged := release.StagedPath(initScript, h)
+		if staged != "/etc/init.d/.celeryd-five_PRODUCTION.magefab-new."+h {
+			t.Errorf("staged path %q", staged)
+		}
+		if c := cmds[h]; !strings.Contains(c, "chmod 755 ") || !strings.Contains(c, `mv -f "$t" `+sshx.Quote(staged)) {
+			t.Errorf("%s: the upload does not write %s with mode 0755: %s", h, staged, c)
+		}
+	}
+
+	// A rollback restarts celery but stages nothing.
+	r.opts.Services, r.opts.Staged = nil, nil
+	if err := r.wireHooks(context.Background(), &release.Target{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.opts.Services) != 1 || len(r.opts.Staged) != 0 {
+		t.Errorf("rollback: services %q, staged %q", r.opts.Services, r.opts.Staged)
 	}
 
 	// A template that does not parse stops the deploy before anything runs.

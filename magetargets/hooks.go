@@ -18,9 +18,34 @@ func (r *fleetRun) celeryInit() string {
 	return "/etc/init.d/celeryd-" + r.cfg.Unit + "_" + r.env.DeploymentType
 }
 
+// mageCommand is how a user runs targets in the selected environment, for
+// the commands that messages suggest: "mage env:production", or
+// "MAGEFAB_ENV=qa mage" for an environment that has no env:* target.
+func mageCommand(c Config) string {
+	state.mu.Lock()
+	name := state.env
+	state.mu.Unlock()
+	if name == "" {
+		name, _ = EnvName()
+	}
+	if name == "" {
+		name = c.DefaultEnvironment
+	}
+	switch name {
+	case envLocalhost, envDevelopment, envStaging, envProduction:
+		return "mage env:" + name
+	}
+	return EnvVar + "=" + sshx.Quote(name) + " mage"
+}
+
 // wireHooks adds the Python-side steps to the fleet: celery and
 // ExtraDeployTasks on each host after it prepared, Django migrations and
 // fixtures once before the switch, the crontab and celery after it.
+//
+// The celery init script of a deploy is uploaded while the host prepares,
+// to release.StagedPath beside its place; the switch renames it into place
+// right before it restarts celery, and a switch back restores the one it
+// replaced: a deploy that fails leaves the live init script alone.
 //
 // It reads and checks the project's files now, before anything is tagged
 // or touched; t is filled in once the release is known.
@@ -53,6 +78,9 @@ func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy b
 	if !forDeploy {
 		return nil // a rollback needs only the crontab and the services
 	}
+	if celery != nil {
+		r.opts.Staged = append(r.opts.Staged, r.celeryInit())
+	}
 	pkgs, err := privatePackages(r.cfg)
 	if err != nil {
 		return err
@@ -84,7 +112,7 @@ func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy b
 				if err := celery.Execute(&b, data); err != nil {
 					return fmt.Errorf("rendering Config.Celeryd %s: %w", r.cfg.Celeryd, err)
 				}
-				f := sshx.File{Path: r.celeryInit(), Mode: 0o755, Sudo: !r.cfg.NoSudo}
+				f := sshx.File{Path: release.StagedPath(r.celeryInit(), p.Host.Name()), Mode: 0o755, Sudo: !r.cfg.NoSudo}
 				if err := p.Host.Upload(ctx, f, &b); err != nil {
 					return err
 				}

@@ -145,6 +145,7 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 		LockWait:     wait,
 		Owner:        owner(ctx, c),
 		RunID:        runID(),
+		Mage:         mageCommand(c),
 		ForwardAgent: os.Getenv("SSH_AUTH_SOCK") != "",
 		Console:      r.console,
 		Verbose:      mg.Verbose(),

@@ -80,6 +80,7 @@ func newTestFleet(t *testing.T, n int, path string) *testFleet {
 		Restart:      `readlink "$HOME/app/releases/current" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart" ]`,
 		Owner:        "tester@laptop",
 		RunID:        "run-1",
+		Mage:         "mage env:development",
 		Console:      sshx.NewConsole(&f.out),
 	}
 	return f
@@ -335,7 +336,7 @@ func TestSwitchTimeoutOnOneHostPutsEveryHostBack(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(f.homes[1], "hang"), nil, 0o644)
 	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
-	if err == nil || !strings.Contains(err.Error(), "switch timed out") || !strings.Contains(err.Error(), "h1: the previous release in a (switched back)") {
+	if err == nil || !strings.Contains(err.Error(), "switch timed out") || !strings.Contains(err.Error(), "h1: v0.1.0 in a (the previous release: switched back)") {
 		t.Fatalf("deploy with a restart hanging on h2: %v", err)
 	}
 	// h2 went back to a by itself when its switch was stopped, restarted
@@ -441,10 +442,21 @@ func TestRestartFailureSwitchesTheFleetBack(t *testing.T) {
 	if err == nil {
 		t.Fatal("deploy succeeded though h2 failed to restart")
 	}
-	for _, want := range []string{"switched back", "h1: the previous release in a", "h3: the previous release in a", "h2: the previous release in a"} {
+	for _, want := range []string{"every host that had switched was switched back", "h1: v0.1.0 in a (the previous release: switched back)", "h3: v0.1.0 in a (the previous release: switched back)",
+		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back, but the app did not restart)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+	// h2's restart failed with a too (its script exited 77): it is down,
+	// but on the release of the others, so the fleet is not split.
+	var se *release.SwitchError
+	if !errors.As(err, &se) || se.Host != "h2" || !se.Down || se.Serving != "a" {
+		t.Errorf("errors.As SwitchError = %+v", se)
+	}
+	var split *release.SplitError
+	if errors.As(err, &split) {
+		t.Errorf("the fleet is on one release, yet the error is a SplitError")
 	}
 	f.assertAll(t, "after compensation", "a", v1.SHA)
 	log, _ := os.ReadFile(filepath.Join(f.root(0), "revisions.log"))

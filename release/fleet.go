@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -165,15 +166,19 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 	}
 	rest := f.Hosts[1:]
 	var results []sshx.Result[*Prepared]
-	if r0 != nil && r0.Err != nil {
-		// The first host failed before the others began: they are left
-		// alone, and the error says why.
+	var le *LockedError
+	if r0 != nil && errors.As(r0.Err, &le) {
+		// The first host's lock is held by another run: the others are
+		// left alone (they would only take locks that run then meets),
+		// and the error says why.
 		results = append(results, *r0)
 		for _, h := range rest {
-			results = append(results, sshx.Result[*Prepared]{Host: h, Err: fmt.Errorf("not started: %s failed first", first.Name())})
+			results = append(results, sshx.Result[*Prepared]{Host: h, Err: fmt.Errorf("not started: %s is locked", first.Name())})
 		}
 		return results, sshx.Errors(results[:1])
 	}
+	// Any other failure of the first host does not stop the others: the
+	// error names every host that fails, so that one run shows them all.
 	others, _ := sshx.Each(ctx, rest, max(f.Parallel-1, 1), func(ctx context.Context, h sshx.Host) (*Prepared, error) {
 		return fn(ctx, h, &o)
 	})
@@ -229,7 +234,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		}
 		f.say("the check failed; switching every host back: %v", verr)
 		if cerr := f.compensate(prepared); cerr != nil {
-			return nil, fmt.Errorf("the new release failed its check (%w), and switching back failed on some hosts: %v; deploy:status shows each host", verr, cerr)
+			return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil)
 		}
 		return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
 	}
@@ -252,7 +257,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 	}
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched))
 	comp := f.compensate(switched)
-	return nil, f.splitReport(err, comp, switched, failed)
+	return nil, f.splitReport("the switch failed", err, comp, switched, failed)
 }
 
 // compensate switches hosts back to their previous dir and restarts them.
@@ -281,7 +286,7 @@ func (f *Fleet) compensate(hosts []*Prepared) error {
 func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error {
 	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0) +
 		`trap 'rm -rf "$lock"' EXIT
-` + switchScript(o, p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed") + `trap - EXIT
+` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", true) + `trap - EXIT
 `
 	out, err := run(ctx, h, o, script, false)
 	if err != nil {
@@ -290,8 +295,12 @@ func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error
 	return nil
 }
 
-// splitReport says exactly which host serves what after a failed switch.
-func (f *Fleet) splitReport(switchErr, compErr error, switched, failed []*Prepared) error {
+// splitReport says exactly which host serves what after a failed switch
+// (what: "the switch failed"): switched are the hosts that had switched
+// (compErr tells which of them could not be switched back), failed those
+// whose switch failed (cause tells what each serves). If some host could
+// not be switched back, the error is a *SplitError.
+func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed []*Prepared) error {
 	compFailed := map[string]error{}
 	var me *multierror.Error
 	if errors.As(compErr, &me) {
@@ -302,38 +311,119 @@ func (f *Fleet) splitReport(switchErr, compErr error, switched, failed []*Prepar
 			}
 		}
 	}
+	var serving []HostServing
+	for _, p := range switched {
+		if err, bad := compFailed[p.Host.Name()]; bad {
+			serving = append(serving, HostServing{Host: p.Host.Name(), Release: p.Target.Name, Dir: p.Dir,
+				Note: fmt.Sprintf("the new release: switching back failed: %v", err)})
+		} else {
+			serving = append(serving, HostServing{Host: p.Host.Name(), Release: p.Was.Name, Dir: p.Previous, Note: "the previous release: switched back"})
+		}
+	}
+	for _, p := range failed {
+		serving = append(serving, hostServing(cause, p))
+	}
+	sort.Slice(serving, func(i, j int) bool { return serving[i].Host < serving[j].Host })
 	var b strings.Builder
-	b.WriteString("the switch failed; ")
+	b.WriteString(what + "; ")
 	if len(compFailed) == 0 {
 		b.WriteString("every host that had switched was switched back: the fleet serves the previous release.\n")
 	} else {
 		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
 	}
-	b.WriteString("what each host serves now:\n")
-	var lines []string
-	for _, p := range switched {
-		if err, bad := compFailed[p.Host.Name()]; bad {
-			lines = append(lines, fmt.Sprintf("  %s: %s in %s (switching back failed: %v)", p.Host.Name(), p.Target.Name, p.Dir, err))
-		} else {
-			lines = append(lines, fmt.Sprintf("  %s: the previous release in %s (switched back)", p.Host.Name(), p.Previous))
+	b.WriteString("what each host serves now:")
+	for _, s := range serving {
+		b.WriteString("\n  " + s.String())
+	}
+	if len(compFailed) == 0 {
+		return fmt.Errorf("%s\ncause: %w", b.String(), cause)
+	}
+	se := &SplitError{Serving: serving, Err: cause}
+	var was []Target
+	seen := map[string]bool{}
+	for _, p := range append(append([]*Prepared(nil), switched...), failed...) {
+		if p.Was.SHA != "" && !seen[p.Was.SHA] {
+			seen[p.Was.SHA] = true
+			was = append(was, p.Was)
 		}
 	}
-	for _, p := range failed {
-		lines = append(lines, fmt.Sprintf("  %s: %s", p.Host.Name(), hostServing(switchErr, p.Host.Name())))
+	switch len(was) {
+	case 0:
+		b.WriteString("\nto reunite the fleet, mend what failed above, then deploy one release to every host; deploy:status shows each host")
+	case 1:
+		se.Command = f.Options.command(redeployTarget(was[0]))
+		fmt.Fprintf(&b, "\nto bring every host back to %s, mend what failed above, then run (each host reuses the dir that holds it):\n  %s\ndeploy:status shows each host", releaseName(was[0]), se.Command)
+	default:
+		b.WriteString("\nthe hosts served different releases before; to reunite the fleet, mend what failed above, then deploy one release to every host, e.g.:")
+		for _, t := range was {
+			b.WriteString("\n  " + f.Options.command(redeployTarget(t)))
+		}
+		b.WriteString("\ndeploy:status shows each host")
 	}
-	sort.Strings(lines)
-	b.WriteString(strings.Join(lines, "\n"))
-	if len(compFailed) > 0 {
-		b.WriteString("\nto reunite the fleet, fix the hosts above and run deploy:rollback or deploy again; deploy:status shows each host")
-	}
-	b.WriteString("\ncause: ")
-	b.WriteString(switchErr.Error())
-	return errors.New(b.String())
+	fmt.Fprintf(&b, "\ncause: %v", cause)
+	se.msg = b.String()
+	return se
 }
 
-// hostServing finds the SwitchError of host in err and says what it
-// serves.
-func hostServing(err error, host string) string {
+// HostServing says what a host serves after a failed switch.
+type HostServing struct {
+	Host    string
+	Release string // the release's name; "" if unknown
+	Dir     string // the release dir current points to; "" if unknown
+	Note    string // how it came to serve it
+}
+
+func (s HostServing) String() string {
+	if s.Dir == "" {
+		return s.Host + ": " + s.Note
+	}
+	return fmt.Sprintf("%s: %s in %s (%s)", s.Host, releaseName(Target{Name: s.Release}), s.Dir, s.Note)
+}
+
+// SplitError is a switch that failed on some hosts and could not be undone
+// on every other: the hosts serve different releases until someone acts.
+type SplitError struct {
+	Serving []HostServing // what each host serves now
+	Command string        // the command that brings every host to the release they served before, "" if there is no single one
+	Err     error         // why the switch failed
+	msg     string
+}
+
+func (e *SplitError) Error() string { return e.msg }
+
+func (e *SplitError) Unwrap() error { return e.Err }
+
+// ExitStatus is 77, the status with which a host's own switch back fails,
+// for a caller that exits with it.
+func (e *SplitError) ExitStatus() int { return exitCompFail }
+
+// describeSuffix matches what git describe adds to a tag for a commit
+// after it: -<commits>-g<abbreviated id>.
+var describeSuffix = regexp.MustCompile(`-[0-9]+-g[0-9a-f]{4,}$`)
+
+// redeployTarget is the target that deploys t again: deploy:tag for a
+// tag, deploy:commit for any other commit.
+func redeployTarget(t Target) string {
+	if t.Name != "" && !describeSuffix.MatchString(t.Name) && !strings.HasPrefix(t.SHA, t.Name) {
+		return "deploy:tag " + sshx.Quote(t.Name)
+	}
+	return "deploy:commit " + sshx.Quote(t.SHA)
+}
+
+func releaseName(t Target) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	if t.SHA != "" {
+		return t.Short()
+	}
+	return "an unknown release"
+}
+
+// hostServing finds the SwitchError of p's host in err and says what the
+// host serves.
+func hostServing(err error, p *Prepared) HostServing {
+	host := p.Host.Name()
 	var me *multierror.Error
 	if errors.As(err, &me) {
 		for _, e := range me.Errors {
@@ -343,17 +433,17 @@ func hostServing(err error, host string) string {
 				if errors.As(he.Err, &se) {
 					switch {
 					case se.Serving == "unknown":
-						return "unknown (check with deploy:status)"
+						return HostServing{Host: host, Note: "unknown (check with deploy:status)"}
 					case se.Down:
-						return "the previous release in " + se.Serving + ", but the app did not restart"
+						return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but the app did not restart"}
 					}
-					return "the previous release in " + se.Serving + " (restart failed; switched back)"
+					return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back"}
 				}
-				return "unknown: " + he.Err.Error()
+				return HostServing{Host: host, Note: "unknown: " + he.Err.Error()}
 			}
 		}
 	}
-	return "unknown"
+	return HostServing{Host: host, Note: "unknown"}
 }
 
 // unlockAll releases this run's locks on hosts, within cleanupTimeout even

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -34,10 +35,43 @@ type Options struct {
 	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
 	ExtraStamp   string        // mixed into the requirements stamp, e.g. a hash of private package archives
 
+	// Staged are files on the hosts (absolute, or relative to the login
+	// directory) whose new version each host received at
+	// StagedPath(file, host) while it prepared, e.g. from Fleet.PerHost.
+	// The switch renames each into place right before the services
+	// restart, keeping the one it replaces beside it (until the next
+	// switch), and a switch back puts that one back; a deploy that stops
+	// before the switch removes the staged versions. A file with no staged
+	// version is left as it is, and so is a new file that had no previous
+	// version when its host is switched back.
+	Staged []string
+
+	// Mage is how a user runs a target in this environment, for the
+	// commands that messages suggest: "mage env:production", or
+	// "MAGEFAB_ENV=qa mage" for an environment without an env:* target.
+	// Empty means "mage env:<environment>".
+	Mage string
+
 	onLock func(host string) // called when a script has taken the lock on host
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
+}
+
+// command is the command line that runs target in this environment.
+func (o *Options) command(target string) string {
+	m := o.Mage
+	if m == "" {
+		m = "mage env:<environment>"
+	}
+	return m + " " + target
+}
+
+func (o *Options) sudo() string {
+	if o.Sudo {
+		return "sudo -n "
+	}
+	return ""
 }
 
 func (o *Options) lockStale() time.Duration {
@@ -49,11 +83,12 @@ func (o *Options) lockStale() time.Duration {
 
 // LockedError reports a deploy lock held by someone else.
 type LockedError struct {
-	Host  string
-	Owner string    // what the holder wrote: who, what, from where
-	Since time.Time // when the lock was taken
-	Stale bool      // older than Options.LockStale
-	Hint  string    // the command that clears it
+	Host    string
+	Owner   string    // what the holder wrote: who, what, from where
+	Release string    // the release the holder deploys, "" if it did not say
+	Since   time.Time // when the lock was taken
+	Stale   bool      // older than Options.LockStale
+	Hint    string    // the command that clears it, e.g. "mage env:production deploy:unlock"
 
 	holder, id string // the holding process ("host pid") and the lock's run id
 }
@@ -149,7 +184,7 @@ func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Opti
 	var ee *sshx.ExitError
 	if errors.As(err, &ee) && ee.Status == exitLocked {
 		f := out.result("locked")
-		le := &LockedError{Host: h.Name(), Owner: "unknown", Hint: "mage deploy:unlock (with the same env:* target)"}
+		le := &LockedError{Host: h.Name(), Owner: "unknown", Hint: o.command("deploy:unlock")}
 		if len(f) >= 2 {
 			if secs, perr := strconv.ParseInt(f[0], 10, 64); perr == nil {
 				le.Since = time.Unix(secs, 0)
@@ -160,6 +195,9 @@ func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Opti
 		}
 		if len(f) >= 4 {
 			le.holder, le.id = strings.TrimSpace(f[2]), strings.TrimSpace(f[3])
+		}
+		if len(f) >= 5 {
+			le.Release = strings.TrimSpace(f[4])
 		}
 		le.Stale = time.Since(le.Since) > o.lockStale()
 		return le
@@ -183,9 +221,9 @@ func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 
 func prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
 	start := time.Now()
-	script := prelude(o.Layout) + rootScript(o) + lockScript(o.RunID, o.Owner+" deploying "+t.Name, o.LockWait) +
+	script := prelude(o.Layout) + rootScript(o) + lockReleaseScript(o.RunID, o.Owner+" deploying "+t.Name, t.Name, o.LockWait) +
 		`trap 'rm -rf "$lock"' EXIT
-` + bootstrapScript(o) + inspectScript(o.Layout, "current") + chooseScript(o, t) + venvScript(o, `"$root/$use/"`+sshx.Quote(o.Layout.Virtualenv)) +
+` + bootstrapScript(o) + inspectScript(o.Layout, "current") + chooseScript(o, t) + checkAfterSwitchScript(o) + venvScript(o, `"$root/$use/"`+sshx.Quote(o.Layout.Virtualenv)) +
 		`trap - EXIT
 res "prepared	$use	$prev	$reused	$installed	$root"
 `
@@ -381,81 +419,245 @@ fi
 
 func py(o *Options) string { return sshx.Quote(o.Python) }
 
+// checkAfterSwitchScript checks in the prepare script, before any host
+// switches, what the after-switch steps need: the environment's crontab
+// file in the release dir ($use) and the crontab command. A switch that
+// fails there would have to be undone on every host.
+func checkAfterSwitchScript(o *Options) string {
+	if o.Crontab == "" {
+		return ""
+	}
+	c := sshx.Embed(o.Crontab)
+	return `[ -f "$root/$use/"` + sshx.Quote(o.Crontab) + ` ] || die "crontab file ` + c + ` is missing from release $use ($root/$use/` + c + `): add it to the release, or change the environment's Crontab"
+command -v crontab >/dev/null 2>&1 || die "the crontab command is not installed on this host (needed to install ` + c + `): install cron"
+`
+}
+
 // switchScript points current at dir atomically (a new link renamed over
 // the old: there is never a moment without one), logs the switch, restarts
-// the app and releases the lock. If the restart fails, it switches back to
-// prev and restarts again before failing, so the host keeps serving.
-func switchScript(o *Options, dir, prev string, t, was Target, what string) string {
+// the app, runs the after-switch steps (crontab, staged files, services)
+// and releases the lock. If the restart or an after-switch step fails, it
+// switches back to prev, undoes the after-switch steps that ran, and
+// restarts before failing, so the host keeps serving prev: a host never
+// stays on a release that failed. back says the switch is itself a switch
+// back (compensation) to dir: its after-switch steps then restore what the
+// switch to prev replaced (the crontab of dir, the files kept aside).
+func switchScript(o *Options, host, dir, prev string, t, was Target, what string, back bool) string {
 	l := o.Layout
-	sudo := ""
-	if o.Sudo {
-		sudo = "sudo -n "
-	}
 	restart := "true"
 	if o.Restart != "" {
-		restart = sudo + "/bin/sh -c " + sshx.Quote(o.Restart)
+		restart = o.sudo() + "/bin/sh -c " + sshx.Quote(o.Restart)
 	}
 	link := func(to string, t Target, note string) string {
 		return `ln -sfn ` + sshx.Quote(to) + ` "$root/"` + sshx.Quote(l.Current+".tmp") + ` && mv -T "$root/"` + sshx.Quote(l.Current+".tmp") + ` "$root/"` + sshx.Quote(l.Current) + ` || die "cannot switch ` + sshx.Embed(l.Current) + ` to ` + sshx.Embed(to) + `"
-printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + sshx.Quote(note) + ` >> "$root/revisions.log"
+printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + note + ` >> "$root/revisions.log"
 `
 	}
+	canGoBack := prev != "" && prev != dir
 	var b strings.Builder
 	b.WriteString(`id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
 [ "$id" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
 [ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + sshx.Embed(dir) + ` is missing"
+` + afterSwitchFlags(o) + `
 `)
-	b.WriteString(link(dir, t, what))
-	// Stopped between the switch and a finished restart (the run timed
-	// out on this host, or its connection died), the host goes back to
-	// prev by itself: the run treats it as failed and switches the other
-	// hosts back too. The restart with prev runs detached, so that the
-	// session's end cannot kill it half way, and then releases the lock.
-	if prev != "" && prev != dir {
-		undo := `id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
+	// back REASON NOTE: put the host back on prev (or, with no prev, fail).
+	// The undo of the after-switch steps runs only for a forward switch: a
+	// switch back that fails returns to the release the host switched to.
+	undo := ""
+	if !back {
+		undo = undoAfterSwitchScript(o, host, prev, false, func(msg string) string {
+			return `{ printf 'magefab:error %s\n' ` + sshx.Quote(msg) + `; exit ` + fmt.Sprint(exitCompFail) + `; }`
+		})
+	}
+	if canGoBack {
+		b.WriteString(`back() {
+  printf 'magefab:error %s; switched back to %s\n' "$1" ` + sshx.Quote(prev) + `
+  ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; exit ` + fmt.Sprint(exitCompFail) + `; fi
+` + indent(undo, "  ") + `  exit ` + fmt.Sprint(exitRestartFail) + `
+}
+`)
+	} else {
+		b.WriteString("back() { die \"$1\"; }\n")
+	}
+	b.WriteString(link(dir, t, sshx.Quote(what)))
+	// Stopped between the switch and the end of the after-switch steps (the
+	// run timed out on this host, or its connection died), the host goes
+	// back to prev by itself: the run treats it as failed and switches the
+	// other hosts back too. The restart with prev and the undo run
+	// detached, so that the session's end cannot kill them half way, and
+	// then release the lock.
+	if canGoBack {
+		detached := `step() { :; }
+id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
+` + restart + `
+` + undoAfterSwitchScript(o, host, prev, false, func(string) string { return ":" }) + `[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
+		if back {
+			detached = `id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
 ` + restart + `
 [ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
+		}
 		b.WriteString(`trap 'trap - TERM INT HUP PIPE
-  { ` + strings.ReplaceAll(link(prev, was, "switched back: interrupted during the restart"), "'", `'\''`) + `  root=$root setsid /bin/sh -c ` + strings.ReplaceAll(sshx.Quote(undo), "'", `'\''`) + ` </dev/null & } >/dev/null 2>&1
+  { ` + strings.ReplaceAll(link(prev, was, sshx.Quote("switched back: interrupted during the restart")), "'", `'\''`) + `  root=$root ` + afterSwitchFlagsEnv(o) + `setsid /bin/sh -c ` + strings.ReplaceAll(sshx.Quote(detached), "'", `'\''`) + ` </dev/null & } >/dev/null 2>&1
   exit 143' TERM INT HUP PIPE
 `)
 	}
 	b.WriteString(`step "` + sshx.Embed(l.Current+" -> "+dir+" ("+t.Name+"); restarting") + `"
-if ! ` + restart + ` 2>&1; then
+` + restart + ` 2>&1 || back ` + sshx.Quote("restart failed with "+l.Current+" -> "+dir) + ` 'switched back: restart failed'
 `)
-	if prev != "" && prev != dir {
-		b.WriteString(`  printf 'magefab:error %s\n' ` + sshx.Quote("restart failed with "+l.Current+" -> "+dir+"; switched back to "+prev) + `
-  ` + strings.ReplaceAll(link(prev, was, "switched back: restart failed"), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; exit ` + fmt.Sprint(exitCompFail) + `; fi
-  exit ` + fmt.Sprint(exitRestartFail) + `
-`)
+	if back {
+		b.WriteString(undoAfterSwitchScript(o, host, dir, true, func(msg string) string {
+			return `back ` + sshx.Quote(msg) + ` 'switched back: the switch back failed'`
+		}))
 	} else {
-		b.WriteString(`  die "restart failed with ` + sshx.Embed(l.Current+" -> "+dir) + `"
-`)
+		b.WriteString(afterSwitchScript(o, host, dir))
 	}
-	b.WriteString("fi\ntrap - TERM INT HUP PIPE\n")
-	b.WriteString(afterSwitchScript(o, dir))
+	b.WriteString("trap - TERM INT HUP PIPE\n")
 	b.WriteString(unlockScript(o.RunID))
 	return b.String()
 }
 
-// afterSwitchScript installs the crontab of the release now live and
-// restarts the other services, after the app restarted.
-func afterSwitchScript(o *Options, dir string) string {
-	var b strings.Builder
-	sudo := ""
-	if o.Sudo {
-		sudo = "sudo -n "
+func indent(s, prefix string) string {
+	if s == "" {
+		return ""
 	}
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix) + "\n"
+}
+
+// The after-switch steps set a shell variable once they changed something,
+// so that a switch back undoes only what was done: did_cron (the crontab
+// was installed), did_f<i> (Staged[i] was put in place), did_s<i>
+// (Services[i] was restarted, or tried to).
+func afterSwitchFlags(o *Options) string {
+	vars := []string{"did_cron="}
+	for i := range o.Staged {
+		vars = append(vars, fmt.Sprintf("did_f%d=", i))
+	}
+	for i := range o.Services {
+		vars = append(vars, fmt.Sprintf("did_s%d=", i))
+	}
+	return strings.Join(vars, " ")
+}
+
+// afterSwitchFlagsEnv passes the flags on to a detached shell.
+func afterSwitchFlagsEnv(o *Options) string {
+	var b strings.Builder
+	for _, v := range strings.Fields(afterSwitchFlags(o)) {
+		name := strings.TrimSuffix(v, "=")
+		b.WriteString(name + "=$" + name + " ")
+	}
+	return b.String()
+}
+
+// afterSwitchScript installs the crontab of the release now live, puts the
+// staged files in place and restarts the other services, after the app
+// restarted. A failure calls back, which puts the host back on the
+// previous release.
+func afterSwitchScript(o *Options, host, dir string) string {
+	var b strings.Builder
+	sudo := o.sudo()
 	if o.Crontab != "" {
 		file := `"$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Crontab)
-		b.WriteString(`[ -f ` + file + ` ] || die "crontab file ` + sshx.Embed(o.Crontab) + ` is missing from release ` + sshx.Embed(dir) + `"
-` + crontab(o, file) + ` 2>&1 || die "installing the crontab for ` + sshx.Embed(o.CrontabUser) + ` failed"
+		b.WriteString(`[ -f ` + file + ` ] || back ` + sshx.Quote("crontab file "+o.Crontab+" is missing from release "+dir) + ` 'switched back: crontab file missing'
+` + crontab(o, file) + ` 2>&1 || back ` + sshx.Quote("installing the crontab for "+o.CrontabUser+" failed") + ` 'switched back: crontab install failed'
+did_cron=1
 step "crontab installed for ` + sshx.Embed(o.CrontabUser) + `"
 `)
 	}
-	for _, svc := range o.Services {
-		b.WriteString(sudo + sshx.Quote(svc) + ` restart 2>&1 || die "restarting ` + sshx.Embed(svc) + ` failed"
+	for i, f := range o.Staged {
+		n, a, d := sshx.Quote(StagedPath(f, host)), sshx.Quote(asidePath(f, host)), sshx.Quote(f)
+		b.WriteString(`if [ -f ` + n + ` ]; then
+  { if [ -f ` + d + ` ]; then ` + sudo + `cp -p ` + d + ` ` + a + `; else ` + sudo + `rm -f ` + a + `; fi && ` + sudo + `mv -f ` + n + ` ` + d + `; } 2>&1 || back ` + sshx.Quote("cannot put the new "+f+" in place") + ` 'switched back: staged file failed'
+  did_f` + fmt.Sprint(i) + `=1
+  step "new ` + sshx.Embed(f) + ` in place"
+fi
+`)
+	}
+	for i, svc := range o.Services {
+		b.WriteString(`did_s` + fmt.Sprint(i) + `=1
+` + sudo + sshx.Quote(svc) + ` restart 2>&1 || back ` + sshx.Quote("restarting "+svc+" failed") + ` 'switched back: service restart failed'
 step "restarted ` + sshx.Embed(svc) + `"
+`)
+	}
+	return b.String()
+}
+
+// undoAfterSwitchScript undoes the after-switch steps once current points
+// to dir again: the crontab of dir, the staged files' previous versions
+// put back, the services restarted. With all it undoes every step (a
+// switch back after a switch that succeeded); otherwise only those whose
+// flag is set. A crontab file missing from dir leaves the crontab as it
+// is. fail(msg) gives the command that reports a failure.
+func undoAfterSwitchScript(o *Options, host, dir string, all bool, fail func(msg string) string) string {
+	var b strings.Builder
+	sudo := o.sudo()
+	did := func(flag string) string {
+		if all {
+			return "true"
+		}
+		return `[ "${` + flag + `:-}" = 1 ]`
+	}
+	if o.Crontab != "" {
+		file := `"$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Crontab)
+		b.WriteString(`if ` + did("did_cron") + `; then
+  if [ -f ` + file + ` ]; then
+    ` + crontab(o, file) + ` 2>&1 || ` + fail("reinstalling the crontab of "+dir+" for "+o.CrontabUser+" failed") + `
+    step "crontab of ` + sshx.Embed(dir) + ` installed for ` + sshx.Embed(o.CrontabUser) + `"
+  else
+    step "` + sshx.Embed(dir) + ` has no ` + sshx.Embed(o.Crontab) + `: the crontab is left as it is"
+  fi
+fi
+`)
+	}
+	for i, f := range o.Staged {
+		a, d := sshx.Quote(asidePath(f, host)), sshx.Quote(f)
+		b.WriteString(`if ` + did("did_f"+fmt.Sprint(i)) + ` && [ -f ` + a + ` ]; then
+  ` + sudo + `mv -f ` + a + ` ` + d + ` 2>&1 || ` + fail("cannot put the previous "+f+" back") + `
+  step "previous ` + sshx.Embed(f) + ` back in place"
+fi
+`)
+	}
+	for i, svc := range o.Services {
+		b.WriteString(`if ` + did("did_s"+fmt.Sprint(i)) + `; then
+  ` + sudo + sshx.Quote(svc) + ` restart 2>&1 || ` + fail("restarting "+svc+" with "+dir+" failed") + `
+  step "restarted ` + sshx.Embed(svc) + `"
+fi
+`)
+	}
+	return b.String()
+}
+
+// StagedPath is where a host receives the new version of a file of
+// Options.Staged while it prepares: beside the file (so that the switch
+// renames it into place atomically), hidden, and named for the host (hosts
+// that share the directory do not take each other's).
+func StagedPath(file, host string) string {
+	return stagedName(file, host, "new")
+}
+
+// asidePath is where the switch keeps the version of a staged file it
+// replaced, for a switch back. It stays there until the next switch.
+func asidePath(file, host string) string {
+	return stagedName(file, host, "previous")
+}
+
+func stagedName(file, host, what string) string {
+	dir, base := path.Split(file)
+	h := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host)
+	return dir + "." + base + ".magefab-" + what + "." + h
+}
+
+// discardStagedScript removes this host's staged files that no switch put
+// in place. It never fails: it runs while locks are released.
+func discardStagedScript(o *Options, host string) string {
+	var b strings.Builder
+	for _, f := range o.Staged {
+		n := sshx.Quote(StagedPath(f, host))
+		b.WriteString(`if [ -e ` + n + ` ]; then ` + o.sudo() + `rm -f ` + n + ` || step ` + sshx.Quote("could not remove "+StagedPath(f, host)) + `; fi
 `)
 	}
 	return b.String()
@@ -473,7 +675,7 @@ func crontab(o *Options, file string) string {
 // switched back to its previous dir and restarted before Switch returns
 // its error (*SwitchError tells whether that worked).
 func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
-	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Dir, p.Previous, p.Target, p.Was, what), false)
+	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Host.Name(), p.Dir, p.Previous, p.Target, p.Was, what, false), false)
 	if err == nil {
 		return nil
 	}
@@ -517,9 +719,16 @@ func (e *SwitchError) Error() string {
 
 func (e *SwitchError) Unwrap() error { return e.Err }
 
-// Unlock releases this run's lock on h, if it still holds it.
+// Unlock releases this run's lock on h, if it still holds it, and removes
+// the staged files (Options.Staged) that no switch put in place.
 func Unlock(ctx context.Context, h sshx.Host, o *Options) error {
-	out, err := run(ctx, h, o, prelude(o.Layout)+unlockScript(o.RunID), false)
+	script := prelude(o.Layout) + `lock="$root/.lock" id=
+[ -f "$lock/id" ] && read -r id < "$lock/id"
+if [ "$id" = ` + sshx.Quote(o.RunID) + ` ]; then
+` + indent(discardStagedScript(o, h.Name()), "  ") + `  rm -rf "$lock" && res "unlocked"
+fi
+`
+	out, err := run(ctx, h, o, script, false)
 	if err != nil {
 		return scriptError(h, "unlock", out, err, o)
 	}

@@ -38,21 +38,38 @@ die() { printf 'magefab:error %s\n' "$*"; exit 1; }
 }
 
 // lockScript takes the deploy lock: mkdir is atomic. The lock holds who
-// took it, for what, and the run's id, so that a run only ever removes its
-// own lock. A held lock is waited for up to wait, then reported.
+// took it and for what, when (the time in the lock itself: a dir's mtime
+// changes with what is written in it, or with a copy), and the run's id, so
+// that a run only ever removes its own lock. A held lock is waited for up
+// to wait, then reported.
 func lockScript(runID, owner string, wait time.Duration) string {
+	return lockReleaseScript(runID, owner, "", wait)
+}
+
+// lockReleaseScript is lockScript for a deploy: the lock also names the
+// release being deployed.
+func lockReleaseScript(runID, owner, release string, wait time.Duration) string {
 	holder := localHolder()
+	field := func(name string, n int) string {
+		return `"$(head -c ` + fmt.Sprint(n) + ` "$lock/` + name + `" 2>/dev/null | tr '\t\n' '  ')"`
+	}
+	rel := ""
+	if release != "" {
+		rel = ` && printf '%s\n' ` + sshx.Quote(release) + ` > "$lock/release"`
+	}
 	return `lock="$root/.lock" deadline=
 while ! mkdir "$lock" 2>/dev/null; do
   [ -d "$root" ] || die "$root does not exist"
   [ -n "$deadline" ] || deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    printf 'magefab:locked\t%s\t%s\t%s\t%s\n' "$(stat -c %Y "$lock" 2>/dev/null || echo 0)" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 200 "$lock/holder" 2>/dev/null | tr '\t\n' '  ')" "$(head -c 100 "$lock/id" 2>/dev/null | tr '\t\n' '  ')"
+    since=; [ -f "$lock/since" ] && read -r since < "$lock/since"
+    case $since in ''|*[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || echo 0) ;; esac
+    printf 'magefab:locked\t%s\t%s\t%s\t%s\t%s\n' "$since" ` + field("owner", 500) + ` ` + field("holder", 200) + ` ` + field("id", 100) + ` ` + field("release", 200) + `
     exit ` + fmt.Sprint(exitLocked) + `
   fi
   sleep 1
 done
-printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" && printf '%s\n' ` + sshx.Quote(holder) + ` > "$lock/holder" || { rm -rf "$lock"; die "cannot write the lock in $root"; }
+date +%s > "$lock/since" && printf '%s\n' ` + sshx.Quote(owner) + ` > "$lock/owner" && printf '%s\n' ` + sshx.Quote(runID) + ` > "$lock/id" && printf '%s\n' ` + sshx.Quote(holder) + ` > "$lock/holder"` + rel + ` || { rm -rf "$lock"; die "cannot write the lock in $root"; }
 trap 'rm -rf "$lock"; exit 143' TERM INT HUP
 res "lock"
 `

@@ -1,0 +1,447 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
+)
+
+// fakeCrontab is a crontab command that installs a file by copying it to
+// $HOME/crontab-installed, and fails while $HOME/fail-crontab exists.
+const fakeCrontab = `#!/bin/sh
+if [ -e "$HOME/fail-crontab" ]; then echo "crontab: cannot install the new crontab" >&2; exit 1; fi
+cp "$1" "$HOME/crontab-installed"
+`
+
+// fakeBin writes executables into a new directory and returns the PATH
+// entry that puts it first.
+func fakeBin(t *testing.T, files map[string]string) string {
+	t.Helper()
+	bin := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "PATH=" + bin + ":" + os.Getenv("PATH")
+}
+
+// release commits files (nil content removes the file) and tags the
+// commit.
+func (f *testFleet) release(t *testing.T, name string, files map[string]string) release.Target {
+	t.Helper()
+	for p, body := range files {
+		full := filepath.Join(f.clone, p)
+		if body == "" {
+			git(t, f.clone, "rm", "-q", p)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		os.WriteFile(full, []byte(body), 0o644)
+		git(t, f.clone, "add", p)
+	}
+	return f.tag(t, name)
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func TestCrontabMissingFromTheReleaseIsRefusedInPrepare(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, fakeBin(t, map[string]string{"crontab": fakeCrontab}))
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
+	fl := f.fleet()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	for i := range f.hosts {
+		if got := readFile(t, filepath.Join(f.homes[i], "crontab-installed")); got != "# v0.1.0\n" {
+			t.Errorf("h%d crontab = %q after the first deploy", i+1, got)
+		}
+	}
+	before := readFile(t, filepath.Join(f.homes[0], "restarts"))
+
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": ""})
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("a release without its crontab file was deployed")
+	}
+	// Both hosts are named: the first host's failure does not hide the
+	// second's.
+	for _, want := range []string{"no host was switched", "2 hosts failed", "h1: prepare: crontab file deploy/crontab is missing from release b (/", "h2: prepare: crontab file deploy/crontab is missing from release b (/", "/app/releases/b/deploy/crontab)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	f.assertAll(t, "after a refused prepare", "a", v1.SHA)
+	if got := readFile(t, filepath.Join(f.homes[0], "restarts")); got != before {
+		t.Errorf("h1 restarted: %q, before %q", got, before)
+	}
+}
+
+func TestCrontabCommandMissingIsRefusedInPrepare(t *testing.T) {
+	t.Parallel()
+	// A PATH with every command of this machine but crontab.
+	bin := t.TempDir()
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Name() != "crontab" {
+				os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(bin, e.Name())) // the first of a name wins, as on PATH
+			}
+		}
+	}
+	f := newTestFleet(t, 1, "PATH="+bin)
+	f.opts.Requirements = nil
+	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	_, err := f.fleet().Deploy(context.Background(), v1)
+	if err == nil || !strings.Contains(err.Error(), "h1: prepare: the crontab command is not installed on this host") {
+		t.Fatalf("err = %v, want the missing crontab command named", err)
+	}
+	if got := f.current(t, 0); got != "" {
+		t.Errorf("h1 switched to %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(f.root(0), ".lock")); err == nil {
+		t.Errorf("h1 left locked")
+	}
+}
+
+func TestAfterSwitchFailureOnOneHostPutsBothBack(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, fakeBin(t, map[string]string{"crontab": fakeCrontab}))
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
+	fl := f.fleet()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2 restarts with v0.2.0, then cannot install its crontab.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-crontab"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("deploy succeeded though h2 could not install its crontab")
+	}
+	for _, want := range []string{"every host that had switched was switched back", "installing the crontab for deploy failed; switched back to a",
+		"h1: v0.1.0 in a (the previous release: switched back)", "h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	var se *release.SwitchError
+	if !errors.As(err, &se) || se.Host != "h2" || se.Down || se.Serving != "a" {
+		t.Errorf("errors.As SwitchError = %+v", se)
+	}
+	f.assertAll(t, "after an after-switch failure", "a", v1.SHA)
+	// h1 had installed v0.2.0's crontab: switching back put v0.1.0's back.
+	for i := range f.hosts {
+		if got := readFile(t, filepath.Join(f.homes[i], "crontab-installed")); got != "# v0.1.0\n" {
+			t.Errorf("h%d crontab = %q, want v0.1.0's", i+1, got)
+		}
+		// Each restarted with b, then with a again.
+		if got := readFile(t, filepath.Join(f.homes[i], "restarts")); got != "a\nb\na\n" {
+			t.Errorf("h%d restarts = %q", i+1, got)
+		}
+	}
+	if log := readFile(t, filepath.Join(f.root(1), "revisions.log")); !strings.Contains(log, "\tv0.1.0\t"+v1.SHA+"\ta\tswitched back: crontab install failed\n") {
+		t.Errorf("h2's log does not tell the switch back:\n%s", log)
+	}
+
+	// Mended, the same deploy goes through.
+	os.Remove(filepath.Join(f.homes[1], "fail-crontab"))
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "rerun", "b", v2.SHA)
+	for i := range f.hosts {
+		if got := readFile(t, filepath.Join(f.homes[i], "crontab-installed")); got != "# v0.2.0\n" {
+			t.Errorf("h%d crontab = %q, want v0.2.0's", i+1, got)
+		}
+	}
+}
+
+// celeryScript is an init script that logs each restart with its release
+// and where current points, and fails while $HOME/fail-celery-<release>
+// exists.
+func celeryScript(release string) string {
+	return `#!/bin/sh
+echo "$1 ` + release + ` $(readlink "$HOME/app/releases/current")" >> "$HOME/celery.log"
+[ ! -e "$HOME/fail-celery-` + release + `" ]
+`
+}
+
+func TestStagedInitScriptGoesLiveWithTheSwitch(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	// Relative to the login directory: each test host has its own.
+	const initScript = "init.d/celeryd"
+	f.opts.Services = []string{initScript}
+	f.opts.Staged = []string{initScript}
+	for _, home := range f.homes {
+		os.Mkdir(filepath.Join(home, "init.d"), 0o755)
+	}
+	fl := f.fleet()
+	fl.PerHost = func(ctx context.Context, p *release.Prepared) error {
+		dst := release.StagedPath(initScript, p.Host.Name())
+		return p.Host.Upload(ctx, sshx.File{Path: dst, Mode: 0o755}, strings.NewReader(celeryScript(p.Target.Name)))
+	}
+	live := func(i int) string { return readFile(t, filepath.Join(f.homes[i], initScript)) }
+	lastCelery := func(i int) string {
+		lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(f.homes[i], "celery.log"))), "\n")
+		return lines[len(lines)-1]
+	}
+	leftovers := func(what string) {
+		t.Helper()
+		for i, home := range f.homes {
+			m, _ := filepath.Glob(filepath.Join(home, "init.d", ".celeryd.magefab-new.*"))
+			if len(m) > 0 {
+				t.Errorf("%s: h%d has staged files left: %v", what, i+1, m)
+			}
+		}
+	}
+
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	for i := range f.hosts {
+		st, err := os.Stat(filepath.Join(f.homes[i], initScript))
+		if err != nil || st.Mode().Perm() != 0o755 || live(i) != celeryScript("v0.1.0") {
+			t.Fatalf("h%d: %s: %v %v %q", i+1, initScript, st, err, live(i))
+		}
+		// Restarted after the switch: current already points at a.
+		if got := lastCelery(i); got != "restart v0.1.0 a" {
+			t.Errorf("h%d celery.log ends with %q", i+1, got)
+		}
+	}
+	leftovers("first deploy")
+
+	// A deploy that fails before the switch leaves the live script alone
+	// and removes the staged ones.
+	v2 := f.tag(t, "v0.2.0")
+	fl.AfterPrepare = func(ctx context.Context, prepared []*release.Prepared) error {
+		for i := range f.hosts {
+			if _, err := os.Stat(filepath.Join(f.homes[i], release.StagedPath(initScript, f.hosts[i].Name()))); err != nil {
+				t.Errorf("h%d: nothing staged while prepared: %v", i+1, err)
+			}
+		}
+		return errors.New("migrations failed")
+	}
+	if _, err := fl.Deploy(ctx, v2); err == nil || !strings.Contains(err.Error(), "migrations failed") {
+		t.Fatalf("err = %v", err)
+	}
+	fl.AfterPrepare = nil
+	for i := range f.hosts {
+		if live(i) != celeryScript("v0.1.0") {
+			t.Errorf("h%d: a failed prepare replaced the live init script: %q", i+1, live(i))
+		}
+	}
+	leftovers("failed prepare")
+
+	// h2's celery fails with v0.2.0: h2 puts its previous script back and
+	// restarts it; h1, which had switched, is switched back the same way.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil || !strings.Contains(err.Error(), "restarting init.d/celeryd failed; switched back to a") {
+		t.Fatalf("err = %v", err)
+	}
+	f.assertAll(t, "after a failed celery restart", "a", v1.SHA)
+	for i := range f.hosts {
+		if live(i) != celeryScript("v0.1.0") {
+			t.Errorf("h%d: the previous init script is not back: %q", i+1, live(i))
+		}
+		if got := lastCelery(i); got != "restart v0.1.0 a" {
+			t.Errorf("h%d: celery.log ends with %q, want the previous script restarted with a", i+1, got)
+		}
+	}
+	if log := readFile(t, filepath.Join(f.homes[0], "celery.log")); !strings.Contains(log, "restart v0.2.0 b\nrestart v0.1.0 a\n") {
+		t.Errorf("h1 celery.log:\n%s", log)
+	}
+	leftovers("failed switch")
+
+	os.Remove(filepath.Join(f.homes[1], "fail-celery-v0.2.0"))
+	if _, err := fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "rerun", "b", v2.SHA)
+	for i := range f.hosts {
+		if live(i) != celeryScript("v0.2.0") || lastCelery(i) != "restart v0.2.0 b" {
+			t.Errorf("h%d: script %q, celery.log ends with %q", i+1, live(i), lastCelery(i))
+		}
+	}
+	leftovers("rerun")
+}
+
+func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	// h2 cannot restart with the new release (b); h1 can, but then cannot
+	// restart with the previous one (a) when it is switched back.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[0], "fail-restart-a"), nil, 0o644)
+	v2 := f.tag(t, "v0.2.0")
+	_, err := fl.Deploy(ctx, v2)
+	var split *release.SplitError
+	if !errors.As(err, &split) {
+		t.Fatalf("err = %v, want a SplitError", err)
+	}
+	for _, want := range []string{
+		"THE FLEET IS SPLIT",
+		"h1: v0.2.0 in b (the new release: switching back failed: ",
+		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)",
+		"to bring every host back to v0.1.0, mend what failed above, then run (each host reuses the dir that holds it):\n  mage env:development deploy:tag v0.1.0\n",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if split.Command != "mage env:development deploy:tag v0.1.0" || split.ExitStatus() != 77 {
+		t.Errorf("SplitError command %q, exit status %d", split.Command, split.ExitStatus())
+	}
+	if s := split.Serving; len(s) != 2 || s[0].Host != "h1" || s[0].Release != "v0.2.0" || s[0].Dir != "b" || s[1].Host != "h2" || s[1].Release != "v0.1.0" || s[1].Dir != "a" {
+		t.Errorf("Serving = %+v", s)
+	}
+	var se *release.SwitchError
+	if !errors.As(err, &se) || se.Host != "h2" {
+		t.Errorf("the cause is not reachable: %+v", se)
+	}
+	if f.current(t, 0) != "b" || f.current(t, 1) != "a" {
+		t.Fatalf("h1 -> %s, h2 -> %s, want b and a as reported", f.current(t, 0), f.current(t, 1))
+	}
+	for i := range f.hosts {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("h%d left locked", i+1)
+		}
+	}
+
+	// The command the error gives converges the fleet, once h1 can restart
+	// with a: every host reuses the dir holding v0.1.0.
+	os.Remove(filepath.Join(f.homes[0], "fail-restart-a"))
+	res, err := fl.Deploy(ctx, v1)
+	if err != nil {
+		t.Fatalf("redeploying v0.1.0: %v\n%s", err, f.out.String())
+	}
+	f.assertAll(t, "converged", "a", v1.SHA)
+	for _, r := range res {
+		if !r.Reused {
+			t.Errorf("%s did not reuse its dir: %+v", r.Host, r)
+		}
+	}
+}
+
+func TestSplitErrorCommandForAnUntaggedRelease(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Mage = "MAGEFAB_ENV=qa mage"
+	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); [ ! -e "$HOME/fail-restart-$cur" ]`
+	fl := f.fleet()
+	sha := commit(t, f.clone, "untagged")
+	git(t, f.clone, "push", "-q", "origin", "master")
+	v1 := release.Target{Name: "v0.0.0-1-g" + sha[:7], SHA: sha}
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[0], "fail-restart-a"), nil, 0o644)
+	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
+	var split *release.SplitError
+	if !errors.As(err, &split) || split.Command != "MAGEFAB_ENV=qa mage deploy:commit "+sha {
+		t.Fatalf("err = %v, command %+v", err, split)
+	}
+}
+
+func TestEveryFailedHostIsNamed(t *testing.T) {
+	t.Parallel()
+	bin := fakeBin(t, map[string]string{"git": "#!/bin/sh\nif [ \"$1\" = fetch ] && [ -e \"$HOME/break-fetch\" ]; then echo 'fatal: could not read from remote repository' >&2; exit 128; fi\nexec /usr/bin/git \"$@\"\n"})
+	f := newTestFleet(t, 3, bin)
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	// The first and the last host are broken.
+	os.WriteFile(filepath.Join(f.homes[0], "break-fetch"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[2], "break-fetch"), nil, 0o644)
+	v2 := f.tag(t, "v0.2.0")
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("deploy succeeded with two broken hosts")
+	}
+	for _, want := range []string{"no host was switched", "2 hosts failed", "h1: prepare: git fetch in", "h3: prepare: git fetch in"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "not started") || strings.Contains(err.Error(), "h2") {
+		t.Errorf("error blames h2, which prepared:\n%v", err)
+	}
+	var failed []string
+	var me interface{ WrappedErrors() []error }
+	if errors.As(err, &me) {
+		for _, e := range me.WrappedErrors() {
+			var he *sshx.HostError
+			if errors.As(e, &he) {
+				failed = append(failed, he.Host)
+			}
+		}
+	}
+	if fmt.Sprint(failed) != "[h1 h3]" {
+		t.Errorf("failed hosts %v, want [h1 h3]", failed)
+	}
+	// h2 prepared (b holds v0.2.0) but did not switch.
+	if head := strings.TrimSpace(readFile(t, filepath.Join(f.root(1), "b", ".git", "HEAD"))); head != v2.SHA {
+		t.Errorf("h2 did not prepare: b at %s", head)
+	}
+	f.assertAll(t, "after two failed hosts", "a", v1.SHA)
+
+	// A lock held on the first host still stops the others before they
+	// lock anything.
+	os.Remove(filepath.Join(f.homes[0], "break-fetch"))
+	os.Remove(filepath.Join(f.homes[2], "break-fetch"))
+	lock := filepath.Join(f.root(0), ".lock")
+	os.Mkdir(lock, 0o755)
+	os.WriteFile(filepath.Join(lock, "owner"), []byte("alice@desk deploying v0.0.9\n"), 0o644)
+	before := f.sessions()
+	_, err = fl.Deploy(ctx, f.tag(t, "v0.3.0"))
+	var le *release.LockedError
+	if !errors.As(err, &le) || le.Host != "h1" {
+		t.Errorf("err = %v, want h1 locked", err)
+	}
+	after := f.sessions()
+	if after[2]-before[2] > 1 {
+		t.Errorf("h3 ran %d sessions though h1 was locked (at most the unlock)", after[2]-before[2])
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("alice's lock was removed")
+	}
+}
