@@ -39,8 +39,8 @@ func newResolver(c Config, e Environment, out io.Writer) resolver {
 	}
 }
 
-// resolveTag resolves deploy:tag: an existing release tag, which must be
-// on the remote.
+// resolveTag resolves deploy:tag: an existing release tag, whose commit
+// must be on the remote once the current branch is pushed.
 func (r resolver) resolveTag(ctx context.Context, tag string) (release.Target, error) {
 	re, err := r.pattern()
 	if err != nil {
@@ -49,7 +49,7 @@ func (r resolver) resolveTag(ctx context.Context, tag string) (release.Target, e
 	if err := release.ValidateTag(tag, re); err != nil {
 		return release.Target{}, err
 	}
-	if err := r.git.Fetch(ctx); err != nil {
+	if err := r.pushCurrent(ctx); err != nil {
 		return release.Target{}, err
 	}
 	sha, exists, err := r.git.TagCommit(ctx, tag)
@@ -65,14 +65,15 @@ func (r resolver) resolveTag(ctx context.Context, tag string) (release.Target, e
 	return release.Target{Name: tag, SHA: sha, Tag: tag}, nil
 }
 
-// resolveCommit resolves deploy:commit: a commit on the remote. Where the
+// resolveCommit resolves deploy:commit: a commit on the remote once the
+// current branch is pushed. Where the
 // environment requires tagged releases it is tagged as a new one; elsewhere
 // it is deployed untagged.
 func (r resolver) resolveCommit(ctx context.Context, sha string) (release.Target, error) {
 	if err := release.ValidateCommit(sha); err != nil {
 		return release.Target{}, err
 	}
-	if err := r.git.Fetch(ctx); err != nil {
+	if err := r.pushCurrent(ctx); err != nil {
 		return release.Target{}, err
 	}
 	full, err := r.git.ResolveCommit(ctx, sha)
@@ -89,7 +90,7 @@ func (r resolver) resolveCommit(ctx context.Context, sha string) (release.Target
 }
 
 // resolveHead resolves deploy:head. It first pushes the current branch
-// when it is ahead of the remote. Where the environment requires tagged
+// when it is ahead of the remote, as every deploy does. Where the environment requires tagged
 // releases, HEAD must be on the environment's Branch, and the user is asked
 // whether to tag it as a new release; if not, the latest release is
 // deployed. Elsewhere the environment's DefaultRevision, or HEAD, is
@@ -115,21 +116,7 @@ func (r resolver) resolveHead(ctx context.Context) (release.Target, error) {
 		return release.Target{}, fmt.Errorf("magetargets: environment %s deploys HEAD only from branch %s, and you are on %s: git checkout %s first, or deploy a release with deploy:tag",
 			r.env.Name, r.env.Branch, where, r.env.Branch)
 	}
-	if detached || r.dryRun {
-		err = r.git.Fetch(ctx)
-		if err == nil && !detached {
-			if ahead, _, _, aerr := r.git.AheadBehind(ctx, branch); aerr == nil && ahead > 0 {
-				fmt.Fprintf(r.out, "Dry run: would push %d commit(s) of %s to %s.\n", ahead, branch, r.remote())
-			}
-		}
-	} else {
-		var pushed bool
-		pushed, err = r.git.PushIfAhead(ctx, branch)
-		if pushed {
-			fmt.Fprintf(r.out, "Pushed %s to %s.\n", branch, r.remote())
-		}
-	}
-	if err != nil {
+	if err := r.pushBranch(ctx, branch, detached); err != nil {
 		return release.Target{}, err
 	}
 
@@ -146,15 +133,45 @@ func (r resolver) resolveHead(ctx context.Context) (release.Target, error) {
 	if err != nil {
 		return release.Target{}, err
 	}
-	if !r.dryRun {
-		if err := r.mustBeOnRemote(ctx, sha, rev, "push it to "+r.remote()); err != nil {
-			return release.Target{}, err
-		}
+	if err := r.mustBeOnRemote(ctx, sha, rev, "push it to "+r.remote()); err != nil {
+		return release.Target{}, err
 	}
 	if tagged {
 		return r.tagRelease(ctx, sha)
 	}
 	return r.untagged(ctx, sha)
+}
+
+// pushCurrent is step 2 of every deploy: the servers only ever see what
+// is on the remote, so the current branch is pushed to it when it is ahead;
+// behind or diverged is an error that says so, and a detached HEAD pushes
+// nothing. The remote is fetched in any case.
+func (r resolver) pushCurrent(ctx context.Context) error {
+	branch, detached, err := r.git.CurrentBranch(ctx)
+	if err != nil {
+		return err
+	}
+	return r.pushBranch(ctx, branch, detached)
+}
+
+// pushBranch is pushCurrent once the current branch is known. A dry run
+// pushes nothing: it says what it would push.
+func (r resolver) pushBranch(ctx context.Context, branch string, detached bool) error {
+	switch {
+	case detached:
+		return r.git.Fetch(ctx)
+	case r.dryRun:
+		need, err := r.git.NeedsPush(ctx, branch)
+		if need {
+			fmt.Fprintf(r.out, "Dry run: would push %s to %s.\n", branch, r.remote())
+		}
+		return err
+	}
+	pushed, err := r.git.PushIfAhead(ctx, branch)
+	if pushed {
+		fmt.Fprintf(r.out, "Pushed %s to %s.\n", branch, r.remote())
+	}
+	return err
 }
 
 // tagRelease is the tagging dialogue: it shows the recent releases, asks
@@ -294,6 +311,14 @@ func (r resolver) mustBeOnRemote(ctx context.Context, sha, what, how string) err
 	ok, err := r.git.OnRemote(ctx, sha)
 	if err != nil {
 		return err
+	}
+	if !ok && r.dryRun {
+		// A dry run did not push the current branch; the deploy would.
+		if branch, detached, err := r.git.CurrentBranch(ctx); err == nil && !detached {
+			if ok, err = r.git.OnBranch(ctx, sha, branch); err != nil {
+				return err
+			}
+		}
 	}
 	if !ok {
 		return fmt.Errorf("magetargets: %s (%s) is not on %s, and the servers only get what is there: %s, then deploy again", what, short(sha), r.remote(), how)

@@ -123,18 +123,22 @@ func TestResolveTag(t *testing.T) {
 	_, err = res.resolveTag(ctx, "v9.9.9")
 	wantErr(t, `resolveTag("v9.9.9")`, err, "no tag v9.9.9", "git tag --list")
 
-	// A tag that exists here only, on a commit the remote does not have.
+	// A tag that exists here only, on a commit of a branch that is not
+	// checked out: nothing pushes it.
+	git(t, r.clone, "checkout", "-q", "-b", "side")
 	unpushed := commit(t, r.clone, "unpushed")
 	git(t, r.clone, "tag", "-a", "-m", "local", "v0.2.0", unpushed)
+	git(t, r.clone, "checkout", "-q", "master")
 	_, err = res.resolveTag(ctx, "v0.2.0")
 	wantErr(t, `resolveTag("v0.2.0") of an unpushed commit`, err, "is not on origin", "git push origin v0.2.0")
 
 	// A tag another developer pushed is fetched.
 	other := filepath.Join(t.TempDir(), "other")
 	git(t, filepath.Dir(other), "clone", "-q", "-b", "master", r.remote, other)
+	git(t, other, "checkout", "-q", "-b", "hotfix")
 	theirs := commit(t, other, "theirs")
 	git(t, other, "tag", "-a", "-m", "theirs", "v0.3.0")
-	git(t, other, "push", "-q", "origin", "master", "v0.3.0")
+	git(t, other, "push", "-q", "origin", "hotfix", "v0.3.0")
 	got, err = res.resolveTag(ctx, "v0.3.0")
 	wantTarget(t, `resolveTag("v0.3.0") pushed from another clone`, got, err, release.Target{Name: "v0.3.0", SHA: theirs, Tag: "v0.3.0"})
 }
@@ -211,9 +215,11 @@ func TestResolveCommitDevelopment(t *testing.T) {
 	_, err = res.resolveCommit(ctx, "deadbeef")
 	wantErr(t, `resolveCommit("deadbeef")`, err, `no commit "deadbeef"`)
 
+	// A detached HEAD pushes nothing.
+	git(t, r.clone, "checkout", "-q", "--detach")
 	unpushed := commit(t, r.clone, "unpushed")
 	_, err = res.resolveCommit(ctx, unpushed)
-	wantErr(t, fmt.Sprintf("resolveCommit(%q) of an unpushed commit", unpushed), err, "is not on origin", "push the branch")
+	wantErr(t, fmt.Sprintf("resolveCommit(%q) of an unpushed commit on a detached HEAD", unpushed), err, "is not on origin", "push the branch")
 }
 
 func TestResolveCommitProductionTags(t *testing.T) {
@@ -461,7 +467,99 @@ func TestNewResolver(t *testing.T) {
 	got, err := res.resolveTag(ctx, "v0.1.0")
 	wantTarget(t, `newResolver(...).resolveTag("v0.1.0")`, got, err, release.Target{Name: "v0.1.0", SHA: r.initial, Tag: "v0.1.0"})
 
+	git(t, r.clone, "checkout", "-q", "--detach")
 	unpushed := commit(t, r.clone, "unpushed")
 	_, err = res.resolveCommit(ctx, unpushed)
 	wantErr(t, "resolveCommit(unpushed) with remote upstream", err, "is not on upstream")
+}
+
+// TestEveryDeployPushesTheCurrentBranch checks step 2 of a deploy for
+// deploy:tag and deploy:commit as for deploy:head: the current branch is
+// pushed when it is ahead of the remote.
+func TestEveryDeployPushesTheCurrentBranch(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		env     string
+		resolve func(res resolver, head string) (release.Target, error)
+		want    func(r repos, head string) release.Target
+	}{
+		{"deploy:tag of an older release", envProduction,
+			func(res resolver, _ string) (release.Target, error) { return res.resolveTag(ctx, "v0.1.0") },
+			func(r repos, _ string) release.Target {
+				return release.Target{Name: "v0.1.0", SHA: r.initial, Tag: "v0.1.0"}
+			}},
+		{"deploy:commit of the new commit in development", envDevelopment,
+			func(res resolver, head string) (release.Target, error) { return res.resolveCommit(ctx, head) },
+			func(_ repos, head string) release.Target {
+				return release.Target{Name: "v0.1.0-1-g" + head[:7], SHA: head}
+			}},
+		{"deploy:commit of the new commit in production", envProduction,
+			func(res resolver, head string) (release.Target, error) { return res.resolveCommit(ctx, head) },
+			func(_ repos, head string) release.Target {
+				return release.Target{Name: "v0.1.1", SHA: head, Tag: "v0.1.1"}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(TagVar, "v0.1.1")
+			r := newRepos(t)
+			head := commit(t, r.clone, "unpushed work")
+			res, out := r.resolver(tc.env, "", false)
+			got, err := tc.resolve(res, head)
+			wantTarget(t, tc.name, got, err, tc.want(r, head))
+			if remote := git(t, r.clone, "--git-dir", r.remote, "rev-parse", "master"); remote != head {
+				t.Errorf("remote master = %s, want %s (pushed when ahead)", remote, head)
+			}
+			if !strings.Contains(out.String(), "Pushed master to origin.") {
+				t.Errorf("output = %q, want it to say master was pushed", out)
+			}
+		})
+	}
+}
+
+// TestDeployRefusesBehindOrDiverged checks that deploy:tag and
+// deploy:commit, like deploy:head, refuse a current branch that is behind
+// the remote or has diverged from it, and push nothing.
+func TestDeployRefusesBehindOrDiverged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, diverged := range []bool{false, true} {
+		r := newRepos(t)
+		other := filepath.Join(t.TempDir(), "other")
+		git(t, filepath.Dir(other), "clone", "-q", "-b", "master", r.remote, other)
+		theirs := commit(t, other, "theirs")
+		git(t, other, "push", "-q", "origin", "master")
+		want := "is 1 commit(s) behind origin/master"
+		if diverged {
+			commit(t, r.clone, "ours")
+			want = "has diverged from origin/master"
+		}
+		res, _ := r.resolver(envDevelopment, "", false)
+		_, err := res.resolveTag(ctx, "v0.1.0")
+		wantErr(t, "resolveTag() with master "+want, err, want, "git pull --rebase origin master")
+		_, err = res.resolveCommit(ctx, r.initial)
+		wantErr(t, "resolveCommit() with master "+want, err, want, "git pull --rebase origin master")
+		if remote := git(t, r.clone, "--git-dir", r.remote, "rev-parse", "master"); remote != theirs {
+			t.Errorf("remote master = %s, want %s: nothing pushed", remote, theirs)
+		}
+	}
+}
+
+// TestDryRunPushesNothing checks that a dry run says it would push the
+// current branch, pushes nothing, and resolves the commit it would push.
+func TestDryRunPushesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	head := commit(t, r.clone, "unpushed work")
+	res, out := r.resolver(envDevelopment, "", false)
+	res.dryRun = true
+	got, err := res.resolveCommit(ctx, head)
+	wantTarget(t, "resolveCommit(head) in a dry run", got, err, release.Target{Name: "v0.1.0-1-g" + head[:7], SHA: head})
+	if remote := git(t, r.clone, "--git-dir", r.remote, "rev-parse", "master"); remote != r.initial {
+		t.Errorf("remote master = %s after a dry run, want %s", remote, r.initial)
+	}
+	if !strings.Contains(out.String(), "Dry run: would push master to origin.") {
+		t.Errorf("output = %q, want it to say master would be pushed", out)
+	}
 }

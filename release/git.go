@@ -242,6 +242,21 @@ func (g Git) PushIfAhead(ctx context.Context, branch string) (pushed bool, err e
 		}
 		branch = b
 	}
+	need, err := g.NeedsPush(ctx, branch)
+	if err != nil || !need {
+		return false, err
+	}
+	if err := g.PushBranch(ctx, branch); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// NeedsPush is PushIfAhead without the push: it fetches Remote and reports
+// whether the local branch has commits that Remote lacks (it is ahead, or
+// Remote has no such branch); behind or diverged is the error PushIfAhead
+// returns.
+func (g Git) NeedsPush(ctx context.Context, branch string) (bool, error) {
 	if err := g.Fetch(ctx); err != nil {
 		return false, err
 	}
@@ -256,13 +271,24 @@ func (g Git) PushIfAhead(ctx context.Context, branch string) (pushed bool, err e
 		return false, fmt.Errorf("release: branch %s has diverged from %s (%d and %d different commits); %s", branch, upstream, ahead, behind, pull)
 	case hasUpstream && behind > 0:
 		return false, fmt.Errorf("release: branch %s is %d commit(s) behind %s; %s", branch, behind, upstream, pull)
-	case hasUpstream && ahead == 0:
-		return false, nil
 	}
-	if err := g.PushBranch(ctx, branch); err != nil {
+	return !hasUpstream || ahead > 0, nil
+}
+
+// OnBranch reports whether the commit sha is reachable from the local
+// branch.
+func (g Git) OnBranch(ctx context.Context, sha, branch string) (bool, error) {
+	if err := notOption("commit", sha); err != nil {
 		return false, err
 	}
-	return true, nil
+	if err := notOption("branch", branch); err != nil {
+		return false, err
+	}
+	_, err := g.output(ctx, "merge-base", "--is-ancestor", sha, "refs/heads/"+branch)
+	if exitCode(err) == 1 {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // OnRemote reports whether the commit sha is on Remote: reachable from one
