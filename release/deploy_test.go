@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -394,24 +395,59 @@ func TestLockHeldRefusesAndReleasesOthers(t *testing.T) {
 		t.Errorf("alice's lock was removed: %v", err)
 	}
 
-	// An old lock is reported as stale.
+	// An old lock is reported as stale, with the command that clears it.
+	// A lock without its time (from an older magefab, or by hand) is as
+	// old as its dir.
 	old := time.Now().Add(-3 * time.Hour)
 	os.Chtimes(lock, old, old)
 	_, err = fl.Deploy(ctx, v2)
-	if !errors.As(err, &le) || !le.Stale || !strings.Contains(err.Error(), "stale lock") {
-		t.Errorf("err = %v, want a stale lock", err)
+	const hint = "mage env:development deploy:unlock"
+	if !errors.As(err, &le) || !le.Stale || !strings.Contains(err.Error(), "stale lock") || le.Hint != hint ||
+		!strings.HasSuffix(err.Error(), "if no deploy is running there, clear it with: "+hint) {
+		t.Errorf("err = %v (hint %q), want a stale lock cleared with %q", err, le.Hint, hint)
 	}
+	// The time in the lock counts, not its dir's mtime.
+	os.WriteFile(filepath.Join(lock, "since"), []byte(fmt.Sprintln(time.Now().Unix())), 0o644)
+	os.Chtimes(lock, old, old)
+	if _, err = fl.Deploy(ctx, v2); !errors.As(err, &le) || le.Stale || time.Since(le.Since) > time.Minute {
+		t.Errorf("err = %v, want a fresh lock (its since file)", err)
+	}
+	os.WriteFile(filepath.Join(lock, "since"), []byte(fmt.Sprintln(old.Unix())), 0o644)
+	now := time.Now()
+	os.Chtimes(lock, now, now)
+	if _, err = fl.Deploy(ctx, v2); !errors.As(err, &le) || !le.Stale || le.Since.Unix() != old.Unix() {
+		t.Errorf("err = %v, want a stale lock (its since file)", err)
+	}
+	os.Remove(filepath.Join(lock, "since"))
 
-	// Waiting for a lock that is released meanwhile succeeds.
+	// Waiting for a lock that is released meanwhile succeeds. The lock
+	// this deploy takes holds who, what and when.
 	f.opts.LockWait = 10 * time.Second
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		os.RemoveAll(lock)
 	}()
+	var inLock map[string]string
+	fl.PerHost = func(ctx context.Context, p *release.Prepared) error {
+		if p.Host.Name() == "h3" {
+			inLock = map[string]string{}
+			for _, name := range []string{"owner", "release", "since", "id"} {
+				b, _ := os.ReadFile(filepath.Join(lock, name))
+				inLock[name] = strings.TrimSpace(string(b))
+			}
+		}
+		return nil
+	}
+	start := time.Now().Unix()
 	if _, err := fl.Deploy(ctx, v2); err != nil {
 		t.Fatalf("deploy waiting for the lock: %v", err)
 	}
+	fl.PerHost = nil
 	f.assertAll(t, "after waiting", "b", v2.SHA)
+	if since, _ := strconv.ParseInt(inLock["since"], 10, 64); inLock["owner"] != "tester@laptop deploying v0.2.0" || inLock["release"] != "v0.2.0" ||
+		inLock["id"] != "run-1" || since < start || since > time.Now().Unix() {
+		t.Errorf("the lock held %q", inLock)
+	}
 
 	// ForceUnlock clears someone else's lock and says whose it was.
 	os.Mkdir(lock, 0o755)
