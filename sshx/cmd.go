@@ -136,6 +136,13 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // shellLine is the script with its working directory, environment and sudo
 // applied: what a POSIX shell on the host runs.
 func (c *Cmd) shellLine() (string, error) {
+	return c.line(func(line string) string { return "sudo -n -- /bin/sh -c " + Quote(line) })
+}
+
+// runLine is shellLine as the host runs it: sudo under the C locale.
+func (c *Cmd) runLine() (string, error) { return c.line(sudoLine) }
+
+func (c *Cmd) line(sudo func(string) string) (string, error) {
 	var b strings.Builder
 	if c.Dir != "" {
 		b.WriteString("cd " + Quote(c.Dir) + " && ")
@@ -150,7 +157,7 @@ func (c *Cmd) shellLine() (string, error) {
 	b.WriteString(c.script)
 	line := b.String()
 	if c.Sudo {
-		line = "sudo -n -- /bin/sh -c " + Quote(line)
+		line = sudo(line)
 	}
 	if strings.IndexByte(line, 0) >= 0 {
 		return "", fmt.Errorf("sshx: %s: command contains a NUL byte, which no shell can pass", c.host)
@@ -158,8 +165,20 @@ func (c *Cmd) shellLine() (string, error) {
 	return line, nil
 }
 
+// sudoLine runs line as root with sudo -n. sudo itself runs under
+// LC_ALL=C, so that its refusal to prompt for a password reads the same
+// in every language of the host; the command gets the caller's LC_ALL and
+// LANGUAGE back, passed as arguments because sudo may drop variables.
+func sudoLine(line string) string {
+	restore := `if [ -n "$2" ]; then LC_ALL=$1; export LC_ALL; else unset LC_ALL; fi; ` +
+		`if [ -n "$4" ]; then LANGUAGE=$3; export LANGUAGE; else unset LANGUAGE; fi; shift 4; `
+	return "LC_ALL=C LANGUAGE=C sudo -n -- /bin/sh -c " + Quote(restore+line) +
+		` sh "${LC_ALL-}" "${LC_ALL+set}" "${LANGUAGE-}" "${LANGUAGE+set}"`
+}
+
 // String returns the command as the host's shell runs it (without the
-// process-group wrapper that lets a cancel stop it).
+// process-group wrapper that lets a cancel stop it, and without the
+// locale settings around sudo).
 func (c *Cmd) String() string {
 	line, err := c.shellLine()
 	if err != nil {
@@ -182,7 +201,7 @@ func (c *Cmd) Start() error {
 	if err := c.ctx.Err(); err != nil {
 		return fmt.Errorf("sshx: %s: %w", c.host, err)
 	}
-	line, err := c.shellLine()
+	line, err := c.runLine()
 	if err != nil {
 		return err
 	}

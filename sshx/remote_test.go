@@ -583,6 +583,49 @@ func TestRemoteSudoPasswordIsAClearError(t *testing.T) {
 	}
 }
 
+func TestRemoteSudoPasswordInAnyLanguage(t *testing.T) {
+	t.Parallel()
+	// A sudo that speaks the host's language, as the real one does, and
+	// one that lets the command run.
+	refuse := t.TempDir()
+	os.WriteFile(filepath.Join(refuse, "sudo"), []byte("#!/bin/sh\n"+
+		"if [ \"$LC_ALL\" = C ]; then echo 'sudo: a password is required' >&2\n"+
+		"else echo 'sudo: Ein Passwort ist notwendig' >&2; fi\nexit 1\n"), 0o755)
+	allow := t.TempDir()
+	os.WriteFile(filepath.Join(allow, "sudo"), []byte("#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\"\n"), 0o755)
+	for _, c := range []struct {
+		bin, lcAll string
+	}{{refuse, "de_DE.UTF-8"}, {allow, "de_DE.UTF-8"}, {allow, ""}} {
+		srv := sshtest.NewUnstartedServer()
+		srv.Env = []string{"PATH=" + c.bin + ":/usr/bin:/bin", "LANGUAGE=de"}
+		if c.lcAll != "" {
+			srv.Env = append(srv.Env, "LC_ALL="+c.lcAll)
+		}
+		srv.Start()
+		defer srv.Close()
+		files, _ := srv.WriteClientFiles(t.TempDir())
+		pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+		defer pool.Close()
+		r, _ := pool.Host(files.Alias)
+		cmd := r.Script(context.Background(), `echo "${LC_ALL-unset}|${LANGUAGE-unset}|$#"`)
+		cmd.Sudo = true
+		out, err := cmd.Output()
+		if c.bin == refuse {
+			if !errors.Is(err, sshx.ErrSudoPassword) {
+				t.Errorf("a German host: err = %v, want ErrSudoPassword", err)
+			}
+			continue
+		}
+		want := c.lcAll
+		if want == "" {
+			want = "unset"
+		}
+		if err != nil || string(out) != want+"|de|0\n" {
+			t.Errorf("under sudo the command saw %q, %v; want the caller's locale %q", out, err, want+"|de|0\n")
+		}
+	}
+}
+
 func TestRemoteUpload(t *testing.T) {
 	t.Parallel()
 	_, _, r, _ := newHost(t, nil)
