@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/testenv"
 	"os"
 	"os/exec"
@@ -561,5 +562,52 @@ func TestDryRunPushesNothing(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "Dry run: would push master to origin.") {
 		t.Errorf("output = %q, want it to say master would be pushed", out)
+	}
+}
+
+// TestResolveSignsTagsWithSignTags checks that Config.SignTags reaches the
+// tag a production deploy creates: signed with the repository's SSH
+// signing key and verifiable with git tag -v; without it the tag is
+// annotated but unsigned.
+func TestResolveSignsTagsWithSignTags(t *testing.T) {
+	ctx := context.Background()
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		fleettest.Unavailable(t, "ssh-keygen is not installed (Debian package openssh-client)")
+	}
+	r := newRepos(t)
+	keys := t.TempDir()
+	key := filepath.Join(keys, "signing")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "release signing", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	ident := git(t, r.clone, "var", "GIT_COMMITTER_IDENT") // "Name <email> time zone"
+	email := ident[strings.Index(ident, "<")+1 : strings.Index(ident, ">")]
+	os.WriteFile(filepath.Join(keys, "allowed_signers"), []byte(email+" "+string(pub)), 0o600)
+	git(t, r.clone, "config", "gpg.format", "ssh")
+	git(t, r.clone, "config", "user.signingkey", key)
+	git(t, r.clone, "config", "gpg.ssh.allowedSignersFile", filepath.Join(keys, "allowed_signers"))
+
+	for _, tc := range []struct {
+		tag  string
+		sign bool
+	}{{"v0.2.0", true}, {"v0.3.0", false}} {
+		sha := commit(t, r.clone, "work for "+tc.tag)
+		t.Setenv(TagVar, tc.tag)
+		res, _ := r.resolver(envProduction, "", false)
+		res.cfg.SignTags = tc.sign
+		got, err := res.resolveCommit(ctx, sha)
+		wantTarget(t, fmt.Sprintf("resolveCommit() with SignTags %v", tc.sign), got, err, release.Target{Name: tc.tag, SHA: sha, Tag: tc.tag})
+		out, verr := exec.Command("git", "-C", r.clone, "tag", "-v", tc.tag).CombinedOutput()
+		if signed := verr == nil && strings.Contains(string(out), `Good "git" signature`); signed != tc.sign {
+			t.Errorf("git tag -v %s with SignTags %v: signed = %v, want %v\n%s", tc.tag, tc.sign, signed, tc.sign, out)
+		}
+		if typ := git(t, r.clone, "cat-file", "-t", tc.tag); typ != "tag" {
+			t.Errorf("%s is a %s, want an annotated tag", tc.tag, typ)
+		}
+		if r.remoteTag(t, tc.tag) != sha {
+			t.Errorf("%s was not pushed", tc.tag)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/magefab/magefab/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/release"
 )
 
@@ -243,6 +244,69 @@ func TestCreateTagSigned(t *testing.T) {
 	}
 	if _, err := exec.Command("git", "-C", r.clone, "rev-parse", "--verify", "--quiet", "refs/tags/v0.1.0").Output(); err == nil {
 		t.Errorf("CreateTag(sign) failed but left the tag behind")
+	}
+}
+
+// sshSigning makes the repository dir sign tags with a new SSH key (git's
+// gpg.format=ssh) and verify them against that key alone. It skips without
+// ssh-keygen (fails under CI).
+func sshSigning(t *testing.T, dir string) {
+	t.Helper()
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		fleettest.Unavailable(t, "ssh-keygen is not installed (Debian package openssh-client)")
+	}
+	keys := t.TempDir()
+	key := filepath.Join(keys, "signing")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "release signing", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(keys, "allowed_signers")
+	ident := git(t, dir, "var", "GIT_COMMITTER_IDENT") // "Name <email> time zone"
+	email := ident[strings.Index(ident, "<")+1 : strings.Index(ident, ">")]
+	if err := os.WriteFile(allowed, []byte(email+" "+string(pub)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "config", "gpg.format", "ssh")
+	git(t, dir, "config", "user.signingkey", key)
+	git(t, dir, "config", "gpg.ssh.allowedSignersFile", allowed)
+}
+
+// verifyTag runs git tag -v and returns what it said, and whether the
+// signature is good.
+func verifyTag(dir, tag string) (string, bool) {
+	out, err := exec.Command("git", "-C", dir, "tag", "-v", tag).CombinedOutput()
+	return string(out), err == nil
+}
+
+func TestCreateTagSignsWithSSHKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepos(t)
+	sshSigning(t, r.clone)
+	if err := r.git().CreateTag(ctx, "v0.1.0", r.initial, "", true); err != nil {
+		t.Fatalf("CreateTag(sign) = %v", err)
+	}
+	if out, ok := verifyTag(r.clone, "v0.1.0"); !ok || !strings.Contains(out, `Good "git" signature`) {
+		t.Errorf("git tag -v v0.1.0 of a signed tag: ok=%v\n%s", ok, out)
+	}
+	if body := git(t, r.clone, "cat-file", "-p", "v0.1.0"); !strings.Contains(body, "Release v0.1.0") || !strings.Contains(body, "-----BEGIN SSH SIGNATURE-----") {
+		t.Errorf("tag object = %q, want the message Release v0.1.0 and an SSH signature", body)
+	}
+	if sha := git(t, r.clone, "rev-parse", "v0.1.0^{commit}"); sha != r.initial {
+		t.Errorf("signed tag points at %s, want %s", sha, r.initial)
+	}
+
+	// Without sign, the same configuration makes an unsigned tag.
+	if err := r.git().CreateTag(ctx, "v0.1.1", r.initial, "", false); err != nil {
+		t.Fatal(err)
+	}
+	if out, ok := verifyTag(r.clone, "v0.1.1"); ok {
+		t.Errorf("git tag -v of a tag made without sign succeeded:\n%s", out)
 	}
 }
 
