@@ -45,9 +45,12 @@ func Restart(ctx context.Context, h sshx.Host, o *Options) error {
 }
 
 // Maintenance sets MAINTENANCE_MODE = True or False in the live release's
-// settings file (only that assignment changes), then restarts, in one
-// session. A missing file or assignment is not an error: the host is
-// restarted anyway and the returned warning names the host and the path.
+// settings file, then restarts, in one session. Only an assignment at the
+// start of a line whose value is a literal (True, False, 1 or 0, a comment
+// may follow) changes; a file, missing, without such an assignment, or
+// with one whose value is anything else (os.environ.get(...), a name) is
+// left as it is. That is not an error: the host is restarted anyway and
+// the returned warning names the host and the path.
 func Maintenance(ctx context.Context, h sshx.Host, o *Options, settings string, on bool) (warning string, err error) {
 	if err := ValidateRelPath("Settings", settings); err != nil {
 		return "", err
@@ -56,13 +59,19 @@ func Maintenance(ctx context.Context, h sshx.Host, o *Options, settings string, 
 	if on {
 		value = "True"
 	}
+	const (
+		assign  = `^MAINTENANCE_MODE[[:space:]]*=`
+		literal = `(True|False|1|0)([[:space:]]*(#.*)?)$`
+	)
 	script := prelude(o.Layout) + liveScript(o) + `f=` + sshx.Quote(settings) + `
 if [ ! -f "$f" ]; then
   printf 'magefab:warn\t%s\n' "$PWD/$f does not exist"
-elif ! grep -Eq '^MAINTENANCE_MODE[[:space:]]*=' "$f"; then
+elif ! grep -Eq ` + sshx.Quote(assign) + ` "$f"; then
   printf 'magefab:warn\t%s\n' "$PWD/$f has no MAINTENANCE_MODE assignment"
+elif other=$(grep -E ` + sshx.Quote(assign) + ` "$f" | grep -Ev ` + sshx.Quote(assign+`[[:space:]]*`+literal) + ` | head -n 1 | head -c 200 | tr '\t\r' '  '); [ -n "$other" ]; then
+  printf 'magefab:warn\t%s\n' "$PWD/$f sets MAINTENANCE_MODE to something other than True or False ($other): left unchanged; set it there by hand"
 else
-  sed -E -i 's/^(MAINTENANCE_MODE[[:space:]]*=[[:space:]]*)[A-Za-z]+/\1` + value + `/' "$f" || die "cannot edit $PWD/$f"
+  sed -E -i ` + sshx.Quote(`s/(`+assign+`[[:space:]]*)`+literal+`/\1`+value+`\3/`) + ` "$f" || die "cannot edit $PWD/$f"
   step "MAINTENANCE_MODE = ` + value + ` in $live/$f"
 fi
 ` + restartScript(o)
