@@ -245,6 +245,58 @@ func TestDeployRedeployRollback(t *testing.T) {
 	if d, _ := st[0].State.Dir("a"); d.Describe != "v0.3.0" || d.Head != v3.SHA || d.Stamp == "" {
 		t.Errorf("status of a: %+v", d)
 	}
+	f.assertOneConnection(t)
+}
+
+// assertOneConnection checks that every host was reached over one SSH
+// connection for the whole test: each step opens sessions on it.
+func (f *testFleet) assertOneConnection(t *testing.T) {
+	t.Helper()
+	for i, h := range f.hosts {
+		if c := h.Stats().Connections; c != 1 {
+			t.Errorf("h%d: %d SSH connections, want 1", i+1, c)
+		}
+		if c := f.servers[i].Stats().Connections; c != 1 {
+			t.Errorf("h%d's server accepted %d connections, want 1", i+1, c)
+		}
+	}
+}
+
+func TestReinstallForcesTheInstallOnARedeploy(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	// An install command that only counts its runs.
+	f.opts.PipInstall = []string{"sh", "-c", `echo installed >> "$HOME/installs"`}
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	for _, c := range []struct {
+		name              string
+		reinstall         bool
+		installed, reused bool
+		installs          string
+	}{
+		{"first deploy", false, true, false, "installed\n"},
+		{"redeploy", false, false, true, "installed\n"},
+		{"redeploy with Reinstall", true, true, true, "installed\ninstalled\n"},
+		{"redeploy after that", false, false, true, "installed\ninstalled\n"},
+	} {
+		f.opts.Reinstall = c.reinstall
+		res, err := fl.Deploy(ctx, v1)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, f.out.String())
+		}
+		for i, r := range res {
+			if r.Installed != c.installed || r.Reused != c.reused {
+				t.Errorf("%s: h%d installed=%v reused=%v, want %v, %v", c.name, i+1, r.Installed, r.Reused, c.installed, c.reused)
+			}
+			if got := readFile(t, filepath.Join(f.homes[i], "installs")); got != c.installs {
+				t.Errorf("%s: h%d installs %q, want %q", c.name, i+1, got, c.installs)
+			}
+		}
+	}
+	f.assertAll(t, "after the redeploys", "a", v1.SHA)
+	f.assertOneConnection(t)
 }
 
 func TestPrepareFailureSwitchesNothing(t *testing.T) {

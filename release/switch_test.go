@@ -288,6 +288,7 @@ func TestStagedInitScriptGoesLiveWithTheSwitch(t *testing.T) {
 		}
 	}
 	leftovers("rerun")
+	f.assertOneConnection(t)
 }
 
 func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
@@ -353,6 +354,7 @@ func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
 			t.Errorf("%s did not reuse its dir: %+v", r.Host, r)
 		}
 	}
+	f.assertOneConnection(t)
 }
 
 func TestSplitErrorCommandForAnUntaggedRelease(t *testing.T) {
