@@ -138,7 +138,9 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 // first host's lock is taken (or fn failed there). Two runs started at the
 // same moment thus meet at the first host: one proceeds, the other is
 // refused there (or, with a lock wait, waits) before it locks anything
-// else, so they never split the fleet's locks between them.
+// else, so they never split the fleet's locks between them. Only a held
+// lock there keeps the others from starting; after any other failure of
+// the first host they run, so that the error names every host that fails.
 func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error)) ([]sshx.Result[*Prepared], error) {
 	if len(f.Hosts) == 1 {
 		return sshx.Each(ctx, f.Hosts, 1, func(ctx context.Context, h sshx.Host) (*Prepared, error) { return fn(ctx, h, f.Options) })

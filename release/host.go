@@ -670,10 +670,12 @@ func crontab(o *Options, file string) string {
 	return "crontab " + file
 }
 
-// Switch makes the prepared dir live on its host, restarts the app and
-// releases the lock (one SSH session). If the restart fails, the host is
-// switched back to its previous dir and restarted before Switch returns
-// its error (*SwitchError tells whether that worked).
+// Switch makes the prepared dir live on its host, restarts the app, runs
+// the after-switch steps (crontab, staged files, services) and releases
+// the lock (one SSH session). If the restart or an after-switch step
+// fails, the host is switched back to its previous dir, what the steps
+// changed is undone and the app restarted before Switch returns its error
+// (*SwitchError tells whether that worked).
 func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
 	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Host.Name(), p.Dir, p.Previous, p.Target, p.Was, what, false), false)
 	if err == nil {
@@ -703,7 +705,7 @@ type SwitchError struct {
 	Host    string
 	Reason  string
 	Serving string // the release dir current points to now, or "unknown"
-	Down    bool   // the restart with Serving failed too: the app may be down
+	Down    bool   // the restart with Serving (or undoing an after-switch step) failed too: the app may be down
 	Err     error
 }
 
