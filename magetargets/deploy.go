@@ -2,6 +2,7 @@ package magetargets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -90,7 +91,7 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	r.say("deploying %s (%s) to %s: %s", t.Name, t.Short(), r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Deploy(ctx, t)
 	if err != nil {
-		return fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err)
+		return splitExit(fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err))
 	}
 	r.summary(res)
 	fmt.Fprintf(stdout, "%s is now deployed to %s (%.1fs)\n", t.Name, r.env.DeploymentType, time.Since(start).Seconds())
@@ -176,7 +177,7 @@ func (Deploy) Rollback(ctx context.Context) error {
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
 	if err != nil {
-		return fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err)
+		return splitExit(fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err))
 	}
 	r.summary(res)
 	releases := map[string]bool{}
@@ -272,4 +273,15 @@ func shortSHA(s string) string {
 		return s[:7]
 	}
 	return s
+}
+
+// splitExit makes mage exit with the status of a split fleet (77) when err
+// reports one, so that scripts can tell "the fleet is split, act now" from
+// a deploy that changed nothing.
+func splitExit(err error) error {
+	var split *release.SplitError
+	if errors.As(err, &split) {
+		return mg.Fatal(split.ExitStatus(), err.Error())
+	}
+	return err
 }

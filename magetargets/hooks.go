@@ -81,21 +81,9 @@ func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy b
 	if celery != nil {
 		r.opts.Staged = append(r.opts.Staged, r.celeryInit())
 	}
-	pkgs, err := privatePackages(r.cfg)
+	archives, err := r.fetchExtras(ctx)
 	if err != nil {
 		return err
-	}
-	for _, s := range r.cfg.PackageInstallScripts {
-		if err := release.ValidateRelPath("PackageInstallScripts", s); err != nil {
-			return err
-		}
-	}
-	var archives []string
-	if len(pkgs) > 0 {
-		r.say("fetching %d private package(s)", len(pkgs))
-		if archives, r.opts.ExtraStamp, err = fetchPrivate(ctx, r.cfg, pkgs, nil); err != nil {
-			return err
-		}
 	}
 	extras := len(archives) > 0 || len(r.cfg.PackageInstallScripts) > 0
 	if celery != nil || len(r.cfg.ExtraDeployTasks) > 0 || extras {

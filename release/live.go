@@ -85,22 +85,6 @@ fi
 	return "", nil
 }
 
-// Reinstall takes the lock, installs the requirements into the live
-// release's virtualenv whatever its stamp says, restarts and unlocks, in one
-// session.
-func Reinstall(ctx context.Context, h sshx.Host, o *Options) error {
-	forced := *o
-	forced.Reinstall = true
-	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" reinstalling requirements", o.LockWait) +
-		`trap 'rm -rf "$lock"' EXIT
-` + liveScript(o) + venvScript(&forced, `"$root/$live/"`+sshx.Quote(o.Layout.Virtualenv)) + restartScript(o)
-	out, err := run(ctx, h, o, script, o.ForwardAgent)
-	if err != nil {
-		return scriptError(h, "pip install", out, err, o)
-	}
-	return nil
-}
-
 // Manage runs Django's manage.py commands, in order, in a release dir with
 // its virtualenv's python and the run's environment (DEPLOYMENT_TYPE), in
 // one session: e.g. [["migrate", "--noinput"], ["loaddata", "initial"]].

@@ -150,8 +150,12 @@ type Plan struct {
 
 // lockStateScript reports the deploy lock, if any, as a "lock" result: when
 // it was taken and what its owner file says.
-const lockStateScript = `if [ -d "$root/.lock" ]; then printf 'magefab:lock\t%s\t%s\n' "$(stat -c %Y "$root/.lock")" "$(head -c 500 "$root/.lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
+const lockStateScript = `lock="$root/.lock"; if [ -d "$lock" ]; then ` + lockSince + `; printf 'magefab:lock\t%s\t%s\n' "$since" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
 `
+
+// lockSince sets $since to when the lock at $lock was taken: the time the
+// lock holds, or its directory's mtime for a lock without one.
+const lockSince = `since=; [ -f "$lock/since" ] && read -r since < "$lock/since"; case $since in ''|*[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || echo 0) ;; esac`
 
 // parseLock reads the result of lockStateScript.
 func parseLock(out *scriptOutput) (owner string, at time.Time) {
@@ -275,6 +279,9 @@ func switchSteps(o *Options, dir string) []string {
 	if o.Crontab != "" {
 		steps = append(steps, "install "+dir+"/"+o.Crontab+" as the crontab of "+o.CrontabUser)
 	}
+	for _, f := range o.Staged {
+		steps = append(steps, "put the new "+f+" in place (the one it replaces kept for a switch back)")
+	}
 	for _, svc := range o.Services {
 		steps = append(steps, sudo+svc+" restart")
 	}
@@ -325,7 +332,7 @@ res "live	$root/$live"
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if uerr := Unlock(uctx, h, o); uerr != nil && err == nil {
-			err = fmt.Errorf("%w (deploy:unlock clears the lock)", uerr)
+			err = fmt.Errorf("%w (%s clears the lock)", uerr, o.command("deploy:unlock"))
 		}
 	}()
 	f := out.result("live")

@@ -62,8 +62,7 @@ while ! mkdir "$lock" 2>/dev/null; do
   [ -d "$root" ] || die "$root does not exist"
   [ -n "$deadline" ] || deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    since=; [ -f "$lock/since" ] && read -r since < "$lock/since"
-    case $since in ''|*[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || echo 0) ;; esac
+    ` + lockSince + `
     printf 'magefab:locked\t%s\t%s\t%s\t%s\t%s\n' "$since" ` + field("owner", 500) + ` ` + field("holder", 200) + ` ` + field("id", 100) + ` ` + field("release", 200) + `
     exit ` + fmt.Sprint(exitLocked) + `
   fi

@@ -12,14 +12,15 @@ import (
 
 // managePy is a Django-shaped manage.py that records its calls (with
 // DEPLOYMENT_TYPE) in <Path>/manage.log and fails "migrate" when the release
-// holds a file named FAIL_MIGRATE.
+// holds a file named FAIL_MIGRATE that is not empty.
 const managePy = `#!/usr/bin/env python3
 import os, sys
 here = os.path.dirname(os.path.abspath(__file__))
 log = os.path.join(here, "..", "..", "manage.log")
 with open(log, "a") as f:
     f.write(" ".join(sys.argv[1:]) + " DEPLOYMENT_TYPE=" + os.environ.get("DEPLOYMENT_TYPE", "") + "\n")
-if sys.argv[1:2] == ["migrate"] and os.path.exists(os.path.join(here, "FAIL_MIGRATE")):
+flag = os.path.join(here, "FAIL_MIGRATE")
+if sys.argv[1:2] == ["migrate"] and os.path.exists(flag) and open(flag).read().strip():
     sys.exit("django.db.utils.OperationalError: no such table: five_widget")
 `
 
@@ -58,13 +59,19 @@ func onHosts(t *testing.T, f fleettest.Fleet, script string) map[string]string {
 func TestPythonSideOnTheFleet(t *testing.T) {
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
-	p := e2e.NewProjectWith(t, f, f.Hosts, `Migrate: true, Fixtures: []string{"initial"},`, `Crontab: "deploy/crontab"`, map[string]string{
+	p := e2e.NewProjectWith(t, f, f.Hosts, `Migrate: true, Fixtures: []string{"initial"}, Celeryd: "deploy/celeryd",`, `Crontab: "deploy/crontab"`, map[string]string{
 		"manage.py":      managePy,
 		"settings.py":    settingsPy,
 		"deploy/crontab": "# magefab test crontab\n*/5 * * * * true\n",
+		"deploy/celeryd": celerydTemplate,
 	})
 	env := []string{"MAGEFAB_SKIP_TESTS=1"}
 	root := "/var/webapps/" + p.Unit
+	celeryInit := "/etc/init.d/celeryd-" + p.Unit + "_PRODUCTION"
+	t.Cleanup(func() {
+		onHost(t, f, f.Hosts[0], "rm -f "+sshx.Quote(celeryInit)+" "+sshx.Quote("/etc/init.d/.celeryd-"+p.Unit+"_PRODUCTION")+".magefab-*", true)
+	})
+	celeryLog := "cat " + sshx.Quote(root+"/celery.log") + " 2>/dev/null || true"
 	sha1 := p.Git(t, "rev-parse", "HEAD")
 	p.Tag(t, "v0.1.0")
 	r := p.MustRun(t, env, "env:production", "deploy:tag", "v0.1.0")
@@ -84,6 +91,18 @@ func TestPythonSideOnTheFleet(t *testing.T) {
 	for h, out := range onHosts(t, f, "crontab -l -u deploy") {
 		if !strings.Contains(out, "magefab test crontab") {
 			t.Errorf("%s: crontab -l -u deploy = %q", h, out)
+		}
+	}
+	// The celery init script is in place, executable, and was restarted
+	// once on every host, after the switch (current already the release).
+	for h, out := range onHosts(t, f, "test -x "+sshx.Quote(celeryInit)+" && echo executable") {
+		if strings.TrimSpace(out) != "executable" {
+			t.Errorf("%s: %s is not an executable file: %q", h, celeryInit, out)
+		}
+	}
+	for h, out := range onHosts(t, f, celeryLog) {
+		if want := "restart " + sha1 + "\n"; out != want {
+			t.Errorf("%s: celery.log = %q, want %q", h, out, want)
 		}
 	}
 
@@ -144,4 +163,48 @@ func TestPythonSideOnTheFleet(t *testing.T) {
 			t.Errorf("%s left locked", h)
 		}
 	}
+	// ... and leaves celery alone (restarted by the deploy and the
+	// redeploy only).
+	for h, out := range onHosts(t, f, celeryLog) {
+		if want := strings.Repeat("restart "+sha1+"\n", 2); out != want {
+			t.Errorf("%s: celery.log after the failed migration = %q, want %q", h, out, want)
+		}
+	}
+
+	// The crontab follows the release: a new one with v0.3.0, the old one
+	// again after a rollback; celery restarts after each switch.
+	sha3 := p.AddFiles(t, "mend migrations, new crontab", map[string]string{
+		"FAIL_MIGRATE":   "",
+		"deploy/crontab": "# magefab test crontab v0.3.0\n*/7 * * * * true\n",
+	})
+	p.Tag(t, "v0.3.0")
+	p.MustRun(t, env, "env:production", "deploy:tag", "v0.3.0")
+	assertServing(t, p, "v0.3.0", sha3)
+	for h, out := range onHosts(t, f, "crontab -l -u deploy") {
+		if !strings.Contains(out, "magefab test crontab v0.3.0") {
+			t.Errorf("%s: crontab after v0.3.0 = %q", h, out)
+		}
+	}
+	p.MustRun(t, nil, "env:production", "deploy:rollback")
+	assertServing(t, p, "rollback to v0.1.0", sha1)
+	for h, out := range onHosts(t, f, "crontab -l -u deploy") {
+		if !strings.Contains(out, "magefab test crontab\n") || strings.Contains(out, "v0.3.0") {
+			t.Errorf("%s: crontab after the rollback = %q, want v0.1.0's", h, out)
+		}
+	}
+	for h, out := range onHosts(t, f, celeryLog) {
+		if want := strings.Repeat("restart "+sha1+"\n", 2) + "restart " + sha3 + "\nrestart " + sha1 + "\n"; out != want {
+			t.Errorf("%s: celery.log = %q, want %q", h, out, want)
+		}
+	}
 }
+
+// celerydTemplate is a celeryd init script template: on restart it records,
+// in <Path>/celery.log on its own host, the commit the live release holds.
+const celerydTemplate = `#!/bin/sh
+# celeryd for {{.Unit}} in {{.Environment.DeploymentType}}{{if .Beat}}, with celerybeat{{end}}
+case "$1" in
+restart)
+	read -r head <{{.Current}}/.git/HEAD && echo "restart $head" >>{{.Path}}/celery.log ;;
+esac
+`
