@@ -203,41 +203,55 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 		}
 		return nil, fmt.Errorf("sshx: %s: SSH handshake: %w", where, err)
 	}
-	client := &sshConn{Client: ssh.NewClient(cc, chans, reqs)}
+	client := &sshConn{}
 	if ag != nil {
-		go r.serveAgent(client, ag)
+		// Take the host's agent channels before the client sees any: the
+		// client rejects a channel type with no handler as unknown, and
+		// the host may open one the moment the connection is up.
+		chans = r.serveAgent(client, chans, ag)
 	}
+	client.Client = ssh.NewClient(cc, chans, reqs)
 	r.st.connections.Add(1)
 	r.pool.logf("%s: connected to %s as %s", r.ep.Name, addr, r.ep.User)
 	go r.watch(client)
 	return client, nil
 }
 
-// serveAgent answers the host's requests to reach the agent: it serves
-// them while a command that asked for agent forwarding runs, and rejects
-// them otherwise, as OpenSSH's client rejects them from a host it did not
-// forward the agent to. (sshd keeps its agent socket open once one
+// serveAgent answers the host's requests to reach the agent, arriving on
+// in, and passes every other channel on in the channel it returns. It
+// serves them while a command that asked for agent forwarding runs, and
+// rejects them otherwise, as OpenSSH's client rejects them from a host it
+// did not forward the agent to. (sshd keeps its agent socket open once one
 // session asked for it; this stops a later command, or a process left
 // behind, from using the keys.) A channel carries no session, so while a
 // forwarding command runs, other commands on the connection could reach
 // the agent too.
-func (r *Remote) serveAgent(c *sshConn, ag agent.Agent) {
-	for nc := range c.HandleChannelOpen("auth-agent@openssh.com") {
-		if c.forwarding.Load() <= 0 {
-			r.pool.logf("%s: refused the host's request for the agent: no command asked for agent forwarding", r.ep.Name)
-			nc.Reject(ssh.Prohibited, "agent forwarding was not requested")
-			continue
+func (r *Remote) serveAgent(c *sshConn, in <-chan ssh.NewChannel, ag agent.Agent) <-chan ssh.NewChannel {
+	rest := make(chan ssh.NewChannel)
+	go func() {
+		defer close(rest)
+		for nc := range in {
+			if nc.ChannelType() != "auth-agent@openssh.com" {
+				rest <- nc
+				continue
+			}
+			if c.forwarding.Load() <= 0 {
+				r.pool.logf("%s: refused the host's request for the agent: no command asked for agent forwarding", r.ep.Name)
+				nc.Reject(ssh.Prohibited, "agent forwarding was not requested")
+				continue
+			}
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go ssh.DiscardRequests(reqs)
+			go func() {
+				agent.ServeAgent(ag, ch)
+				ch.Close()
+			}()
 		}
-		ch, reqs, err := nc.Accept()
-		if err != nil {
-			continue
-		}
-		go ssh.DiscardRequests(reqs)
-		go func() {
-			agent.ServeAgent(ag, ch)
-			ch.Close()
-		}()
-	}
+	}()
+	return rest
 }
 
 func dialError(where string, err error, ctx context.Context, timeout time.Duration) error {

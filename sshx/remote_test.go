@@ -541,6 +541,48 @@ func TestRemoteAgentChannelOnlyWhileForwarding(t *testing.T) {
 	}
 }
 
+// A host may open an agent channel the moment the connection is up. The
+// client must answer it by its own rule (no command asked for forwarding:
+// prohibited), never as a channel type it does not know, which is what
+// happens when the agent handler is not yet in place.
+func TestRemoteAgentChannelRightAfterConnect(t *testing.T) {
+	t.Parallel()
+	const conns = 20
+	answers := make(chan error, conns)
+	srv := sshtest.NewUnstartedServer()
+	srv.OnConnect = func(conn ssh.Conn) {
+		ch, reqs, err := conn.OpenChannel("auth-agent@openssh.com", nil)
+		if err == nil {
+			go ssh.DiscardRequests(reqs)
+			ch.Close()
+		}
+		answers <- err
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	for i := 0; i < conns; i++ {
+		pool, err := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := pool.Host(files.Alias)
+		if err := r.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var oce *ssh.OpenChannelError
+		select {
+		case err := <-answers:
+			if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited {
+				t.Errorf("connection %d: the host's agent channel got %v, want it prohibited", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection %d: no answer to the host's agent channel", i)
+		}
+		pool.Close()
+	}
+}
+
 func TestRemoteForwardAgentWithoutAgent(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	srv := sshtest.NewServer()

@@ -53,7 +53,8 @@
 // to the client and copies bytes both ways. With golang.org/x/crypto/ssh
 // the client side is agent.ForwardToAgent plus agent.RequestAgentForwarding.
 // A handler can also open an agent channel unasked, with
-// [Exec.OpenAgentChannel], to check that a client refuses it.
+// [Exec.OpenAgentChannel], to check that a client refuses it, and
+// [Server.OnConnect] can open one the moment a connection is up.
 //
 // # Faults
 //

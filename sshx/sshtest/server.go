@@ -173,6 +173,13 @@ type Server struct {
 	// empty.
 	Alias string
 
+	// OnConnect, if set, is called in a goroutine of its own as soon as a
+	// connection has authenticated, before the client has opened any
+	// channel. It can play a host that acts at once, such as opening an
+	// "auth-agent@openssh.com" channel with conn.OpenChannel. It must
+	// return once conn is closed; Close waits for it.
+	OnConnect func(conn ssh.Conn)
+
 	config *ssh.ServerConfig
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -645,6 +652,14 @@ func (s *Server) serveConn(fc *freezableConn) {
 		return
 	}
 	defer sconn.Close()
+
+	if s.OnConnect != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.OnConnect(sconn)
+		}()
+	}
 
 	cs := &connState{}
 	s.wg.Add(1)
