@@ -284,60 +284,102 @@ func (f *Fleet) compensate(hosts []*Prepared) error {
 }
 
 // switchBack takes the lock again, points current back at the previous
-// dir, restarts and unlocks: the undo of a switch.
+// dir, restarts, undoes the after-switch steps and unlocks: the undo of a
+// switch. Its error is a *SwitchError when the script said what the host
+// serves.
 func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error {
 	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0) +
 		`trap 'rm -rf "$lock"' EXIT
-` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", true) + `trap - EXIT
+` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", backward) + `trap - EXIT
 `
 	out, err := run(ctx, h, o, script, false)
-	if err != nil {
+	if err == nil {
+		return nil
+	}
+	var ee *sshx.ExitError
+	if errors.As(err, &ee) && ee.Status == exitLocked {
 		return scriptError(h, "switching back", out, err, o)
 	}
-	return nil
+	se := &SwitchError{Host: h.Name(), Reason: out.failure(err), Serving: "unknown", Err: err}
+	if ee != nil {
+		switch ee.Status {
+		case exitRestartFail: // back on the release it had switched to
+			se.Serving = p.Dir
+		case exitCompFail:
+			se.Serving, se.Down = p.Dir, true
+		case exitUndoFail:
+			se.Serving, se.Incomplete = p.Previous, true
+		}
+	}
+	return se
+}
+
+// afterBack says what the host of p serves once it was switched back (err
+// is what switching back returned), whether it is whole (on its previous
+// release with every after-switch step undone, or at worst with its app
+// down), and whether it is on another release than its previous one (or
+// on an unknown one).
+func afterBack(p *Prepared, err error) (s HostServing, whole, off bool) {
+	host := p.Host.Name()
+	previous := func(note string) HostServing {
+		return HostServing{Host: host, Release: p.Was.Name, Dir: p.Previous, Note: note}
+	}
+	if err == nil {
+		return previous("the previous release: switched back"), true, false
+	}
+	var se *SwitchError
+	if errors.As(err, &se) {
+		switch {
+		case se.Serving == "unknown":
+			return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %s (check with deploy:status)", se.Reason)}, false, true
+		case se.Serving == p.Previous && se.Incomplete:
+			return previous("the previous release: switched back, but not every after-switch step was undone: " + se.Reason), false, false
+		case se.Serving == p.Previous && se.Down:
+			return previous("the previous release: switched back, but the app did not restart: " + se.Reason), true, false
+		case se.Serving == p.Previous:
+			return previous("the previous release: switched back"), true, false
+		}
+		return HostServing{Host: host, Release: p.Target.Name, Dir: p.Dir, Note: "the new release: switching back failed: " + se.Reason}, false, true
+	}
+	return HostServing{Host: host, Release: p.Target.Name, Dir: p.Dir, Note: fmt.Sprintf("the new release: switching back failed: %v", err)}, false, true
 }
 
 // splitReport says exactly which host serves what after a failed switch
 // (what: "the switch failed"): switched are the hosts that had switched
 // (compErr tells which of them could not be switched back), failed those
-// whose switch failed (cause tells what each serves). If some host could
-// not be switched back, the error is a *SplitError.
+// whose switch failed (cause tells what each serves). If some host is not
+// whole (on another release than before, or with an after-switch step not
+// undone), the error is a *SplitError.
 func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed []*Prepared) error {
-	compFailed := map[string]error{}
-	var me *multierror.Error
-	if errors.As(compErr, &me) {
-		for _, e := range me.Errors {
-			var he *sshx.HostError
-			if errors.As(e, &he) {
-				compFailed[he.Host] = he.Err
-			}
-		}
-	}
+	compFailed := hostErrors(compErr)
 	var serving []HostServing
+	whole, off := true, false
 	for _, p := range switched {
-		if err, bad := compFailed[p.Host.Name()]; bad {
-			serving = append(serving, HostServing{Host: p.Host.Name(), Release: p.Target.Name, Dir: p.Dir,
-				Note: fmt.Sprintf("the new release: switching back failed: %v", err)})
-		} else {
-			serving = append(serving, HostServing{Host: p.Host.Name(), Release: p.Was.Name, Dir: p.Previous, Note: "the previous release: switched back"})
-		}
+		s, w, o := afterBack(p, compFailed[p.Host.Name()])
+		serving = append(serving, s)
+		whole, off = whole && w, off || o
 	}
 	for _, p := range failed {
-		serving = append(serving, hostServing(cause, p))
+		s, w, o := hostServing(cause, p)
+		serving = append(serving, s)
+		whole, off = whole && w, off || o
 	}
 	sort.Slice(serving, func(i, j int) bool { return serving[i].Host < serving[j].Host })
 	var b strings.Builder
 	b.WriteString(what + "; ")
-	if len(compFailed) == 0 {
+	switch {
+	case whole:
 		b.WriteString("every host that had switched was switched back: the fleet serves the previous release.\n")
-	} else {
+	case off:
 		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
+	default:
+		b.WriteString("THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone.\n")
 	}
 	b.WriteString("what each host serves now:")
 	for _, s := range serving {
 		b.WriteString("\n  " + s.String())
 	}
-	if len(compFailed) == 0 {
+	if whole {
 		return fmt.Errorf("%s\ncause: %w", b.String(), cause)
 	}
 	se := &SplitError{Serving: serving, Err: cause}
@@ -365,6 +407,22 @@ func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed 
 	fmt.Fprintf(&b, "\ncause: %v", cause)
 	se.msg = b.String()
 	return se
+}
+
+// hostErrors maps each host named in err (a *multierror.Error of
+// *sshx.HostError) to its error.
+func hostErrors(err error) map[string]error {
+	m := map[string]error{}
+	var me *multierror.Error
+	if errors.As(err, &me) {
+		for _, e := range me.Errors {
+			var he *sshx.HostError
+			if errors.As(e, &he) {
+				m[he.Host] = he.Err
+			}
+		}
+	}
+	return m
 }
 
 // HostServing says what a host serves after a failed switch.
@@ -423,29 +481,27 @@ func releaseName(t Target) string {
 }
 
 // hostServing finds the SwitchError of p's host in err and says what the
-// host serves.
-func hostServing(err error, p *Prepared) HostServing {
+// host serves, whether it is whole and whether it is off its previous
+// release (see afterBack).
+func hostServing(err error, p *Prepared) (s HostServing, whole, off bool) {
 	host := p.Host.Name()
-	var me *multierror.Error
-	if errors.As(err, &me) {
-		for _, e := range me.Errors {
-			var he *sshx.HostError
-			if errors.As(e, &he) && he.Host == host {
-				var se *SwitchError
-				if errors.As(he.Err, &se) {
-					switch {
-					case se.Serving == "unknown":
-						return HostServing{Host: host, Note: "unknown (check with deploy:status)"}
-					case se.Down:
-						return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but the app did not restart"}
-					}
-					return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back"}
-				}
-				return HostServing{Host: host, Note: "unknown: " + he.Err.Error()}
-			}
-		}
+	herr, ok := hostErrors(err)[host]
+	if !ok {
+		return HostServing{Host: host, Note: "unknown"}, true, false
 	}
-	return HostServing{Host: host, Note: "unknown"}
+	var se *SwitchError
+	if !errors.As(herr, &se) {
+		return HostServing{Host: host, Note: "unknown: " + herr.Error()}, true, false
+	}
+	switch {
+	case se.Serving == "unknown":
+		return HostServing{Host: host, Note: "unknown (check with deploy:status)"}, true, false
+	case se.Down:
+		return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but the app did not restart"}, true, false
+	case se.Incomplete:
+		return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but not every after-switch step was undone: " + se.Reason}, false, false
+	}
+	return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back"}, true, false
 }
 
 // unlockAll releases this run's locks on hosts, within cleanupTimeout even

@@ -433,16 +433,43 @@ command -v crontab >/dev/null 2>&1 || die "the crontab command is not installed 
 `
 }
 
+// switchMode says what a switch script does.
+type switchMode int
+
+const (
+	// forward makes a prepared release live.
+	forward switchMode = iota
+	// backward puts a host whose switch went through back on its
+	// previous release: every after-switch step is undone.
+	backward
+)
+
 // switchScript points current at dir atomically (a new link renamed over
 // the old: there is never a moment without one), logs the switch, restarts
 // the app, runs the after-switch steps (crontab, staged files, services)
-// and releases the lock. If the restart or an after-switch step fails, it
-// switches back to prev, undoes the after-switch steps that ran, and
-// restarts before failing, so the host keeps serving prev: a host never
-// stays on a release that failed. back says the switch is itself a switch
-// back (compensation) to dir: its after-switch steps then restore what the
-// switch to prev replaced (the crontab of dir, the files kept aside).
-func switchScript(o *Options, host, dir, prev string, t, was Target, what string, back bool) string {
+// and releases the lock.
+//
+// Forward, if the restart or an after-switch step fails, it switches back
+// to prev, undoes the after-switch steps that ran, and restarts before
+// failing, so the host keeps serving prev: a host never stays on a release
+// that failed.
+//
+// Backward, dir is the release the host served before it switched to prev:
+// the after-switch steps are undone (the crontab of dir, the files kept
+// aside put back, the services restarted). If the app does not restart
+// with dir, the host returns to prev, whose after-switch steps are still
+// in place. A step that cannot be undone does not move the host again: the
+// other steps are still undone, and the script exits with exitUndoFail,
+// dir live.
+func switchScript(o *Options, host, dir, prev string, t, was Target, what string, mode switchMode) string {
+	s, _, _ := switchParts(o, host, dir, prev, t, was, what, mode)
+	return s
+}
+
+// switchParts returns the switch script, the body of the trap it sets for
+// an interruption (TERM, INT, HUP, PIPE), and the script that trap runs
+// detached ("" for none).
+func switchParts(o *Options, host, dir, prev string, t, was Target, what string, mode switchMode) (script, trapBody, detached string) {
 	l := o.Layout
 	restart := "true"
 	if o.Restart != "" {
@@ -454,66 +481,96 @@ printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quot
 `
 	}
 	canGoBack := prev != "" && prev != dir
+	// The dir whose after-switch steps an undo restores.
+	undoDir := dir
+	if mode == forward {
+		undoDir = prev
+	}
 	var b strings.Builder
 	b.WriteString(`id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
 [ "$id" = ` + sshx.Quote(o.RunID) + ` ] || die "the deploy lock is no longer held by this run"
 [ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + sshx.Embed(dir) + ` is missing"
-` + afterSwitchFlags(o) + `
+undo_failed= down=
 `)
+	if mode == forward {
+		b.WriteString(afterSwitchFlags(o, "") + "\n")
+	} else {
+		b.WriteString(afterSwitchFlags(o, "1") + "\n")
+	}
+	// recordFailure reports a step that could not be undone, and goes on.
+	recordFailure := func(msg string) string {
+		return `{ printf 'magefab:error %s\n' ` + sshx.Quote(msg) + `; undo_failed=1; }`
+	}
 	// back REASON NOTE: put the host back on prev (or, with no prev, fail).
-	// The undo of the after-switch steps runs only for a forward switch: a
-	// switch back that fails returns to the release the host switched to.
-	undo := ""
-	if !back {
-		undo = undoAfterSwitchScript(o, host, prev, false, func(msg string) string {
+	switch {
+	case canGoBack && mode == forward:
+		undo := undoAfterSwitchScript(o, host, prev, func(msg string) string {
 			return `{ printf 'magefab:error %s\n' ` + sshx.Quote(msg) + `; exit ` + fmt.Sprint(exitCompFail) + `; }`
 		})
-	}
-	if canGoBack {
 		b.WriteString(`back() {
   printf 'magefab:error %s; switched back to %s\n' "$1" ` + sshx.Quote(prev) + `
   ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; exit ` + fmt.Sprint(exitCompFail) + `; fi
 ` + indent(undo, "  ") + `  exit ` + fmt.Sprint(exitRestartFail) + `
 }
 `)
-	} else {
+	case canGoBack:
+		// A switch back whose restart fails returns to the release the
+		// host switched to: nothing of its after-switch steps was undone
+		// yet, so nothing is left to undo on an interruption either.
+		b.WriteString(`back() {
+  printf 'magefab:error %s; switched back to %s\n' "$1" ` + sshx.Quote(prev) + `
+  ` + afterSwitchFlags(o, "") + `
+  ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; trap - TERM INT HUP PIPE; exit ` + fmt.Sprint(exitCompFail) + `; fi
+  trap - TERM INT HUP PIPE
+  exit ` + fmt.Sprint(exitRestartFail) + `
+}
+`)
+	default:
 		b.WriteString("back() { die \"$1\"; }\n")
 	}
 	b.WriteString(link(dir, t, sshx.Quote(what)))
 	// Stopped between the switch and the end of the after-switch steps (the
-	// run timed out on this host, or its connection died), the host goes
-	// back to prev by itself: the run treats it as failed and switches the
-	// other hosts back too. The restart with prev and the undo run
-	// detached, so that the session's end cannot kill them half way, and
-	// then release the lock.
+	// run timed out on this host, or its connection died), the host ends
+	// the job by itself, detached so that the session's end cannot kill it
+	// half way: forward, it goes back to prev (the run treats it as failed
+	// and switches the other hosts back too), restarts and undoes what the
+	// after-switch steps did; backward, it goes on switching back to dir:
+	// it restarts and undoes the after-switch steps. Then it releases the
+	// lock, which it marks as its own meanwhile (the file detached in it): no
+	// other script removes it while it runs. The trap waits until the
+	// detached script has written its mark, and so has left the session's
+	// process group, which may be killed once the script exits.
 	if canGoBack {
-		detached := `step() { :; }
+		detached = `step() { :; }
 id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
+[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && echo $$ > "$root/.lock/detached"
 ` + restart + `
-` + undoAfterSwitchScript(o, host, prev, false, func(string) string { return ":" }) + `[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
-		if back {
-			detached = `id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
-` + restart + `
-[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
+` + undoAfterSwitchScript(o, host, undoDir, func(string) string { return ":" }) + `[ "$id" = ` + sshx.Quote(o.RunID) + ` ] && rm -rf "$root/.lock"`
+		relink := ""
+		if mode == forward {
+			relink = link(prev, was, sshx.Quote("switched back: interrupted during the restart"))
 		}
-		b.WriteString(`trap 'trap - TERM INT HUP PIPE
-  { ` + strings.ReplaceAll(link(prev, was, sshx.Quote("switched back: interrupted during the restart")), "'", `'\''`) + `  root=$root ` + afterSwitchFlagsEnv(o) + `setsid /bin/sh -c ` + strings.ReplaceAll(sshx.Quote(detached), "'", `'\''`) + ` </dev/null & } >/dev/null 2>&1
-  exit 143' TERM INT HUP PIPE
+		trapBody = `trap - TERM INT HUP PIPE EXIT
+{ ` + relink + `: > "$root/.lock/detached"; root=$root ` + afterSwitchFlagsEnv(o) + `setsid /bin/sh -c ` + sshx.Quote(detached) + ` </dev/null & } >/dev/null 2>&1
+n=0; while [ -d "$root/.lock" ] && [ ! -s "$root/.lock/detached" ] && [ $n -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+exit 143`
+		b.WriteString(`trap '` + strings.ReplaceAll(trapBody, "'", `'\''`) + `' TERM INT HUP PIPE
 `)
 	}
 	b.WriteString(`step "` + sshx.Embed(l.Current+" -> "+dir+" ("+t.Name+"); restarting") + `"
 ` + restart + ` 2>&1 || back ` + sshx.Quote("restart failed with "+l.Current+" -> "+dir) + ` 'switched back: restart failed'
 `)
-	if back {
-		b.WriteString(undoAfterSwitchScript(o, host, dir, true, func(msg string) string {
-			return `back ` + sshx.Quote(msg) + ` 'switched back: the switch back failed'`
-		}))
-	} else {
+	if mode == forward {
 		b.WriteString(afterSwitchScript(o, host, dir))
+	} else {
+		b.WriteString(undoAfterSwitchScript(o, host, dir, recordFailure))
 	}
 	b.WriteString("trap - TERM INT HUP PIPE\n")
 	b.WriteString(unlockScript(o.RunID))
-	return b.String()
+	if mode != forward {
+		b.WriteString(`[ -z "$undo_failed" ] || exit ` + fmt.Sprint(exitUndoFail) + "\n")
+	}
+	return b.String(), trapBody, detached
 }
 
 func indent(s, prefix string) string {
@@ -526,14 +583,15 @@ func indent(s, prefix string) string {
 // The after-switch steps set a shell variable once they changed something,
 // so that a switch back undoes only what was done: did_cron (the crontab
 // was installed), did_f<i> (Staged[i] was put in place), did_s<i>
-// (Services[i] was restarted, or tried to).
-func afterSwitchFlags(o *Options) string {
-	vars := []string{"did_cron="}
+// (Services[i] was restarted, or tried to). afterSwitchFlags sets them
+// all to value.
+func afterSwitchFlags(o *Options, value string) string {
+	vars := []string{"did_cron=" + value}
 	for i := range o.Staged {
-		vars = append(vars, fmt.Sprintf("did_f%d=", i))
+		vars = append(vars, fmt.Sprintf("did_f%d=%s", i, value))
 	}
 	for i := range o.Services {
-		vars = append(vars, fmt.Sprintf("did_s%d=", i))
+		vars = append(vars, fmt.Sprintf("did_s%d=%s", i, value))
 	}
 	return strings.Join(vars, " ")
 }
@@ -541,7 +599,7 @@ func afterSwitchFlags(o *Options) string {
 // afterSwitchFlagsEnv passes the flags on to a detached shell.
 func afterSwitchFlagsEnv(o *Options) string {
 	var b strings.Builder
-	for _, v := range strings.Fields(afterSwitchFlags(o)) {
+	for _, v := range strings.Fields(afterSwitchFlags(o, "")) {
 		name := strings.TrimSuffix(v, "=")
 		b.WriteString(name + "=$" + name + " ")
 	}
@@ -581,27 +639,23 @@ step "restarted ` + sshx.Embed(svc) + `"
 	return b.String()
 }
 
-// undoAfterSwitchScript undoes the after-switch steps once current points
-// to dir again: the crontab of dir, the staged files' previous versions
-// put back, the services restarted. With all it undoes every step (a
-// switch back after a switch that succeeded); otherwise only those whose
-// flag is set. A crontab file missing from dir leaves the crontab as it
-// is. fail(msg) gives the command that reports a failure.
-func undoAfterSwitchScript(o *Options, host, dir string, all bool, fail func(msg string) string) string {
+// undoAfterSwitchScript undoes the after-switch steps whose flag is set
+// (see afterSwitchFlags) once current points to dir again: the crontab of
+// dir, the staged files' previous versions put back, the services
+// restarted. A crontab file missing from dir leaves the crontab as it is.
+// fail(msg) gives the command that reports a failure.
+func undoAfterSwitchScript(o *Options, host, dir string, fail func(msg string) string) string {
 	var b strings.Builder
 	sudo := o.sudo()
 	did := func(flag string) string {
-		if all {
-			return "true"
-		}
 		return `[ "${` + flag + `:-}" = 1 ]`
 	}
 	if o.Crontab != "" {
 		file := `"$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Crontab)
 		b.WriteString(`if ` + did("did_cron") + `; then
   if [ -f ` + file + ` ]; then
-    ` + crontab(o, file) + ` 2>&1 || ` + fail("reinstalling the crontab of "+dir+" for "+o.CrontabUser+" failed") + `
-    step "crontab of ` + sshx.Embed(dir) + ` installed for ` + sshx.Embed(o.CrontabUser) + `"
+    if ` + crontab(o, file) + ` 2>&1; then step "crontab of ` + sshx.Embed(dir) + ` installed for ` + sshx.Embed(o.CrontabUser) + `"
+    else ` + fail("reinstalling the crontab of "+dir+" for "+o.CrontabUser+" failed") + `; fi
   else
     step "` + sshx.Embed(dir) + ` has no ` + sshx.Embed(o.Crontab) + `: the crontab is left as it is"
   fi
@@ -611,15 +665,15 @@ fi
 	for i, f := range o.Staged {
 		a, d := sshx.Quote(asidePath(f, host)), sshx.Quote(f)
 		b.WriteString(`if ` + did("did_f"+fmt.Sprint(i)) + ` && [ -f ` + a + ` ]; then
-  ` + sudo + `mv -f ` + a + ` ` + d + ` 2>&1 || ` + fail("cannot put the previous "+f+" back") + `
-  step "previous ` + sshx.Embed(f) + ` back in place"
+  if ` + sudo + `mv -f ` + a + ` ` + d + ` 2>&1; then step "previous ` + sshx.Embed(f) + ` back in place"
+  else ` + fail("cannot put the previous "+f+" back") + `; fi
 fi
 `)
 	}
 	for i, svc := range o.Services {
 		b.WriteString(`if ` + did("did_s"+fmt.Sprint(i)) + `; then
-  ` + sudo + sshx.Quote(svc) + ` restart 2>&1 || ` + fail("restarting "+svc+" with "+dir+" failed") + `
-  step "restarted ` + sshx.Embed(svc) + `"
+  if ` + sudo + sshx.Quote(svc) + ` restart 2>&1; then step "restarted ` + sshx.Embed(svc) + `"
+  else ` + fail("restarting "+svc+" with "+dir+" failed") + `; fi
 fi
 `)
 	}
@@ -677,7 +731,7 @@ func crontab(o *Options, file string) string {
 // changed is undone and the app restarted before Switch returns its error
 // (*SwitchError tells whether that worked).
 func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
-	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Host.Name(), p.Dir, p.Previous, p.Target, p.Was, what, false), false)
+	out, err := run(ctx, p.Host, o, prelude(o.Layout)+switchScript(o, p.Host.Name(), p.Dir, p.Previous, p.Target, p.Was, what, forward), false)
 	if err == nil {
 		return nil
 	}
@@ -690,6 +744,9 @@ func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
 		case exitCompFail:
 			se.Serving = p.Previous
 			se.Down = true
+		case exitUndoFail:
+			se.Serving = p.Previous
+			se.Incomplete = true
 		default:
 			se.Serving = "unknown"
 		}
@@ -705,8 +762,12 @@ type SwitchError struct {
 	Host    string
 	Reason  string
 	Serving string // the release dir current points to now, or "unknown"
-	Down    bool   // the restart with Serving (or undoing an after-switch step) failed too: the app may be down
-	Err     error
+	Down    bool   // the restart with Serving failed too: the app may be down
+	// Incomplete says that current points to Serving and the app
+	// restarted, but an after-switch step (crontab, staged file, service)
+	// could not be undone: Reason says which.
+	Incomplete bool
+	Err        error
 }
 
 func (e *SwitchError) Error() string {
@@ -715,6 +776,8 @@ func (e *SwitchError) Error() string {
 		return fmt.Sprintf("switch: %s (what %s serves is unknown: check with deploy:status)", e.Reason, e.Host)
 	case e.Down:
 		return fmt.Sprintf("switch: %s; current points to %s again, but the app did not restart", e.Reason, e.Serving)
+	case e.Incomplete:
+		return fmt.Sprintf("switch: %s; %s serves the release in %s again, but not every after-switch step was undone", e.Reason, e.Host, e.Serving)
 	}
 	return fmt.Sprintf("switch: %s; %s serves the release in %s again", e.Reason, e.Host, e.Serving)
 }

@@ -23,6 +23,7 @@ const (
 	exitLocked      = 75 // the lock is held by someone else
 	exitRestartFail = 76 // the restart failed; the host was switched back
 	exitCompFail    = 77 // the restart failed, and switching back failed too
+	exitUndoFail    = 78 // switched back and restarted, but an after-switch step could not be undone
 )
 
 // prelude defines the helpers every script uses, and $root.

@@ -25,9 +25,9 @@ func TestSwitchScriptsParse(t *testing.T) {
 				o.Staged = []string{"/etc/init.d/celeryd-five_PRODUCTION", "/etc/x'y"}
 			}
 			for _, prev := range []string{"", "a", "b"} {
-				for _, back := range []bool{false, true} {
-					name := fmt.Sprintf("sudo=%v after=%v prev=%q back=%v", sudo, after, prev, back)
-					script := prelude(layout) + switchScript(o, "web1:22", "b", prev, Target{Name: "v2", SHA: "2222"}, Target{Name: "v1", SHA: "1111"}, "deploy", back) +
+				for _, mode := range []switchMode{forward, backward} {
+					name := fmt.Sprintf("sudo=%v after=%v prev=%q mode=%v", sudo, after, prev, mode)
+					script := prelude(layout) + switchScript(o, "web1:22", "b", prev, Target{Name: "v2", SHA: "2222"}, Target{Name: "v1", SHA: "1111"}, "deploy", mode) +
 						lockReleaseScript("r1", "me", "v'2", 0) + checkAfterSwitchScript(o) + discardStagedScript(o, "web1")
 					cmd := exec.Command("sh", "-n")
 					cmd.Stdin = strings.NewReader(script)

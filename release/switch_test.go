@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/magefab/magefab/release"
 	"github.com/magefab/magefab/sshx"
@@ -445,5 +446,158 @@ func TestEveryFailedHostIsNamed(t *testing.T) {
 	}
 	if _, err := os.Stat(lock); err != nil {
 		t.Errorf("alice's lock was removed")
+	}
+}
+
+// dirCrontab is a crontab command that installs a file by copying it to
+// $HOME/crontab-installed, and fails for the file of release dir D while
+// $HOME/fail-crontab-D exists.
+const dirCrontab = `#!/bin/sh
+d=$(basename "$(dirname "$(dirname "$1")")")
+if [ -e "$HOME/fail-crontab-$d" ]; then echo "crontab: cannot install $1" >&2; exit 1; fi
+cp "$1" "$HOME/crontab-installed"
+`
+
+// afterSwitchFleet is a fleet of n hosts whose switch installs the
+// release's crontab (dirCrontab), puts a staged init script in place
+// (celeryScript) and restarts it, and whose app's restart logs where
+// current points and fails while $HOME/fail-restart-<dir> exists.
+func afterSwitchFleet(t *testing.T, n int, path string) (*testFleet, *release.Fleet) {
+	t.Helper()
+	f := newTestFleet(t, n, path)
+	f.opts.Requirements = nil
+	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
+	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	const initScript = "init.d/celeryd"
+	f.opts.Services = []string{initScript}
+	f.opts.Staged = []string{initScript}
+	for _, home := range f.homes {
+		os.Mkdir(filepath.Join(home, "init.d"), 0o755)
+	}
+	fl := f.fleet()
+	fl.PerHost = func(ctx context.Context, p *release.Prepared) error {
+		return p.Host.Upload(ctx, sshx.File{Path: release.StagedPath(initScript, p.Host.Name()), Mode: 0o755}, strings.NewReader(celeryScript(p.Target.Name)))
+	}
+	return f, fl
+}
+
+func (f *testFleet) lastCelery(t *testing.T, i int) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(f.homes[i], "celery.log"))), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestSwitchBackKeepsThePreviousReleaseWhenAnUndoFails(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab}))
+	ctx := context.Background()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2's app does not restart with b, so h1, which switched, is switched
+	// back; there a's crontab cannot be installed again.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[0], "fail-crontab-a"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	var split *release.SplitError
+	if !errors.As(err, &split) || split.ExitStatus() != 77 {
+		t.Fatalf("err = %v, want a SplitError", err)
+	}
+	for _, want := range []string{
+		"THE FLEET IS NOT WHOLE",
+		"h1: v0.1.0 in a (the previous release: switched back, but not every after-switch step was undone: reinstalling the crontab of a for deploy failed",
+		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)",
+		"mage env:development deploy:tag v0.1.0",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "THE FLEET IS SPLIT") || strings.Contains(err.Error(), "the new release") {
+		t.Errorf("error claims a host serves the new release:\n%v", err)
+	}
+	// h1 stays on a, restarted once with it; the undo went on past the
+	// crontab: its previous init script is back and restarted with a.
+	f.assertAll(t, "after a failed undo", "a", v1.SHA)
+	if got := readFile(t, filepath.Join(f.homes[0], "restarts")); got != "a\nb\na\n" {
+		t.Errorf("h1 restarts = %q, want a, b, a", got)
+	}
+	if got := readFile(t, filepath.Join(f.homes[0], "init.d", "celeryd")); got != celeryScript("v0.1.0") {
+		t.Errorf("h1 init script = %q, want v0.1.0's", got)
+	}
+	if got := f.lastCelery(t, 0); got != "restart v0.1.0 a" {
+		t.Errorf("h1 celery.log ends with %q", got)
+	}
+	// What could not be undone is what the report says.
+	if got := readFile(t, filepath.Join(f.homes[0], "crontab-installed")); got != "# v0.2.0\n" {
+		t.Errorf("h1 crontab = %q", got)
+	}
+}
+
+// slowRestart is an app restart that logs where current points; the first
+// restart with dir D hangs while $HOME/hang-D exists, later ones take 2
+// seconds while $HOME/slow-D exists. Each logs into $HOME/unlocked a
+// restart that ended while the host had no deploy lock.
+const slowRestart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"
+if [ -e "$HOME/hang-$cur" ]; then rm -f "$HOME/hang-$cur"; sleep 30; fi
+if [ -e "$HOME/slow-$cur" ]; then sleep 2; fi
+[ -d "$HOME/app/releases/.lock" ] || echo "$cur" >> "$HOME/unlocked"
+[ ! -e "$HOME/fail-restart-$cur" ]`
+
+// waitUnlocked waits until host i has no deploy lock.
+func (f *testFleet) waitUnlocked(t *testing.T, i int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h%d still locked", i+1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestInterruptedSwitchBackGoesOnToThePreviousRelease(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab}))
+	f.opts.Restart = slowRestart
+	fl.SwitchTimeout = 3 * time.Second
+	ctx := context.Background()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2's app does not restart with b; switching h1 back, its app hangs
+	// restarting with a, and the run stops waiting.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[0], "hang-a"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[0], "slow-a"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	var split *release.SplitError
+	if !errors.As(err, &split) || !strings.Contains(err.Error(), "h1: unknown: switching back failed") {
+		t.Fatalf("err = %v, want a SplitError naming h1 unknown", err)
+	}
+	// h1 finishes switching back by itself, holding the lock meanwhile.
+	f.waitUnlocked(t, 0)
+	f.assertAll(t, "after the interrupted switch back", "a", v1.SHA)
+	if got := readFile(t, filepath.Join(f.homes[0], "restarts")); got != "a\nb\na\na\n" {
+		t.Errorf("h1 restarts = %q, want a, b, a, a", got)
+	}
+	if got := readFile(t, filepath.Join(f.homes[0], "unlocked")); got != "" {
+		t.Errorf("h1 restarted with %q while unlocked", got)
+	}
+	if got := readFile(t, filepath.Join(f.homes[0], "crontab-installed")); got != "# v0.1.0\n" {
+		t.Errorf("h1 crontab = %q, want v0.1.0's", got)
+	}
+	if got := readFile(t, filepath.Join(f.homes[0], "init.d", "celeryd")); got != celeryScript("v0.1.0") {
+		t.Errorf("h1 init script = %q, want v0.1.0's", got)
+	}
+	if got := f.lastCelery(t, 0); got != "restart v0.1.0 a" {
+		t.Errorf("h1 celery.log ends with %q", got)
 	}
 }
