@@ -255,7 +255,15 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 	}
 	f.unlockAll(failedHosts)
 	if len(switched) == 0 {
-		return nil, fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
+		whole := true
+		for _, p := range failed {
+			_, w, _ := hostServing(err, p)
+			whole = whole && w
+		}
+		if whole {
+			return nil, fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
+		}
+		return nil, f.splitReport("the switch failed on every host", err, nil, nil, failed)
 	}
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched))
 	comp := f.compensate(switched)

@@ -504,13 +504,15 @@ undo_failed= down=
 	// back REASON NOTE: put the host back on prev (or, with no prev, fail).
 	switch {
 	case canGoBack && mode == forward:
-		undo := undoAfterSwitchScript(o, host, prev, func(msg string) string {
-			return `{ printf 'magefab:error %s\n' ` + sshx.Quote(msg) + `; exit ` + fmt.Sprint(exitCompFail) + `; }`
-		})
+		// The undo goes on past a step that fails; the exit status says
+		// whether the app restarted with prev (exitCompFail if not), and
+		// then whether every step was undone (exitUndoFail if not).
 		b.WriteString(`back() {
   printf 'magefab:error %s; switched back to %s\n' "$1" ` + sshx.Quote(prev) + `
-  ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; exit ` + fmt.Sprint(exitCompFail) + `; fi
-` + indent(undo, "  ") + `  exit ` + fmt.Sprint(exitRestartFail) + `
+  ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; down=1; fi
+` + indent(undoAfterSwitchScript(o, host, prev, recordFailure), "  ") + `  [ -z "$down" ] || exit ` + fmt.Sprint(exitCompFail) + `
+  [ -z "$undo_failed" ] || exit ` + fmt.Sprint(exitUndoFail) + `
+  exit ` + fmt.Sprint(exitRestartFail) + `
 }
 `)
 	case canGoBack:

@@ -601,3 +601,41 @@ func TestInterruptedSwitchBackGoesOnToThePreviousRelease(t *testing.T) {
 		t.Errorf("h1 celery.log ends with %q", got)
 	}
 }
+
+func TestAfterSwitchUndoFailureIsNotReportedAsARestartFailure(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab}))
+	ctx := context.Background()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2's celery fails with v0.2.0; switching h2 back, a's crontab cannot
+	// be installed again.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[1], "fail-crontab-a"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	var se *release.SwitchError
+	if !errors.As(err, &se) || se.Host != "h2" || se.Serving != "a" || se.Down || !se.Incomplete {
+		t.Fatalf("err = %v, SwitchError %+v", err, se)
+	}
+	if strings.Contains(err.Error(), "did not restart") {
+		t.Errorf("the app restarted, yet the error says it did not:\n%v", err)
+	}
+	var split *release.SplitError
+	for _, want := range []string{"h2 serves the release in a again, but not every after-switch step was undone",
+		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back, but not every after-switch step was undone: restarting init.d/celeryd failed; switched back to a; reinstalling the crontab of a for deploy failed"} {
+		if !strings.Contains(err.Error(), want) || !errors.As(err, &split) {
+			t.Errorf("error lacks %q or is no SplitError:\n%v", want, err)
+		}
+	}
+	f.assertAll(t, "after a failed undo", "a", v1.SHA)
+	// The undo went on past the crontab.
+	if got := readFile(t, filepath.Join(f.homes[1], "init.d", "celeryd")); got != celeryScript("v0.1.0") {
+		t.Errorf("h2 init script = %q, want v0.1.0's", got)
+	}
+	if got := f.lastCelery(t, 1); got != "restart v0.1.0 a" {
+		t.Errorf("h2 celery.log ends with %q", got)
+	}
+}
