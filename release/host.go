@@ -538,7 +538,7 @@ undo_failed= down=
 	// and switches the other hosts back too), restarts and undoes what the
 	// after-switch steps did; backward, it goes on switching back to dir:
 	// it restarts and undoes the after-switch steps. Then it releases the
-	// lock, which it marks as its own meanwhile (the file detached in it): no
+	// lock, which it marks as its own meanwhile (see detachedAlive): no
 	// other script removes it while it runs. The trap waits until the
 	// detached script has written its mark, and so has left the session's
 	// process group, which may be killed once the script exits.
@@ -787,11 +787,15 @@ func (e *SwitchError) Error() string {
 func (e *SwitchError) Unwrap() error { return e.Err }
 
 // Unlock releases this run's lock on h, if it still holds it, and removes
-// the staged files (Options.Staged) that no switch put in place.
+// the staged files (Options.Staged) that no switch put in place. A lock
+// that the detached part of an interrupted switch holds stays: that
+// script releases it when it is done.
 func Unlock(ctx context.Context, h sshx.Host, o *Options) error {
 	script := prelude(o.Layout) + `lock="$root/.lock" id=
-[ -f "$lock/id" ] && read -r id < "$lock/id"
-if [ "$id" = ` + sshx.Quote(o.RunID) + ` ]; then
+` + detachedAlive + `[ -f "$lock/id" ] && read -r id < "$lock/id"
+if [ "$id" = ` + sshx.Quote(o.RunID) + ` ] && detached_alive; then
+  step "a switch interrupted here is still finishing by itself: it releases the lock when done"
+elif [ "$id" = ` + sshx.Quote(o.RunID) + ` ]; then
 ` + indent(discardStagedScript(o, h.Name()), "  ") + `  rm -rf "$lock" && res "unlocked"
 fi
 `

@@ -101,10 +101,23 @@ func orphaned(holder string) bool {
 	return syscall.Kill(n, 0) == syscall.ESRCH
 }
 
-// unlockIDScript removes the lock if it still has the given id.
+// detachedAlive defines detached_alive, which succeeds while the lock at
+// $lock belongs to a switch script's detached part (see switchParts): the
+// file detached in the lock holds its process id, and that process runs.
+// An empty file is the mark the trap leaves before the detached script
+// writes its id: it counts for a minute.
+const detachedAlive = `detached_alive() {
+  dp=; [ -f "$lock/detached" ] || return 1
+  read -r dp < "$lock/detached" || true
+  if [ -z "$dp" ]; then [ -n "$(find "$lock/detached" -mmin -1 2>/dev/null)" ]; else kill -0 "$dp" 2>/dev/null; fi
+}
+`
+
+// unlockIDScript removes the lock if it still has the given id, unless a
+// detached switch script holds it.
 func unlockIDScript(id string) string {
 	return `lock="$root/.lock"
-if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(id) + ` ]; then rm -rf "$lock" && step "removed an orphaned lock"; fi
+` + detachedAlive + `if [ "$(cat "$lock/id" 2>/dev/null)" = ` + sshx.Quote(id) + ` ] && ! detached_alive; then rm -rf "$lock" && step "removed an orphaned lock"; fi
 `
 }
 

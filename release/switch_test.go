@@ -539,12 +539,26 @@ func TestSwitchBackKeepsThePreviousReleaseWhenAnUndoFails(t *testing.T) {
 // slowRestart is an app restart that logs where current points; the first
 // restart with dir D hangs while $HOME/hang-D exists, later ones take 2
 // seconds while $HOME/slow-D exists. Each logs into $HOME/unlocked a
-// restart that ended while the host had no deploy lock.
+// restart that ended while the host had no deploy lock, and into
+// $HOME/restarted each restart that ended.
 const slowRestart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"
 if [ -e "$HOME/hang-$cur" ]; then rm -f "$HOME/hang-$cur"; sleep 30; fi
 if [ -e "$HOME/slow-$cur" ]; then sleep 2; fi
 [ -d "$HOME/app/releases/.lock" ] || echo "$cur" >> "$HOME/unlocked"
+echo "$cur" >> "$HOME/restarted"
 [ ! -e "$HOME/fail-restart-$cur" ]`
+
+// waitRestarted waits until host i has ended n restarts of slowRestart.
+func (f *testFleet) waitRestarted(t *testing.T, i, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(readFile(t, filepath.Join(f.homes[i], "restarted")), "\n") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("h%d ended restarts %q, want %d", i+1, readFile(t, filepath.Join(f.homes[i], "restarted")), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // waitUnlocked waits until host i has no deploy lock.
 func (f *testFleet) waitUnlocked(t *testing.T, i int) {
@@ -584,6 +598,8 @@ func TestInterruptedSwitchBackGoesOnToThePreviousRelease(t *testing.T) {
 	}
 	// h1 finishes switching back by itself, holding the lock meanwhile.
 	f.waitUnlocked(t, 0)
+	// a, b, then a going on by itself (the first a hung and was killed).
+	f.waitRestarted(t, 0, 3)
 	f.assertAll(t, "after the interrupted switch back", "a", v1.SHA)
 	if got := readFile(t, filepath.Join(f.homes[0], "restarts")); got != "a\nb\na\na\n" {
 		t.Errorf("h1 restarts = %q, want a, b, a, a", got)
@@ -637,5 +653,36 @@ func TestAfterSwitchUndoFailureIsNotReportedAsARestartFailure(t *testing.T) {
 	}
 	if got := f.lastCelery(t, 1); got != "restart v0.1.0 a" {
 		t.Errorf("h2 celery.log ends with %q", got)
+	}
+}
+
+func TestTimedOutSwitchKeepsTheLockWhileItGoesBack(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Restart = slowRestart
+	fl := f.fleet()
+	fl.SwitchTimeout = 3 * time.Second
+	v1 := f.tag(t, "v0.1.0")
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	// h2's app hangs restarting with b; going back by itself, it takes 2
+	// seconds to restart with a.
+	os.WriteFile(filepath.Join(f.homes[1], "hang-b"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[1], "slow-a"), nil, 0o644)
+	if _, err := fl.Deploy(ctx, f.tag(t, "v0.2.0")); err == nil || !strings.Contains(err.Error(), "switch timed out") {
+		t.Fatalf("err = %v", err)
+	}
+	f.waitUnlocked(t, 1)
+	// a, then a again going back by itself (b hung and was killed).
+	f.waitRestarted(t, 1, 2)
+	f.assertAll(t, "after the timeout", "a", v1.SHA)
+	if got := readFile(t, filepath.Join(f.homes[1], "restarts")); !strings.HasPrefix(got, "a\nb\na\n") {
+		t.Errorf("h2 restarts = %q", got)
+	}
+	if got := readFile(t, filepath.Join(f.homes[1], "unlocked")); got != "" {
+		t.Errorf("h2 restarted with %q while unlocked", got)
 	}
 }
