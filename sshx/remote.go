@@ -352,6 +352,9 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 		return nil, fmt.Errorf("sshx: %s: %w", r.ep.Name, ctx.Err())
 	}
 	release := sync.OnceFunc(func() { <-r.sem })
+	// closeAgent ends this command's hold on the agent gate, once: when
+	// the session ends, or when a cancelled command is abandoned.
+	closeAgent := func() {}
 	sess, conn, err := r.session(ctx)
 	if err != nil {
 		release()
@@ -367,13 +370,10 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 		// Open the gate before asking: the host may reach for the
 		// agent as soon as the command starts.
 		conn.forwarding.Add(1)
-		prev := release
-		release = sync.OnceFunc(func() {
-			conn.forwarding.Add(-1)
-			prev()
-		})
+		closeAgent = sync.OnceFunc(func() { conn.forwarding.Add(-1) })
 		if err := agent.RequestAgentForwarding(sess); err != nil {
 			sess.Close()
+			closeAgent()
 			release()
 			return nil, fmt.Errorf("sshx: %s: agent forwarding refused by the host: %w", r.ep.Name, err)
 		}
@@ -381,12 +381,14 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 	sess.Stdin, sess.Stdout, sess.Stderr = c.Stdin, stdout, stderr
 	if err := sess.Start(wrap(line)); err != nil {
 		sess.Close()
+		closeAgent()
 		release()
 		return nil, fmt.Errorf("sshx: %s: starting command: %w", r.ep.Name, err)
 	}
-	p := &remoteProc{host: r.ep.Name, sess: sess, conn: conn, done: make(chan error, 1)}
+	p := &remoteProc{host: r.ep.Name, sess: sess, conn: conn, closeAgent: closeAgent, done: make(chan error, 1)}
 	go func() {
 		p.done <- sess.Wait()
+		closeAgent()
 		release()
 	}()
 	return p, nil
@@ -434,7 +436,9 @@ type remoteProc struct {
 	host string
 	sess *ssh.Session
 	conn *sshConn
-	done chan error
+	// closeAgent ends the command's hold on the agent (idempotent).
+	closeAgent func()
+	done       chan error
 }
 
 // cancelGrace is how long a cancelled command has to exit after TERM
@@ -451,6 +455,11 @@ func (p *remoteProc) wait(ctx context.Context) (int, string, error) {
 		case <-p.done:
 		case <-time.After(cancelGrace):
 		}
+		// Closing the session only asks the host to close it: a hung or
+		// hostile host may never answer, and must not keep the agent
+		// until the connection dies. The session's slot is freed when
+		// it really ends.
+		p.closeAgent()
 		p.sess.Close()
 		return 0, "", fmt.Errorf("sshx: %s: command stopped: %w", p.host, ctx.Err())
 	}

@@ -583,6 +583,78 @@ func TestRemoteAgentChannelRightAfterConnect(t *testing.T) {
 	}
 }
 
+// A cancelled forwarding command closes the agent again when the client
+// gives up on it, even if the host never closes the session: a hung or
+// hostile host must not keep the keys until the connection dies.
+func TestRemoteCancelledForwardingClosesAgentOnHungHost(t *testing.T) {
+	t.Parallel()
+	keyring := agent.NewKeyring()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "precious-key"})
+	started, reach := make(chan struct{}), make(chan struct{})
+	answer := make(chan error, 1)
+	srv := sshtest.NewUnstartedServer()
+	srv.Handler = func(e *sshtest.Exec) {
+		close(started)
+		select {
+		case <-reach:
+		case <-e.Context().Done():
+			return
+		}
+		ch, err := e.OpenAgentChannel()
+		if err == nil {
+			ch.Close()
+		}
+		answer <- err
+		<-e.Context().Done()
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	var log syncLog
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: keyring.(agent.ExtendedAgent), Log: &log})
+	t.Cleanup(func() { pool.Close() })
+	r, _ := pool.Host(files.Alias)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := r.Command(ctx, "true")
+	cmd.ForwardAgent = true
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command did not start")
+	}
+	// From now on the host reads nothing the client sends: neither the
+	// TERM nor the close of the session.
+	srv.SetFault(sshtest.FaultDeafConnections)
+	cancel()
+	if err := cmd.Wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+	// The session is still open on the host, which now reaches for the
+	// agent. Its answer is read once the host listens again; let the
+	// client decide first.
+	close(reach)
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(log.String(), "refused the host's request for the agent") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.SetFault(sshtest.FaultNone)
+	var oce *ssh.OpenChannelError
+	select {
+	case err := <-answer:
+		if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited {
+			t.Errorf("the host's agent channel after the cancel got %v, want it prohibited", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer to the host's agent channel")
+	}
+}
+
 func TestRemoteForwardAgentWithoutAgent(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	srv := sshtest.NewServer()

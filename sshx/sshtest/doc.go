@@ -60,7 +60,8 @@
 //
 // [Server.SetFault] switches the server into a failure mode at any time:
 // hanging handshakes, commands that never complete, dropped or frozen
-// connections, or rejected authentication. See [Fault] for the details of each mode and
+// connections, connections the server no longer reads but still sends on,
+// or rejected authentication. See [Fault] for the details of each mode and
 // [Server.Stats] for counters to check what happened.
 //
 // # OpenSSH clients

@@ -68,6 +68,16 @@ const (
 	// Changing the fault to anything else thaws the frozen connections;
 	// closing the server closes them.
 	FaultFreezeConnections
+
+	// FaultDeafConnections stops the server reading from the connections
+	// that are open when it is set, as a host that hangs while still
+	// sending: what the client sends (data, signals, the close of a
+	// session, keepalives, answers to channel opens) is held back unread,
+	// so sessions stay open, while the server and its handlers can still
+	// send, for instance open an agent channel. New connections are served
+	// normally. Changing the fault to anything else lets the server read
+	// what was held back, in order; closing the server closes them.
+	FaultDeafConnections
 )
 
 // String returns the name of the fault, such as "FaultHangHandshake".
@@ -85,6 +95,8 @@ func (f Fault) String() string {
 		return "FaultRejectAuth"
 	case FaultFreezeConnections:
 		return "FaultFreezeConnections"
+	case FaultDeafConnections:
+		return "FaultDeafConnections"
 	}
 	return "Fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -345,7 +357,7 @@ func (s *Server) SetFault(f Fault) {
 	s.fault = f
 	var toClose []net.Conn
 	for _, fc := range s.conns {
-		fc.freeze(f == FaultFreezeConnections)
+		fc.freeze(f == FaultFreezeConnections || f == FaultDeafConnections, f == FaultFreezeConnections)
 	}
 	switch {
 	case f == FaultDropConnections:
@@ -696,40 +708,47 @@ func (s *Server) globalRequests(reqs <-chan *ssh.Request, cs *connState) {
 	}
 }
 
-// freezableConn is a server connection that FaultFreezeConnections can
-// stop: while frozen, reads and writes wait (data already read is held
-// back) until it is thawed or the server closes.
+// freezableConn is a server connection that FaultFreezeConnections and
+// FaultDeafConnections can stop: while frozen, reads (and, for
+// FaultFreezeConnections, writes) wait until it is thawed or the server
+// closes; data already read is held back.
 type freezableConn struct {
 	net.Conn
 	stop <-chan struct{} // closed when the server closes
 
-	mu   sync.Mutex
-	thaw chan struct{} // non-nil while frozen; closed on thaw
+	mu        sync.Mutex
+	readThaw  chan struct{} // non-nil while reads are frozen; closed on thaw
+	writeThaw chan struct{} // non-nil while writes are frozen; closed on thaw
 }
 
-func (f *freezableConn) freeze(on bool) {
+func (f *freezableConn) freeze(reads, writes bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	setFrozen(&f.readThaw, reads)
+	setFrozen(&f.writeThaw, writes)
+}
+
+func setFrozen(thaw *chan struct{}, on bool) {
 	switch {
-	case on && f.thaw == nil:
-		f.thaw = make(chan struct{})
-	case !on && f.thaw != nil:
-		close(f.thaw)
-		f.thaw = nil
+	case on && *thaw == nil:
+		*thaw = make(chan struct{})
+	case !on && *thaw != nil:
+		close(*thaw)
+		*thaw = nil
 	}
 }
 
-// wait returns when the connection is not frozen, or net.ErrClosed when
-// the server closes while it is.
-func (f *freezableConn) wait() error {
+// wait returns when the direction whose thaw channel is at thaw is not
+// frozen, or net.ErrClosed when the server closes while it is.
+func (f *freezableConn) wait(thaw *chan struct{}) error {
 	f.mu.Lock()
-	thaw := f.thaw
+	c := *thaw
 	f.mu.Unlock()
-	if thaw == nil {
+	if c == nil {
 		return nil
 	}
 	select {
-	case <-thaw:
+	case <-c:
 		return nil
 	case <-f.stop:
 		return net.ErrClosed
@@ -737,18 +756,18 @@ func (f *freezableConn) wait() error {
 }
 
 func (f *freezableConn) Read(p []byte) (int, error) {
-	if err := f.wait(); err != nil {
+	if err := f.wait(&f.readThaw); err != nil {
 		return 0, err
 	}
 	n, err := f.Conn.Read(p)
-	if werr := f.wait(); werr != nil {
+	if werr := f.wait(&f.readThaw); werr != nil {
 		return 0, werr
 	}
 	return n, err
 }
 
 func (f *freezableConn) Write(p []byte) (int, error) {
-	if err := f.wait(); err != nil {
+	if err := f.wait(&f.writeThaw); err != nil {
 		return 0, err
 	}
 	return f.Conn.Write(p)

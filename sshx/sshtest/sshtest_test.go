@@ -3,6 +3,7 @@
 package sshtest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -998,6 +999,81 @@ func TestFaultFreezeConnections(t *testing.T) {
 	}
 	if r := run(t, frozen, "echo thawed", ""); r.stdout != "thawed\n" {
 		t.Errorf("after the thaw: %q, %v", r.stdout, r.err)
+	}
+}
+
+func TestFaultDeafConnections(t *testing.T) {
+	t.Parallel()
+	send := make(chan struct{})
+	srv := start(t, func(s *sshtest.Server) {
+		s.Handler = func(e *sshtest.Exec) {
+			if e.Command != "talk" {
+				sshtest.ShellHandler(e)
+				return
+			}
+			<-send
+			fmt.Fprintln(e.Stdout, "sent while deaf")
+			<-e.Context().Done()
+		}
+	})
+	deaf := dial(t, srv, "u")
+	sess, err := deaf.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := sess.StdoutPipe()
+	if err := sess.Start("talk"); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetFault(sshtest.FaultDeafConnections)
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := deaf.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("a deaf connection answered a keepalive (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The server still sends.
+	close(send)
+	line := make(chan string, 1)
+	go func() {
+		b, _ := bufio.NewReader(out).ReadString('\n')
+		line <- b
+	}()
+	select {
+	case got := <-line:
+		if got != "sent while deaf\n" {
+			t.Errorf("output = %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deaf connection sent nothing")
+	}
+	// Closing the session is not seen: the command goes on.
+	sess.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- sess.Wait() }()
+	select {
+	case err := <-exited:
+		t.Fatalf("the session ended while the server was deaf (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// New connections are served.
+	if r := run(t, dial(t, srv, "u"), "echo ok", ""); r.err != nil {
+		t.Errorf("new connection while deaf: %v", r.err)
+	}
+	if got := srv.Fault().String(); got != "FaultDeafConnections" {
+		t.Errorf("Fault().String() = %q", got)
+	}
+	srv.SetFault(sshtest.FaultNone)
+	for _, c := range []chan error{answered, exited} {
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection did not catch up after the fault was cleared")
+		}
 	}
 }
 
