@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,12 +66,16 @@ func (u *uploader) receive() string {
 	return cleanupTraps + "t=$(mktemp " + Quote(u.template) + ") || exit; "
 }
 
+// sizeMismatch begins the install script's complaint that the temporary
+// file does not hold the bytes sent; it is printed once the file is gone.
+const sizeMismatch = "sshx: the host received "
+
 // install is the part of the script that puts "$t" in place if it holds
 // exactly n bytes, and removes it otherwise.
 func (u *uploader) install(n int64) string {
 	size := strconv.FormatInt(n, 10)
 	return "set -- $(wc -c < \"$t\"); " +
-		"[ \"$1\" = " + size + " ] || { rm -f \"$t\"; echo \"sshx: the host received ${1:-no} bytes of " + size + "; the old file is kept\" >&2; exit 1; }; " +
+		"[ \"$1\" = " + size + " ] || { rm -f \"$t\"; echo \"" + sizeMismatch + "${1:-no} bytes of " + size + "; the old file is kept\" >&2; exit 1; }; " +
 		"chmod " + strconv.FormatUint(uint64(u.mode), 8) + " \"$t\" && mv -f \"$t\" " + Quote(u.f.Path) + " || { s=$?; rm -f \"$t\"; exit $s; }"
 }
 
@@ -109,14 +114,20 @@ func (u *uploader) twoSteps(ctx context.Context) error {
 	finish := u.h.Script(ctx, "t="+Quote(tmp)+"; "+u.install(u.src.N()))
 	finish.Sudo = u.f.Sudo
 	err = finish.Run()
-	if err != nil && ctx.Err() != nil {
+	// Unless the host said it found the size wrong (it removed the file
+	// then), the second command may have stopped short of the rename: it
+	// was cancelled, the connection was lost, it did not start. (When the
+	// rename or chmod failed the script removed the file too; removing
+	// it again costs a command, nothing more.)
+	var ee *ExitError
+	if err != nil && !(errors.As(err, &ee) && bytes.Contains(ee.Stderr, []byte(sizeMismatch))) {
 		u.remove(ctx, tmp)
 	}
 	return u.result(err)
 }
 
-// remove removes the temporary file left by a failed first step, also when
-// ctx is done.
+// remove removes the temporary file left by a failed step, on a context of
+// its own with a short timeout: ctx may be done, and the host unreachable.
 func (u *uploader) remove(ctx context.Context, tmp string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

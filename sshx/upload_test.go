@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/magefab/magefab/sshx"
+	"github.com/magefab/magefab/sshx/sshtest"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 // brokenReader gives the first n bytes of data and then fails, as a
@@ -177,6 +180,47 @@ func TestUploadCancelLeavesNoTemporary(t *testing.T) {
 			onlyFile(t, dir, "f")
 		})
 	}
+}
+
+// The second command of a two-step upload is cut off by a lost connection:
+// the temporary file the first one filled is removed all the same.
+func TestUploadLostConnectionInSecondStepLeavesNoTemporary(t *testing.T) {
+	t.Parallel()
+	var dropped atomic.Bool
+	srv := sshtest.NewUnstartedServer()
+	srv.Handler = func(e *sshtest.Exec) {
+		// The second step checks the size and renames; the first makes
+		// the temporary file.
+		second := strings.Contains(e.Command, "wc -c") && !strings.Contains(e.Command, "mktemp")
+		if second && dropped.CompareAndSwap(false, true) {
+			srv.SetFault(sshtest.FaultDropConnections)
+			srv.SetFault(sshtest.FaultNone)
+			return
+		}
+		sshtest.ShellHandler(e)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	files, _ := srv.WriteClientFiles(t.TempDir())
+	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent), ConnectTimeout: 2 * time.Second})
+	t.Cleanup(func() { pool.Close() })
+	r, _ := pool.Host(files.Alias)
+
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "f")
+	os.WriteFile(dst, []byte("old"), 0o644)
+	// Of unknown size: two steps.
+	err := r.Upload(context.Background(), sshx.File{Path: dst}, io.MultiReader(strings.NewReader("new")))
+	if !dropped.Load() {
+		t.Fatalf("the second step never ran (Upload = %v)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Errorf("Upload = %v, want the connection lost", err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "old" {
+		t.Errorf("file = %q, want the old content", got)
+	}
+	onlyFile(t, dir, "f")
 }
 
 func TestUploadReplacesByRename(t *testing.T) {
