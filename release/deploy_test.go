@@ -393,12 +393,16 @@ func TestSwitchTimeoutOnOneHostPutsEveryHostBack(t *testing.T) {
 		t.Fatalf("deploy with a restart hanging on h2: %v", err)
 	}
 	// h2 went back to a by itself when its switch was stopped, restarted
-	// the app with a, and released the lock.
+	// the app with a, and released the lock; then the run, which could not
+	// know what h2 serves, switched it back again (in place).
+	if !strings.Contains(err.Error(), "h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)") {
+		t.Errorf("error does not say h2 serves v0.1.0:\n%v", err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		restarts, _ := os.ReadFile(filepath.Join(f.homes[1], "restarts"))
 		_, locked := os.Stat(filepath.Join(f.root(1), ".lock"))
-		if f.current(t, 1) == "a" && strings.HasSuffix(string(restarts), "b\na\n") && locked != nil {
+		if f.current(t, 1) == "a" && strings.HasSuffix(string(restarts), "b\na\na\n") && locked != nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -235,26 +236,30 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 			return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
 		}
 		f.say("the check failed; switching every host back: %v", verr)
-		if cerr := f.compensate(prepared); cerr != nil {
-			return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil)
+		if cerr := f.compensate(prepared, nil); cerr != nil {
+			return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil, nil)
 		}
 		return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
 	}
-	// Some host failed to switch or restart: put back the ones that did.
-	var switched, failed []*Prepared
+	// Some host failed to switch or restart: put back the ones that did,
+	// and the ones whose switch ended in an unknown state (the connection
+	// dropped, the run stopped waiting, or the script died half way):
+	// switching back is idempotent.
+	var switched, failed, lost []*Prepared
+	var known []sshx.Host
 	for _, r := range res {
-		if r.Err == nil {
-			switched = append(switched, byHost[r.Host.Name()])
-		} else {
-			failed = append(failed, byHost[r.Host.Name()])
+		p := byHost[r.Host.Name()]
+		switch {
+		case r.Err == nil:
+			switched = append(switched, p)
+		case servesUnknown(r.Err):
+			failed, lost = append(failed, p), append(lost, p)
+		default:
+			failed, known = append(failed, p), append(known, p.Host)
 		}
 	}
-	failedHosts := make([]sshx.Host, len(failed))
-	for i, p := range failed {
-		failedHosts[i] = p.Host
-	}
-	f.unlockAll(failedHosts)
-	if len(switched) == 0 {
+	f.unlockAll(known)
+	if len(switched) == 0 && len(lost) == 0 {
 		whole := true
 		for _, p := range failed {
 			_, w, _ := hostServing(err, p)
@@ -263,42 +268,80 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		if whole {
 			return nil, fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
 		}
-		return nil, f.splitReport("the switch failed on every host", err, nil, nil, failed)
+		return nil, f.splitReport("the switch failed on every host", err, nil, nil, failed, nil)
 	}
-	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched))
-	comp := f.compensate(switched)
-	return nil, f.splitReport("the switch failed", err, comp, switched, failed)
+	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched)+len(lost))
+	comp := f.compensate(switched, lost)
+	// A lost host that could not be switched back may still hold this
+	// run's lock (Unlock leaves a lock that a detached switch holds).
+	var stuck []sshx.Host
+	for h := range hostErrors(comp) {
+		for _, p := range lost {
+			if p.Host.Name() == h {
+				stuck = append(stuck, p.Host)
+			}
+		}
+	}
+	f.unlockAll(stuck)
+	return nil, f.splitReport("the switch failed", err, comp, switched, failed, lost)
 }
 
-// compensate switches hosts back to their previous dir and restarts them.
-func (f *Fleet) compensate(hosts []*Prepared) error {
+// servesUnknown says whether a failed switch left its host in an unknown
+// state.
+func servesUnknown(err error) bool {
+	var se *SwitchError
+	return !errors.As(err, &se) || se.Serving == "unknown"
+}
+
+// compensate switches hosts back to their previous dir and restarts them:
+// switched are hosts whose switch went through, lost those whose switch
+// ended in an unknown state.
+func (f *Fleet) compensate(switched, lost []*Prepared) error {
 	ctx := context.Background()
-	hs := make([]sshx.Host, len(hosts))
+	var hs []sshx.Host
 	byHost := map[string]*Prepared{}
-	for i, p := range hosts {
-		hs[i] = p.Host
+	recover := map[string]bool{}
+	for _, p := range switched {
+		hs = append(hs, p.Host)
 		byHost[p.Host.Name()] = p
 	}
+	for _, p := range lost {
+		hs = append(hs, p.Host)
+		byHost[p.Host.Name()] = p
+		recover[p.Host.Name()] = true
+	}
 	_, err := sshx.Each(ctx, hs, f.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
-		defer cancel()
 		p := byHost[h.Name()]
 		if p.Previous == "" {
 			return struct{}{}, fmt.Errorf("nothing to switch back to: this was its first release")
 		}
-		return struct{}{}, switchBack(ctx, h, f.Options, p)
+		// A lost host may have a detached part of its switch still going
+		// back by itself: that is waited for, as long as a switch may take.
+		var wait time.Duration
+		if recover[h.Name()] {
+			wait = f.switchTimeout()
+		}
+		ctx, cancel := context.WithTimeout(ctx, wait+f.switchTimeout())
+		defer cancel()
+		return struct{}{}, switchBack(ctx, h, f.Options, p, recover[h.Name()], wait)
 	})
 	return err
 }
 
 // switchBack takes the lock again, points current back at the previous
 // dir, restarts, undoes the after-switch steps and unlocks: the undo of a
-// switch. Its error is a *SwitchError when the script said what the host
-// serves.
-func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error {
-	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0) +
-		`trap 'rm -rf "$lock"' EXIT
-` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", backward) + `trap - EXIT
+// switch. With recover, the host's switch ended in an unknown state: this
+// run's lock is taken over (a detached part of that switch is waited for,
+// up to wait), and current is never pointed at the new release (see
+// recovery). Its error is a *SwitchError when the script said what the
+// host serves.
+func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared, recover bool, wait time.Duration) error {
+	mode, lock := backward, lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0)
+	if recover {
+		mode, lock = recovery, lockOwnScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, wait)
+	}
+	script := prelude(o.Layout) + lock + `trap 'rm -rf "$lock"' EXIT
+` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", mode) + `trap - EXIT
 `
 	out, err := run(ctx, h, o, script, false)
 	if err == nil {
@@ -308,13 +351,18 @@ func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error
 	if errors.As(err, &ee) && ee.Status == exitLocked {
 		return scriptError(h, "switching back", out, err, o)
 	}
+	// Where a failed restart leaves the host.
+	after := p.Dir
+	if recover || p.Dir == p.Previous {
+		after = p.Previous
+	}
 	se := &SwitchError{Host: h.Name(), Reason: out.failure(err), Serving: "unknown", Err: err}
 	if ee != nil {
 		switch ee.Status {
-		case exitRestartFail: // back on the release it had switched to
-			se.Serving = p.Dir
+		case exitRestartFail:
+			se.Serving = after
 		case exitCompFail:
-			se.Serving, se.Down = p.Dir, true
+			se.Serving, se.Down = after, true
 		case exitUndoFail:
 			se.Serving, se.Incomplete = p.Previous, true
 		}
@@ -326,14 +374,19 @@ func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared) error
 // is what switching back returned), whether it is whole (on its previous
 // release with every after-switch step undone, or at worst with its app
 // down), and whether it is on another release than its previous one (or
-// on an unknown one).
-func afterBack(p *Prepared, err error) (s HostServing, whole, off bool) {
+// on an unknown one). lost says that its own switch had failed, leaving it
+// in an unknown state; runID is the run's (see Options.RunID).
+func afterBack(p *Prepared, err error, lost bool, runID string) (s HostServing, whole, off bool) {
 	host := p.Host.Name()
+	how := "the previous release: switched back"
+	if lost {
+		how = "the previous release: its switch failed and it was switched back"
+	}
 	previous := func(note string) HostServing {
 		return HostServing{Host: host, Release: p.Was.Name, Dir: p.Previous, Note: note}
 	}
 	if err == nil {
-		return previous("the previous release: switched back"), true, false
+		return previous(how), true, false
 	}
 	var se *SwitchError
 	if errors.As(err, &se) {
@@ -341,13 +394,20 @@ func afterBack(p *Prepared, err error) (s HostServing, whole, off bool) {
 		case se.Serving == "unknown":
 			return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %s (check with deploy:status)", se.Reason)}, false, true
 		case se.Serving == p.Previous && se.Incomplete:
-			return previous("the previous release: switched back, but not every after-switch step was undone: " + se.Reason), false, false
+			return previous(how + ", but not every after-switch step was undone: " + se.Reason), false, false
 		case se.Serving == p.Previous && se.Down:
-			return previous("the previous release: switched back, but the app did not restart: " + se.Reason), true, false
+			return previous(how + ", but the app did not restart: " + se.Reason), true, false
 		case se.Serving == p.Previous:
-			return previous("the previous release: switched back"), true, false
+			return previous(how), true, false
 		}
 		return HostServing{Host: host, Release: p.Target.Name, Dir: p.Dir, Note: "the new release: switching back failed: " + se.Reason}, false, true
+	}
+	var le *LockedError
+	if lost && errors.As(err, &le) && le.id == runID {
+		return HostServing{Host: host, Note: "unknown: its switch was stopped, and it is still switching back by itself (check with deploy:status)"}, false, true
+	}
+	if lost {
+		return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %v (check with deploy:status)", err)}, false, true
 	}
 	return HostServing{Host: host, Release: p.Target.Name, Dir: p.Dir, Note: fmt.Sprintf("the new release: switching back failed: %v", err)}, false, true
 }
@@ -355,20 +415,25 @@ func afterBack(p *Prepared, err error) (s HostServing, whole, off bool) {
 // splitReport says exactly which host serves what after a failed switch
 // (what: "the switch failed"): switched are the hosts that had switched
 // (compErr tells which of them could not be switched back), failed those
-// whose switch failed (cause tells what each serves). If some host is not
+// whose switch failed (cause tells what each serves), lost those of them
+// whose switch ended in an unknown state and that were switched back too
+// (compErr tells which could not be). If some host is not
 // whole (on another release than before, or with an after-switch step not
 // undone), the error is a *SplitError.
-func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed []*Prepared) error {
+func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed, lost []*Prepared) error {
 	compFailed := hostErrors(compErr)
 	var serving []HostServing
 	whole, off := true, false
 	for _, p := range switched {
-		s, w, o := afterBack(p, compFailed[p.Host.Name()])
+		s, w, o := afterBack(p, compFailed[p.Host.Name()], false, f.Options.RunID)
 		serving = append(serving, s)
 		whole, off = whole && w, off || o
 	}
 	for _, p := range failed {
 		s, w, o := hostServing(cause, p)
+		if slices.Contains(lost, p) {
+			s, w, o = afterBack(p, compFailed[p.Host.Name()], true, f.Options.RunID)
+		}
 		serving = append(serving, s)
 		whole, off = whole && w, off || o
 	}
@@ -495,15 +560,15 @@ func hostServing(err error, p *Prepared) (s HostServing, whole, off bool) {
 	host := p.Host.Name()
 	herr, ok := hostErrors(err)[host]
 	if !ok {
-		return HostServing{Host: host, Note: "unknown"}, true, false
+		return HostServing{Host: host, Note: "unknown"}, false, true
 	}
 	var se *SwitchError
 	if !errors.As(herr, &se) {
-		return HostServing{Host: host, Note: "unknown: " + herr.Error()}, true, false
+		return HostServing{Host: host, Note: "unknown: " + herr.Error()}, false, true
 	}
 	switch {
 	case se.Serving == "unknown":
-		return HostServing{Host: host, Note: "unknown (check with deploy:status)"}, true, false
+		return HostServing{Host: host, Note: "unknown (check with deploy:status)"}, false, true
 	case se.Down:
 		return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but the app did not restart"}, true, false
 	case se.Incomplete:

@@ -442,6 +442,11 @@ const (
 	// backward puts a host whose switch went through back on its
 	// previous release: every after-switch step is undone.
 	backward
+	// recovery puts a host whose switch ended in an unknown state on its
+	// previous release, like backward, whatever the switch got to: it
+	// never points current at prev, and puts the staged files' kept
+	// versions back only if current points at prev when it starts.
+	recovery
 )
 
 // switchScript points current at dir atomically (a new link renamed over
@@ -460,7 +465,9 @@ const (
 // with dir, the host returns to prev, whose after-switch steps are still
 // in place. A step that cannot be undone does not move the host again: the
 // other steps are still undone, and the script exits with exitUndoFail,
-// dir live.
+// dir live. With prev equal to dir (a redeploy switched back), and in
+// recovery mode, a failed restart also leaves dir live: the undo goes on,
+// and the script exits with exitCompFail.
 func switchScript(o *Options, host, dir, prev string, t, was Target, what string, mode switchMode) string {
 	s, _, _ := switchParts(o, host, dir, prev, t, was, what, mode)
 	return s
@@ -480,7 +487,11 @@ func switchParts(o *Options, host, dir, prev string, t, was Target, what string,
 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quote(o.Owner) + ` ` + sshx.Quote(t.Name) + ` ` + sshx.Quote(t.SHA) + ` ` + sshx.Quote(to) + ` ` + note + ` >> "$root/revisions.log"
 `
 	}
-	canGoBack := prev != "" && prev != dir
+	// flip: a failed restart (or, forward, a failed after-switch step)
+	// points current at prev. Otherwise a switch back (or a recovery)
+	// keeps dir live whatever fails, and a forward switch with nowhere to
+	// go fails.
+	flip := prev != "" && prev != dir && mode != recovery
 	// The dir whose after-switch steps an undo restores.
 	undoDir := dir
 	if mode == forward {
@@ -492,10 +503,35 @@ printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quot
 [ -d "$root/"` + sshx.Quote(dir) + `/.git ] || die "release dir ` + sshx.Embed(dir) + ` is missing"
 undo_failed= down=
 `)
-	if mode == forward {
+	switch mode {
+	case forward:
 		b.WriteString(afterSwitchFlags(o, "") + "\n")
-	} else {
+		// A version of a staged file kept aside by an earlier switch goes
+		// now: a kept file is then always the one this switch replaced.
+		for _, f := range o.Staged {
+			a := sshx.Quote(asidePath(f, host))
+			b.WriteString(`if [ -e ` + a + ` ]; then ` + o.sudo() + `rm -f ` + a + ` || die ` + sshx.Quote("cannot remove "+asidePath(f, host)+", kept by an earlier switch") + `; fi
+`)
+		}
+	case backward:
 		b.WriteString(afterSwitchFlags(o, "1") + "\n")
+	case recovery:
+		// The staged files are put back only if current points at prev:
+		// then the switch to prev went through, and their kept versions
+		// are the ones it replaced. Otherwise it never got there, or went
+		// back already.
+		b.WriteString("full=\n")
+		if prev != "" && prev != dir {
+			b.WriteString(`cur0=$(readlink "$root/"` + sshx.Quote(l.Current) + ` 2>/dev/null || true); [ "${cur0##*/}" = ` + sshx.Quote(prev) + ` ] && full=1
+`)
+		}
+		flags := strings.Fields(afterSwitchFlags(o, "1"))
+		for i, v := range flags {
+			if strings.HasPrefix(v, "did_f") {
+				flags[i] = strings.TrimSuffix(v, "1") + "$full"
+			}
+		}
+		b.WriteString(strings.Join(flags, " ") + "\n")
 	}
 	// recordFailure reports a step that could not be undone, and goes on.
 	recordFailure := func(msg string) string {
@@ -503,7 +539,7 @@ undo_failed= down=
 	}
 	// back REASON NOTE: put the host back on prev (or, with no prev, fail).
 	switch {
-	case canGoBack && mode == forward:
+	case flip && mode == forward:
 		// The undo goes on past a step that fails; the exit status says
 		// whether the app restarted with prev (exitCompFail if not), and
 		// then whether every step was undone (exitUndoFail if not).
@@ -515,7 +551,7 @@ undo_failed= down=
   exit ` + fmt.Sprint(exitRestartFail) + `
 }
 `)
-	case canGoBack:
+	case flip:
 		// A switch back whose restart fails returns to the release the
 		// host switched to: nothing of its after-switch steps was undone
 		// yet, so nothing is left to undo on an interruption either.
@@ -527,8 +563,13 @@ undo_failed= down=
   exit ` + fmt.Sprint(exitRestartFail) + `
 }
 `)
-	default:
+	case mode == forward:
 		b.WriteString("back() { die \"$1\"; }\n")
+	default:
+		// Switching back in place: a failed restart leaves dir live, and
+		// the undo goes on.
+		b.WriteString(`back() { printf 'magefab:error %s\n' "$1"; down=1; }
+`)
 	}
 	b.WriteString(link(dir, t, sshx.Quote(what)))
 	// Stopped between the switch and the end of the after-switch steps (the
@@ -542,7 +583,7 @@ undo_failed= down=
 	// other script removes it while it runs. The trap waits until the
 	// detached script has written its mark, and so has left the session's
 	// process group, which may be killed once the script exits.
-	if canGoBack {
+	if flip || mode != forward {
 		detached = `step() { :; }
 id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
 [ "$id" = ` + sshx.Quote(o.RunID) + ` ] && echo $$ > "$root/.lock/detached"
@@ -570,7 +611,8 @@ exit 143`
 	b.WriteString("trap - TERM INT HUP PIPE\n")
 	b.WriteString(unlockScript(o.RunID))
 	if mode != forward {
-		b.WriteString(`[ -z "$undo_failed" ] || exit ` + fmt.Sprint(exitUndoFail) + "\n")
+		b.WriteString(`[ -z "$down" ] || exit ` + fmt.Sprint(exitCompFail) + `
+[ -z "$undo_failed" ] || exit ` + fmt.Sprint(exitUndoFail) + "\n")
 	}
 	return b.String(), trapBody, detached
 }

@@ -50,7 +50,25 @@ func lockScript(runID, owner string, wait time.Duration) string {
 // lockReleaseScript is lockScript for a deploy: the lock also names the
 // release being deployed.
 func lockReleaseScript(runID, owner, release string, wait time.Duration) string {
+	return lockScriptWith(runID, owner, release, wait, false)
+}
+
+// lockOwnScript is lockScript for a run that may still hold the lock
+// from a script that ended in an unknown state: a lock of this run is
+// taken over, unless the detached part of an interrupted switch holds it
+// (see detachedAlive); that is waited for like any held lock.
+func lockOwnScript(runID, owner string, wait time.Duration) string {
+	return lockScriptWith(runID, owner, "", wait, true)
+}
+
+func lockScriptWith(runID, owner, release string, wait time.Duration, takeOver bool) string {
 	holder := localHolder()
+	own := ""
+	if takeOver {
+		own = `  id=; [ -f "$lock/id" ] && read -r id < "$lock/id"
+  if [ "$id" = ` + sshx.Quote(runID) + ` ] && ! detached_alive; then rm -rf "$lock" && continue; fi
+`
+	}
 	field := func(name string, n int) string {
 		return `"$(head -c ` + fmt.Sprint(n) + ` "$lock/` + name + `" 2>/dev/null | tr '\t\n' '  ')"`
 	}
@@ -59,9 +77,9 @@ func lockReleaseScript(runID, owner, release string, wait time.Duration) string 
 		rel = ` && printf '%s\n' ` + sshx.Quote(release) + ` > "$lock/release"`
 	}
 	return `lock="$root/.lock" deadline=
-while ! mkdir "$lock" 2>/dev/null; do
+` + detachedAlive + `while ! mkdir "$lock" 2>/dev/null; do
   [ -d "$root" ] || die "$root does not exist"
-  [ -n "$deadline" ] || deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
+` + own + `  [ -n "$deadline" ] || deadline=$(( $(date +%s) + ` + fmt.Sprint(int(wait.Seconds())) + ` ))
   if [ "$(date +%s)" -ge "$deadline" ]; then
     ` + lockSince + `
     printf 'magefab:locked\t%s\t%s\t%s\t%s\t%s\n' "$since" ` + field("owner", 500) + ` ` + field("holder", 200) + ` ` + field("id", 100) + ` ` + field("release", 200) + `

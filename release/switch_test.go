@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -684,5 +685,104 @@ func TestTimedOutSwitchKeepsTheLockWhileItGoesBack(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(f.homes[1], "unlocked")); got != "" {
 		t.Errorf("h2 restarted with %q while unlocked", got)
+	}
+}
+
+// failingMv is an mv that cannot rename current.tmp over current while it
+// points to dir D and $HOME/fail-mv-D exists (only once if
+// $HOME/fail-mv-once exists too): a switch to D fails half way.
+func failingMv(t *testing.T) string {
+	t.Helper()
+	mv, err := exec.LookPath("mv")
+	if err != nil {
+		t.Skip("no mv")
+	}
+	return `#!/bin/sh
+if [ "$1" = -T ]; then
+  to=$(readlink "$2")
+  if [ -e "$HOME/fail-mv-$to" ]; then
+    [ -e "$HOME/fail-mv-once" ] && rm -f "$HOME/fail-mv-$to"
+    echo "mv: cannot move $2" >&2; exit 1
+  fi
+fi
+exec ` + mv + ` "$@"
+`
+}
+
+func TestLostSwitchIsSwitchedBack(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab, "mv": failingMv(t)}))
+	ctx := context.Background()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2's celery fails with v0.2.0, and going back to a dies once: what
+	// h2 serves is unknown when its switch ends.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[1], "fail-mv-a"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[1], "fail-mv-once"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	if err == nil {
+		t.Fatal("deploy succeeded")
+	}
+	var split *release.SplitError
+	if errors.As(err, &split) {
+		t.Errorf("every host is back on v0.1.0, yet the error is a SplitError:\n%v", err)
+	}
+	for _, want := range []string{"every host that had switched was switched back",
+		"h1: v0.1.0 in a (the previous release: switched back)", "h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	f.assertAll(t, "after the lost switch", "a", v1.SHA)
+	for i := range f.hosts {
+		if got := readFile(t, filepath.Join(f.homes[i], "init.d", "celeryd")); got != celeryScript("v0.1.0") {
+			t.Errorf("h%d init script = %q, want v0.1.0's", i+1, got)
+		}
+		if got := f.lastCelery(t, i); got != "restart v0.1.0 a" {
+			t.Errorf("h%d celery.log ends with %q", i+1, got)
+		}
+		if got := readFile(t, filepath.Join(f.homes[i], "crontab-installed")); got != "# v0.1.0\n" {
+			t.Errorf("h%d crontab = %q, want v0.1.0's", i+1, got)
+		}
+	}
+}
+
+func TestLostSwitchThatCannotBeSwitchedBackSplitsTheFleet(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab, "mv": failingMv(t)}))
+	ctx := context.Background()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// h2's celery fails with v0.2.0, and h2 cannot go back to a at all.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
+	os.WriteFile(filepath.Join(f.homes[1], "fail-mv-a"), nil, 0o644)
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	_, err := fl.Deploy(ctx, v2)
+	var split *release.SplitError
+	if !errors.As(err, &split) || split.ExitStatus() != 77 {
+		t.Fatalf("err = %v, want a SplitError", err)
+	}
+	for _, want := range []string{"THE FLEET IS SPLIT", "h1: v0.1.0 in a (the previous release: switched back)",
+		"h2: unknown: switching back failed: cannot switch current to a", "mage env:development deploy:tag v0.1.0"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "the fleet serves the previous release") {
+		t.Errorf("error claims the fleet is whole:\n%v", err)
+	}
+	if got := f.current(t, 1); got != "b" {
+		t.Errorf("h2 current -> %q", got)
+	}
+	for i := range f.hosts {
+		if _, err := os.Stat(filepath.Join(f.root(i), ".lock")); err == nil {
+			t.Errorf("h%d left locked", i+1)
+		}
 	}
 }
