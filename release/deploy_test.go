@@ -690,3 +690,64 @@ func TestOrphanedLockOfADeadLocalRunIsTakenOver(t *testing.T) {
 		t.Errorf("the takeover was not reported:\n%s", f.out.String())
 	}
 }
+
+func TestRollbackRefusesAReleaseThatNeverWentLive(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, "")
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	fl := f.fleet()
+	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
+	for _, v := range []release.Target{v1, v2} {
+		if _, err := fl.Deploy(ctx, v); err != nil {
+			t.Fatalf("%v\n%s", err, f.out.String())
+		}
+	}
+	refused := func(what string) {
+		t.Helper()
+		const want = "/a holds v0.3.0, which never went live there"
+		const instead = "to go back to v0.1.0, the release live before, deploy it instead: mage env:development deploy:tag v0.1.0"
+		_, err := fl.Rollback(ctx)
+		if !errors.Is(err, release.ErrNoPreviousRelease) || !strings.Contains(err.Error(), "no host was rolled back") || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), instead) {
+			t.Errorf("%s: rollback: %v", what, err)
+		}
+		plans, err := fl.RollbackPlan(ctx)
+		if err == nil || len(plans) != 2 || plans[0].Err == nil || !strings.Contains(plans[0].Err.Error(), want) {
+			t.Errorf("%s: rollback dry run: %v %+v", what, err, plans)
+		}
+		f.assertAll(t, what, "b", v2.SHA)
+	}
+
+	// v0.3.0 is prepared in a on every host, then its migrations fail.
+	v3 := f.tag(t, "v0.3.0")
+	fl.AfterPrepare = func(context.Context, []*release.Prepared) error { return errors.New("migrations failed") }
+	if _, err := fl.Deploy(ctx, v3); err == nil {
+		t.Fatal("deploy succeeded")
+	}
+	fl.AfterPrepare = nil
+	refused("after failed migrations")
+
+	// v0.3.0 switches on h1, but h2's app does not restart with it: both
+	// are switched back, and revisions.log tells so.
+	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-a"), nil, 0o644)
+	if _, err := fl.Deploy(ctx, v3); err == nil {
+		t.Fatal("deploy succeeded")
+	}
+	refused("after a failed switch")
+
+	// Once v0.3.0 went live, rolling back from it is to v0.2.0.
+	os.Remove(filepath.Join(f.homes[1], "fail-restart-a"))
+	if _, err := fl.Deploy(ctx, v3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fl.Rollback(ctx); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	f.assertAll(t, "rollback", "b", v2.SHA)
+	// And from v0.2.0 back to v0.3.0, which was live.
+	if _, err := fl.Rollback(ctx); err != nil {
+		t.Fatalf("second rollback: %v", err)
+	}
+	f.assertAll(t, "second rollback", "a", v3.SHA)
+}

@@ -124,12 +124,16 @@ type DirState struct {
 	Head     string // commit checked out, "" if none
 	Describe string // git describe of it
 	Stamp    string // requirements stamp of its virtualenv, "" if none
+	Live     bool   // revisions.log has a switch to this dir with Head that was not undone
 }
 
 // HostState is what Inspect finds on a host.
 type HostState struct {
 	Current string     // the dir current points to, "" if none
 	Dirs    []DirState // the release dirs that exist
+	// Before is, from revisions.log, the release live before the last
+	// one with another commit (zero if the log names none).
+	Before Target
 }
 
 // Dir returns the state of the named dir.
@@ -147,9 +151,14 @@ func parseState(o *scriptOutput) HostState {
 	if c := o.result("current"); len(c) > 0 {
 		s.Current = c[0]
 	}
+	live := map[string]bool{}
+	if l := o.result("live"); len(l) >= 4 {
+		live[l[0]], live[l[1]] = true, true
+		s.Before = Target{Name: l[2], SHA: l[3]}
+	}
 	for _, f := range o.all("dir") {
 		if len(f) >= 4 {
-			s.Dirs = append(s.Dirs, DirState{Name: f[0], Head: f[1], Describe: f[2], Stamp: f[3]})
+			s.Dirs = append(s.Dirs, DirState{Name: f[0], Head: f[1], Describe: f[2], Stamp: f[3], Live: f[0] != "" && live[f[0]]})
 		}
 	}
 	return s

@@ -62,7 +62,8 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 
 // rollbackTo says where a rollback takes a host in state st: the other
 // release dir, what it holds, and what the host serves now. It fails when
-// there is nothing to go back to.
+// there is nothing to go back to: no other dir, one without a complete
+// virtualenv, or one holding a release that never went live there.
 func rollbackTo(o *Options, st HostState) (other string, back, was Target, err error) {
 	l := o.Layout
 	if st.Current == "" {
@@ -84,6 +85,17 @@ func rollbackTo(o *Options, st HostState) (other string, back, was Target, err e
 			ErrNoPreviousRelease, l.Root(), other, l.Virtualenv)
 	}
 	cur, _ := st.Dir(st.Current)
+	if !d.Live {
+		// A deploy that failed on another host, in its migrations or at a
+		// check before the switch, or whose switch was undone, leaves the
+		// dir prepared with a release that never served.
+		instead := "deploy the release to go back to instead (" + o.command("deploy:tag <tag>") + " or " + o.command("deploy:commit <commit>") + ")"
+		if b := st.Before; b.SHA != "" && b.SHA != cur.Head {
+			instead = fmt.Sprintf("to go back to %s, the release live before, deploy it instead: %s", releaseName(b), o.command(redeployTarget(b)))
+		}
+		return "", Target{}, Target{}, fmt.Errorf("%w: %s/%s holds %s, which never went live there (revisions.log has no switch to it that was not undone: a deploy that did not go through left it prepared); %s",
+			ErrNoPreviousRelease, l.Root(), other, releaseName(Target{Name: d.Describe, SHA: d.Head}), instead)
+	}
 	return other, Target{Name: d.Describe, SHA: d.Head}, Target{Name: cur.Describe, SHA: cur.Head}, nil
 }
 

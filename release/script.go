@@ -158,6 +158,11 @@ if [ "$id" = ` + sshx.Quote(runID) + ` ]; then rm -rf "$lock" && res "unlocked";
 // when describe says so: "all" for every dir, "current" for the live one
 // only.
 //
+// It also tells, from the whole of revisions.log, whether each dir's
+// commit went live there (see liveAwk): a dir prepared by a deploy that
+// never switched, or whose switch was undone, holds a release that never
+// served.
+//
 // It leaves $cur (the live dir's name) and $h0, $h1 (the dirs' commits)
 // for the scripts that follow.
 func inspectScript(l Layout, describe string) string {
@@ -181,9 +186,30 @@ for d in ` + sshx.Join(l.Dirs[0], l.Dirs[1]) + `; do
   fi
   eval "h$i=\$h"; i=$((i + 1))
 done
+if [ -f "$root/revisions.log" ]; then
+  D0=` + sshx.Quote(l.Dirs[0]) + ` H0=$h0 D1=` + sshx.Quote(l.Dirs[1]) + ` H1=$h1 awk -F '\t' '` + liveAwk + `' "$root/revisions.log" 2>/dev/null || true
+fi
 `)
 	return b.String()
 }
+
+// liveAwk reads revisions.log and prints a "live" result: each release
+// dir (D0, D1) whose commit (H0, H1) went live there ("" for one whose
+// commit did not), and the release (name, commit) that was live before the last one
+// with another commit. A line of the log went live unless the next line
+// is a switch back: the switch it logs was undone (its restart or an
+// after-switch step failed, or another host failed and every host was
+// switched back).
+const liveAwk = `function went(d, h, n) {
+  if (h == "") return
+  if (d == ENVIRON["D0"] && h == ENVIRON["H0"]) l0 = 1
+  if (d == ENVIRON["D1"] && h == ENVIRON["H1"]) l1 = 1
+  if (h != lh) { bn = ln; bh = lh }
+  ln = n; lh = h
+}
+NR > 1 && $6 !~ /^switched back/ { went(pd, ph, pn) }
+{ pd = $5; ph = $4; pn = $3 }
+END { if (NR > 0) went(pd, ph, pn); printf "magefab:live\t%s\t%s\t%s\t%s\n", l0 ? ENVIRON["D0"] : "", l1 ? ENVIRON["D1"] : "", bn, bh }`
 
 // scriptOutput parses what a script prints: magefab: lines become results
 // and progress steps, the rest is tool output shown live in verbose mode.
