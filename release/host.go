@@ -433,12 +433,20 @@ func py(o *Options) string { return sshx.Quote(o.Python) }
 // file in the release dir ($use) and the crontab command. A switch that
 // fails there would have to be undone on every host.
 func checkAfterSwitchScript(o *Options) string {
+	return checkCrontabScript(o, "$use", "add it to the release, or change the environment's Crontab", func(msg string) string { return "die " + msg })
+}
+
+// checkCrontabScript checks the crontab file in the release dir named by
+// dir (a shell expansion such as $use) and the crontab command; fail(msg)
+// gives the command that reports a failure, msg being a double-quoted
+// shell word. advice ends the message of a missing file.
+func checkCrontabScript(o *Options, dir, advice string, fail func(msg string) string) string {
 	if o.Crontab == "" {
 		return ""
 	}
 	c := sshx.Embed(o.Crontab)
-	return `[ -f "$root/$use/"` + sshx.Quote(o.Crontab) + ` ] || die "crontab file ` + c + ` is missing from release $use ($root/$use/` + c + `): add it to the release, or change the environment's Crontab"
-command -v crontab >/dev/null 2>&1 || die "the crontab command is not installed on this host (needed to install ` + c + `): install cron"
+	return `[ -f "$root/` + dir + `/"` + sshx.Quote(o.Crontab) + ` ] || ` + fail(`"crontab file `+c+` is missing from release `+dir+` ($root/`+dir+`/`+c+`): `+sshx.Embed(advice)+`"`) + `
+command -v crontab >/dev/null 2>&1 || ` + fail(`"the crontab command is not installed on this host (needed to install `+c+`): install cron"`) + `
 `
 }
 

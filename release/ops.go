@@ -28,7 +28,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
 		defer cancel()
-		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout, "all")
+		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout, "all") + rollbackCheckScript(o)
 		out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
 			out, err := run(ctx, h, o, script, false)
 			if err != nil {
@@ -40,7 +40,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 			return nil, err
 		}
 		st := parseState(out)
-		other, back, was, err := rollbackTo(o, st)
+		other, back, was, err := rollbackTo(o, st, out.result("refused"))
 		if err != nil {
 			return nil, err
 		}
@@ -60,11 +60,30 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	return f.switchAll(ctx, prepared, "rollback")
 }
 
+// rollbackCheckScript checks, after inspectScript, what the after-switch
+// steps of a rollback need in the dir current does not point to (see
+// checkCrontabScript), and reports a failure as a "refused" result.
+func rollbackCheckScript(o *Options) string {
+	if o.Crontab == "" {
+		return ""
+	}
+	l := o.Layout
+	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
+	return `case $cur in ` + a + `) other=` + b + ` ;; ` + b + `) other=` + a + ` ;; *) other= ;; esac
+if [ -n "$other" ] && [ -d "$root/$other/.git" ]; then
+` + indent(checkCrontabScript(o, "$other", "a rollback to it could not install its crontab; deploy a release that has it instead", func(msg string) string {
+		return `printf 'magefab:refused\t%s\n' ` + msg
+	}), "  ") + `fi
+`
+}
+
 // rollbackTo says where a rollback takes a host in state st: the other
 // release dir, what it holds, and what the host serves now. It fails when
 // there is nothing to go back to: no other dir, one without a complete
-// virtualenv, or one holding a release that never went live there.
-func rollbackTo(o *Options, st HostState) (other string, back, was Target, err error) {
+// virtualenv, or one holding a release that never went live there; or
+// when refused (what rollbackCheckScript reported) says why its
+// after-switch steps could not run.
+func rollbackTo(o *Options, st HostState, refused []string) (other string, back, was Target, err error) {
 	l := o.Layout
 	if st.Current == "" {
 		return "", Target{}, Target{}, fmt.Errorf("%w: %s has no %s link: nothing was deployed there", ErrNoPreviousRelease, l.Root(), l.Current)
@@ -95,6 +114,9 @@ func rollbackTo(o *Options, st HostState) (other string, back, was Target, err e
 		}
 		return "", Target{}, Target{}, fmt.Errorf("%w: %s/%s holds %s, which never went live there (revisions.log has no switch to it that was not undone: a deploy that did not go through left it prepared); %s",
 			ErrNoPreviousRelease, l.Root(), other, releaseName(Target{Name: d.Describe, SHA: d.Head}), instead)
+	}
+	if len(refused) > 0 {
+		return "", Target{}, Target{}, fmt.Errorf("%s/%s cannot be rolled back to: %s", l.Root(), other, strings.Join(refused, "; "))
 	}
 	return other, Target{Name: d.Describe, SHA: d.Head}, Target{Name: cur.Describe, SHA: cur.Head}, nil
 }
@@ -194,7 +216,7 @@ func parseLockTime(secs string) time.Time {
 // DryRun inspects every host without changing anything and says what a
 // deploy of t would do there.
 func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
-	return f.plans(ctx, func(h sshx.Host, st HostState) (Plan, error) {
+	return f.plans(ctx, "", func(h sshx.Host, st HostState, _ *scriptOutput) (Plan, error) {
 		return plan(h.Name(), f.Options, st, t), nil
 	})
 }
@@ -209,9 +231,9 @@ func (f *Fleet) RollbackPlan(ctx context.Context) ([]Plan, error) {
 		return nil, errors.New("release: no hosts to roll back")
 	}
 	o := f.Options
-	return f.plans(ctx, func(h sshx.Host, st HostState) (Plan, error) {
+	return f.plans(ctx, rollbackCheckScript(o), func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error) {
 		p := Plan{Host: h.Name(), Current: st.Current}
-		other, back, was, err := rollbackTo(o, st)
+		other, back, was, err := rollbackTo(o, st, out.result("refused"))
 		if err != nil {
 			return p, err
 		}
@@ -223,17 +245,18 @@ func (f *Fleet) RollbackPlan(ctx context.Context) ([]Plan, error) {
 	})
 }
 
-// plans inspects every host in one session each (changing nothing) and
-// makes each host's plan from what it found.
-func (f *Fleet) plans(ctx context.Context, fn func(h sshx.Host, st HostState) (Plan, error)) ([]Plan, error) {
+// plans inspects every host in one session each (changing nothing), with
+// extra run after the inspection, and makes each host's plan from what it
+// found.
+func (f *Fleet) plans(ctx context.Context, extra string, fn func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error)) ([]Plan, error) {
 	o := f.Options
 	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (Plan, error) {
-		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all")+lockStateScript, false)
+		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all")+extra+lockStateScript, false)
 		if err != nil {
 			err = scriptError(h, "inspect", out, err, o)
 			return Plan{Host: h.Name(), Err: err}, err
 		}
-		p, err := fn(h, parseState(out))
+		p, err := fn(h, parseState(out), out)
 		p.Lock, p.LockAt = parseLock(out)
 		p.Err = err
 		return p, err

@@ -786,3 +786,40 @@ func TestLostSwitchThatCannotBeSwitchedBackSplitsTheFleet(t *testing.T) {
 		}
 	}
 }
+
+func TestRollbackToAReleaseWithoutItsCrontabFileIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 2, fakeBin(t, map[string]string{"crontab": fakeCrontab}))
+	ctx := context.Background()
+	f.opts.Requirements = nil
+	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
+	fl := f.fleet()
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
+	for _, v := range []release.Target{v1, v2} {
+		if _, err := fl.Deploy(ctx, v); err != nil {
+			t.Fatalf("%v\n%s", err, f.out.String())
+		}
+	}
+	// The crontab file went from h2's a, the dir a rollback goes to.
+	os.Remove(filepath.Join(f.root(1), "a", "deploy", "crontab"))
+	before := readFile(t, filepath.Join(f.homes[0], "restarts"))
+	const want = "h2: " // then the dir, and why
+	const why = "app/releases/a cannot be rolled back to: crontab file deploy/crontab is missing from release a ("
+	_, err := fl.Rollback(ctx)
+	if err == nil || !strings.Contains(err.Error(), "no host was rolled back") || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), why) ||
+		!strings.Contains(err.Error(), "/app/releases/a/deploy/crontab): a rollback to it could not install its crontab; deploy a release that has it instead") {
+		t.Fatalf("rollback: %v", err)
+	}
+	f.assertAll(t, "after a refused rollback", "b", v2.SHA)
+	if got := readFile(t, filepath.Join(f.homes[0], "restarts")); got != before {
+		t.Errorf("h1 restarted: %q, before %q", got, before)
+	}
+	if got := readFile(t, filepath.Join(f.homes[1], "crontab-installed")); got != "# v0.2.0\n" {
+		t.Errorf("h2 crontab = %q", got)
+	}
+	plans, err := fl.RollbackPlan(ctx)
+	if err == nil || len(plans) != 2 || plans[0].Err != nil || plans[1].Err == nil || !strings.Contains(plans[1].Err.Error(), why) {
+		t.Errorf("dry run: %v %+v", err, plans)
+	}
+}
