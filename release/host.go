@@ -505,10 +505,11 @@ printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ` + sshx.Quot
 `
 	}
 	// flip: a failed restart (or, forward, a failed after-switch step)
-	// points current at prev. Otherwise a switch back (or a recovery)
-	// keeps dir live whatever fails, and a forward switch with nowhere to
-	// go fails.
-	flip := prev != "" && prev != dir && mode != recovery
+	// points current at prev (forward, prev may be dir: a redeploy of the
+	// live dir stays there and undoes its steps). Otherwise a switch back
+	// (or a recovery) keeps dir live whatever fails, and a forward switch
+	// with nowhere to go (a first deploy) fails.
+	flip := prev != "" && (prev != dir || mode == forward) && mode != recovery
 	// The dir whose after-switch steps an undo restores.
 	undoDir := dir
 	if mode == forward {
@@ -560,8 +561,12 @@ undo_failed= down=
 		// The undo goes on past a step that fails; the exit status says
 		// whether the app restarted with prev (exitCompFail if not), and
 		// then whether every step was undone (exitUndoFail if not).
+		back := "switched back to " + prev
+		if prev == dir {
+			back = prev + " stays live"
+		}
 		b.WriteString(`back() {
-  printf 'magefab:error %s; switched back to %s\n' "$1" ` + sshx.Quote(prev) + `
+  printf 'magefab:error %s; %s\n' "$1" ` + sshx.Quote(back) + `
   ` + strings.ReplaceAll(link(prev, was, `"$2"`), "\n", "\n  ") + `if ! ` + restart + ` 2>&1; then printf 'magefab:error %s\n' ` + sshx.Quote("restarting with "+prev+" failed too") + `; down=1; fi
 ` + indent(undoAfterSwitchScript(o, host, prev, recordFailure), "  ") + `  [ -z "$down" ] || exit ` + fmt.Sprint(exitCompFail) + `
   [ -z "$undo_failed" ] || exit ` + fmt.Sprint(exitUndoFail) + `

@@ -823,3 +823,36 @@ func TestRollbackToAReleaseWithoutItsCrontabFileIsRefused(t *testing.T) {
 		t.Errorf("dry run: %v %+v", err, plans)
 	}
 }
+
+func TestRedeployOfTheLiveDirUndoesAFailedAfterSwitchStep(t *testing.T) {
+	t.Parallel()
+	f, fl := afterSwitchFleet(t, 1, fakeBin(t, map[string]string{"crontab": dirCrontab}))
+	ctx := context.Background()
+	const initScript = "init.d/celeryd"
+	label := "v0.1.0"
+	fl.PerHost = func(ctx context.Context, p *release.Prepared) error {
+		return p.Host.Upload(ctx, sshx.File{Path: release.StagedPath(initScript, p.Host.Name()), Mode: 0o755}, strings.NewReader(celeryScript(label)))
+	}
+	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
+	if _, err := fl.Deploy(ctx, v1); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	// The same release again, with a new init script that fails.
+	label = "v0.1.0-new"
+	os.WriteFile(filepath.Join(f.homes[0], "fail-celery-v0.1.0-new"), nil, 0o644)
+	_, err := fl.Deploy(ctx, v1)
+	var se *release.SwitchError
+	if !errors.As(err, &se) || se.Serving != "a" || se.Down || se.Incomplete {
+		t.Fatalf("err = %v, SwitchError %+v", err, se)
+	}
+	if !strings.Contains(err.Error(), "restarting init.d/celeryd failed; a stays live") || strings.Contains(err.Error(), "unknown") {
+		t.Errorf("error:\n%v", err)
+	}
+	f.assertAll(t, "after the failed redeploy", "a", v1.SHA)
+	if got := readFile(t, filepath.Join(f.homes[0], initScript)); got != celeryScript("v0.1.0") {
+		t.Errorf("init script = %q, want the previous one", got)
+	}
+	if got := f.lastCelery(t, 0); got != "restart v0.1.0 a" {
+		t.Errorf("celery.log ends with %q", got)
+	}
+}
