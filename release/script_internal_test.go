@@ -5,15 +5,27 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/magefab/magefab/sshx"
 )
 
 // TestSwitchScriptsParse checks that every variant of the switch script,
 // including those the in-process tests do not run (sudo, several staged
-// files and services), is valid sh.
+// files and services), is valid sh, and so are the parts sh parses only
+// when they run: the body of the trap for an interruption, and the script
+// that trap runs detached with sh -c.
 func TestSwitchScriptsParse(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh")
+	}
+	parse := func(name, what, script string) {
+		t.Helper()
+		cmd := exec.Command("sh", "-n")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %s: sh -n: %v: %s\n%s", name, what, err, out, script)
+		}
 	}
 	layout := Layout{Path: "/var/webapps/five", ReleasesRoot: "releases", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"}
 	for _, sudo := range []bool{false, true} {
@@ -25,14 +37,26 @@ func TestSwitchScriptsParse(t *testing.T) {
 				o.Staged = []string{"/etc/init.d/celeryd-five_PRODUCTION", "/etc/x'y"}
 			}
 			for _, prev := range []string{"", "a", "b"} {
-				for _, mode := range []switchMode{forward, backward} {
+				for _, mode := range []switchMode{forward, backward, recovery} {
 					name := fmt.Sprintf("sudo=%v after=%v prev=%q mode=%v", sudo, after, prev, mode)
-					script := prelude(layout) + switchScript(o, "web1:22", "b", prev, Target{Name: "v2", SHA: "2222"}, Target{Name: "v1", SHA: "1111"}, "deploy", mode) +
-						lockReleaseScript("r1", "me", "v'2", 0) + checkAfterSwitchScript(o) + discardStagedScript(o, "web1")
-					cmd := exec.Command("sh", "-n")
-					cmd.Stdin = strings.NewReader(script)
-					if out, err := cmd.CombinedOutput(); err != nil {
-						t.Errorf("%s: sh -n: %v: %s\n%s", name, err, out, script)
+					script, trapBody, detached := switchParts(o, "web1:22", "b", prev, Target{Name: "v2", SHA: "2222"}, Target{Name: "v1", SHA: "1111"}, "deploy", mode)
+					parse(name, "switch script", prelude(layout)+script+lockReleaseScript("r1", "me", "v'2", 0)+lockOwnScript("r'1", "me", 0)+
+						checkAfterSwitchScript(o)+rollbackCheckScript(o)+discardStagedScript(o, "web1")+unlockIDScript("r'1"))
+					if (prev != "" || mode != forward) != (trapBody != "" && detached != "") {
+						t.Errorf("%s: trap %q, detached %q", name, trapBody, detached)
+					}
+					if trapBody != "" {
+						parse(name, "trap body", trapBody)
+						// The trap as set, quoted, holds the body as it is.
+						if !strings.Contains(script, "trap '"+strings.ReplaceAll(trapBody, "'", `'\''`)+"' TERM INT HUP PIPE\n") {
+							t.Errorf("%s: the trap set does not hold its body", name)
+						}
+					}
+					if detached != "" {
+						parse(name, "detached script", detached)
+						if !strings.Contains(trapBody, "setsid /bin/sh -c "+sshx.Quote(detached)+" ") {
+							t.Errorf("%s: the trap does not run the detached script as it is", name)
+						}
 					}
 				}
 			}
