@@ -170,7 +170,7 @@ func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
 	if r.Err == nil || !strings.Contains(r.Out, "every host that had switched was switched back") {
 		t.Errorf("restart failing on %s:\n%s", f.Hosts[1], r.Out)
 	}
-	for _, want := range []string{f.Hosts[0] + ": the previous release in a (switched back)", f.Hosts[1] + ": the previous release in a (restart failed; switched back)"} {
+	for _, want := range []string{f.Hosts[0] + ": v0.1.0 in a (the previous release: switched back)", f.Hosts[1] + ": v0.1.0 in a (the previous release: its switch failed and it was switched back)"} {
 		if !strings.Contains(r.Out, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.Out)
 		}

@@ -116,7 +116,7 @@ func TestHostHangsDuringTheSwitch(t *testing.T) {
 		t.Fatalf("a host hung in its restart: %v\n%s", err, out.String())
 	}
 	for _, h := range f.Hosts[:2] {
-		if !strings.Contains(out.String(), h+": the previous release in a (switched back)") {
+		if !strings.Contains(out.String(), h+": v0.1.0 in a (the previous release: switched back)") {
 			t.Errorf("%s was not switched back:\n%s", h, out.String())
 		}
 	}
