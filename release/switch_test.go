@@ -65,10 +65,7 @@ func TestCrontabMissingFromTheReleaseIsRefusedInPrepare(t *testing.T) {
 	f.opts.Requirements = nil
 	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
 	fl := f.fleet()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	for i := range f.hosts {
 		if got := readFile(t, filepath.Join(f.homes[i], "crontab-installed")); got != "# v0.1.0\n" {
 			t.Errorf("h%d crontab = %q after the first deploy", i+1, got)
@@ -129,10 +126,7 @@ func TestAfterSwitchFailureOnOneHostPutsBothBack(t *testing.T) {
 	f.opts.Requirements = nil
 	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
 	fl := f.fleet()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2 restarts with v0.2.0, then cannot install its crontab.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-crontab"), nil, 0o644)
 	v2 := f.release(t, "v0.2.0", map[string]string{"deploy/crontab": "# v0.2.0\n"})
@@ -482,6 +476,17 @@ func afterSwitchFleet(t *testing.T, n int, path string) (*testFleet, *release.Fl
 	return f, fl
 }
 
+// deployWithCrontab deploys a new release tag whose crontab names it, and
+// stops the test if that fails.
+func (f *testFleet) deployWithCrontab(t *testing.T, fl *release.Fleet, tag string) release.Target {
+	t.Helper()
+	rel := f.release(t, tag, map[string]string{"deploy/crontab": "# " + tag + "\n"})
+	if _, err := fl.Deploy(context.Background(), rel); err != nil {
+		t.Fatalf("%v\n%s", err, f.out.String())
+	}
+	return rel
+}
+
 func (f *testFleet) lastCelery(t *testing.T, i int) string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(f.homes[i], "celery.log"))), "\n")
@@ -492,10 +497,7 @@ func TestSwitchBackKeepsThePreviousReleaseWhenAnUndoFails(t *testing.T) {
 	t.Parallel()
 	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab}))
 	ctx := context.Background()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2's app does not restart with b, so h1, which switched, is switched
 	// back; there a's crontab cannot be installed again.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
@@ -582,10 +584,7 @@ func TestInterruptedSwitchBackGoesOnToThePreviousRelease(t *testing.T) {
 	f.opts.Restart = slowRestart
 	fl.SwitchTimeout = 3 * time.Second
 	ctx := context.Background()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2's app does not restart with b; switching h1 back, its app hangs
 	// restarting with a, and the run stops waiting.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
@@ -623,10 +622,7 @@ func TestAfterSwitchUndoFailureIsNotReportedAsARestartFailure(t *testing.T) {
 	t.Parallel()
 	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab}))
 	ctx := context.Background()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2's celery fails with v0.2.0; switching h2 back, a's crontab cannot
 	// be installed again.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
@@ -713,10 +709,7 @@ func TestLostSwitchIsSwitchedBack(t *testing.T) {
 	t.Parallel()
 	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab, "mv": failingMv(t)}))
 	ctx := context.Background()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2's celery fails with v0.2.0, and going back to a dies once: what
 	// h2 serves is unknown when its switch ends.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
@@ -755,10 +748,7 @@ func TestLostSwitchThatCannotBeSwitchedBackSplitsTheFleet(t *testing.T) {
 	t.Parallel()
 	f, fl := afterSwitchFleet(t, 2, fakeBin(t, map[string]string{"crontab": dirCrontab, "mv": failingMv(t)}))
 	ctx := context.Background()
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	f.deployWithCrontab(t, fl, "v0.1.0")
 	// h2's celery fails with v0.2.0, and h2 cannot go back to a at all.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-celery-v0.2.0"), nil, 0o644)
 	os.WriteFile(filepath.Join(f.homes[1], "fail-mv-a"), nil, 0o644)
@@ -833,10 +823,7 @@ func TestRedeployOfTheLiveDirUndoesAFailedAfterSwitchStep(t *testing.T) {
 	fl.PerHost = func(ctx context.Context, p *release.Prepared) error {
 		return p.Host.Upload(ctx, sshx.File{Path: release.StagedPath(initScript, p.Host.Name()), Mode: 0o755}, strings.NewReader(celeryScript(label)))
 	}
-	v1 := f.release(t, "v0.1.0", map[string]string{"deploy/crontab": "# v0.1.0\n"})
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	v1 := f.deployWithCrontab(t, fl, "v0.1.0")
 	// The same release again, with a new init script that fails.
 	label = "v0.1.0-new"
 	os.WriteFile(filepath.Join(f.homes[0], "fail-celery-v0.1.0-new"), nil, 0o644)
