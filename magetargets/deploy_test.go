@@ -60,18 +60,26 @@ func wantSameTree(t *testing.T, what string, before, after map[string]string) {
 	}
 }
 
-// deployedTwice is a host project in development whose host h1 holds two
-// releases: the first in a, the second (live) in b. It returns the first
-// release's name and the second commit.
-func deployedTwice(t *testing.T, ctx context.Context) (p *hostProject, first, second string) {
+// deployedOnce is a host project in development (deploy root "app") whose
+// host h1 holds its first commit, deployed with deploy:commit.
+func deployedOnce(t *testing.T, ctx context.Context) *hostProject {
 	t.Helper()
-	p = newHostProject(t)
+	p := newHostProject(t)
 	p.path = "app"
 	configure(t, p.config(p.path))
 	t.Setenv(EnvVar, envDevelopment)
 	if err := (Deploy{}).Commit(ctx, p.head); err != nil {
 		t.Fatalf("first deploy: %v\n%s", err, p.out)
 	}
+	return p
+}
+
+// deployedTwice is a host project in development whose host h1 holds two
+// releases: the first in a, the second (live) in b. It returns the first
+// release's name and the second commit.
+func deployedTwice(t *testing.T, ctx context.Context) (p *hostProject, first, second string) {
+	t.Helper()
+	p = deployedOnce(t, ctx)
 	second = p.commitFiles(t, map[string]string{"later.txt": "later\n"})
 	if err := (Deploy{}).Commit(ctx, second); err != nil {
 		t.Fatalf("second deploy: %v\n%s", err, p.out)
@@ -137,13 +145,7 @@ func TestRollbackDryRun(t *testing.T) {
 // the rollback would fail, per host, and fails as the rollback would.
 func TestRollbackDryRunNothingToRollBackTo(t *testing.T) {
 	ctx := context.Background()
-	p := newHostProject(t)
-	p.path = "app"
-	configure(t, p.config(p.path))
-	t.Setenv(EnvVar, envDevelopment)
-	if err := (Deploy{}).Commit(ctx, p.head); err != nil {
-		t.Fatalf("deploy: %v\n%s", err, p.out)
-	}
+	p := deployedOnce(t, ctx)
 	before := tree(t, p.home)
 	t.Setenv(DryRunVar, "1")
 	err := Deploy{}.Rollback(ctx)
@@ -158,13 +160,7 @@ func TestRollbackDryRunNothingToRollBackTo(t *testing.T) {
 // preview refuse MAGEFAB_DRY_RUN before they touch a host.
 func TestDryRunRefusedWithoutPreview(t *testing.T) {
 	ctx := context.Background()
-	p := newHostProject(t)
-	p.path = "app"
-	configure(t, p.config(p.path))
-	t.Setenv(EnvVar, envDevelopment)
-	if err := (Deploy{}).Commit(ctx, p.head); err != nil {
-		t.Fatalf("deploy: %v\n%s", err, p.out)
-	}
+	p := deployedOnce(t, ctx)
 	// A held lock, which deploy:unlock would remove.
 	lock := filepath.Join(p.home, p.path, "releases", ".lock")
 	if err := os.Mkdir(lock, 0o755); err != nil {

@@ -85,11 +85,12 @@ func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy b
 	if err != nil {
 		return err
 	}
-	extras := len(archives) > 0 || len(r.cfg.PackageInstallScripts) > 0
+	extras := hasExtras(r.cfg, archives)
 	if celery != nil || len(r.cfg.ExtraDeployTasks) > 0 || extras {
 		r.fleet.PerHost = func(ctx context.Context, p *release.Prepared) error {
 			if extras && p.Installed {
-				if err := installExtras(ctx, r.cfg, p.Host, path.Join(p.Root, p.Dir), archives, r.opts.PipInstall); err != nil {
+				dir := path.Join(p.Root, p.Dir)
+				if err := installExtrasIn(ctx, r.cfg, p.Host, dir, path.Join(dir, r.cfg.Virtualenv), archives, r.opts.PipInstall); err != nil {
 					return err
 				}
 			}

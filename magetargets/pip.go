@@ -29,7 +29,7 @@ func (Pip) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	extras := len(archives) > 0 || len(r.cfg.PackageInstallScripts) > 0
+	extras := hasExtras(r.cfg, archives)
 	return r.eachHostWithin(ctx, "pip install", r.cfg.Timeouts.Prepare, func(ctx context.Context, h sshx.Host) error {
 		var extra func(ctx context.Context, dir, venv string) error
 		if extras {
@@ -69,11 +69,6 @@ func (Pip) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range c.PackageInstallScripts {
-		if err := release.ValidateRelPath("PackageInstallScripts", s); err != nil {
-			return err
-		}
-	}
 	archives, extra, err := fetchPrivate(ctx, c, pkgs, stdout)
 	if err != nil {
 		return err
@@ -100,7 +95,7 @@ func (Pip) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if installed && (len(archives) > 0 || len(c.PackageInstallScripts) > 0) {
+	if installed && hasExtras(c, archives) {
 		if err := installExtrasIn(ctx, c, local, c.RootDir, venv, archives, pip); err != nil {
 			return err
 		}

@@ -67,16 +67,16 @@ func fetchPrivate(ctx context.Context, c Config, pkgs []pypkg.Package, log io.Wr
 	return archives, "private:" + hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// installExtras installs private packages and runs the install scripts in a
-// release's virtualenv (dir/<Virtualenv>) on a host that just installed its
-// requirements. On failure the stamp is removed, so that the next deploy
-// installs again.
-func installExtras(ctx context.Context, c Config, h sshx.Host, dir string, archives, pipInstall []string) error {
-	return installExtrasIn(ctx, c, h, dir, path.Join(dir, c.Virtualenv), archives, pipInstall)
+// hasExtras says whether a run installs more than the requirements: the
+// private packages fetched (archives) or the install scripts.
+func hasExtras(c Config, archives []string) bool {
+	return len(archives) > 0 || len(c.PackageInstallScripts) > 0
 }
 
-// installExtrasIn is installExtras into the virtualenv venv: the install
-// scripts run in dir with venv as their first argument.
+// installExtrasIn installs private packages and runs the install scripts
+// (in dir, with venv as their first argument) in the virtualenv venv on a
+// host that just installed its requirements. On failure venv's stamp is
+// removed, so that the next run installs again.
 func installExtrasIn(ctx context.Context, c Config, h sshx.Host, dir, venv string, archives, pipInstall []string) error {
 	err := pypkg.Install(ctx, h, venv, archives, pipInstall)
 	if err == nil && len(c.PackageInstallScripts) > 0 {
@@ -95,11 +95,6 @@ func (r *fleetRun) fetchExtras(ctx context.Context) (archives []string, err erro
 	pkgs, err := privatePackages(r.cfg)
 	if err != nil {
 		return nil, err
-	}
-	for _, s := range r.cfg.PackageInstallScripts {
-		if err := release.ValidateRelPath("PackageInstallScripts", s); err != nil {
-			return nil, err
-		}
 	}
 	if len(pkgs) == 0 {
 		return nil, nil

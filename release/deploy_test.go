@@ -309,9 +309,7 @@ func TestPrepareFailureSwitchesNothing(t *testing.T) {
 	f.opts.Requirements = nil // no pip run: this test is about the fleet
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	os.WriteFile(filepath.Join(f.homes[1], "break-fetch"), nil, 0o644)
 	v2 := f.tag(t, "v0.2.0")
 	_, err := fl.Deploy(ctx, v2)
@@ -343,9 +341,7 @@ func TestCurrentPointingElsewhereIsRefused(t *testing.T) {
 	f.opts.Requirements = nil
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	// Someone pointed h2's current at a name that spells a command.
 	pwned := filepath.Join(t.TempDir(), "pwned")
 	cur := filepath.Join(f.root(1), "current")
@@ -384,9 +380,7 @@ func TestSwitchTimeoutOnOneHostPutsEveryHostBack(t *testing.T) {
 	fl := f.fleet()
 	fl.SwitchTimeout = 3 * time.Second
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	os.WriteFile(filepath.Join(f.homes[1], "hang"), nil, 0o644)
 	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
 	if err == nil || !strings.Contains(err.Error(), "switch timed out") || !strings.Contains(err.Error(), "h1: v0.1.0 in a (the previous release: switched back)") {
@@ -424,9 +418,7 @@ func TestLockHeldRefusesAndReleasesOthers(t *testing.T) {
 	f.opts.Requirements = nil // no pip run: this test is about the fleet
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	lock := filepath.Join(f.root(2), ".lock")
 	os.Mkdir(lock, 0o755)
 	os.WriteFile(filepath.Join(lock, "owner"), []byte("alice@desk deploying v0.0.9\n"), 0o644)
@@ -524,9 +516,7 @@ func TestRestartFailureSwitchesTheFleetBack(t *testing.T) {
 	f.opts.Requirements = nil // no pip run: this test is about the fleet
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	// h2's app cannot start with v0.2.0.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-restart"), nil, 0o644)
 	v2 := f.tag(t, "v0.2.0")
@@ -612,9 +602,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.homes[0], "app")); err == nil {
 		t.Errorf("dry run created the deploy root")
 	}
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	v2 := f.tag(t, "v0.2.0")
 	plans, _ = fl.DryRun(ctx, v2)
 	if plans[1].Dir != "b" || plans[1].Reuse || plans[1].Current != "a" || !strings.Contains(strings.Join(plans[1].Steps, "\n"), "git checkout -f --detach "+v2.SHA) {
@@ -657,9 +645,7 @@ func TestOrphanedLockOfADeadLocalRunIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	dead := exec.Command("true")
 	dead.Run()
 	host, _ := os.Hostname()
@@ -696,7 +682,7 @@ func TestRollbackRefusesAReleaseThatNeverWentLive(t *testing.T) {
 	f := newTestFleet(t, 2, "")
 	ctx := context.Background()
 	f.opts.Requirements = nil
-	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	f.opts.Restart = recordingRestart
 	fl := f.fleet()
 	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
 	for _, v := range []release.Target{v1, v2} {
@@ -738,9 +724,7 @@ func TestRollbackRefusesAReleaseThatNeverWentLive(t *testing.T) {
 
 	// Once v0.3.0 went live, rolling back from it is to v0.2.0.
 	os.Remove(filepath.Join(f.homes[1], "fail-restart-a"))
-	if _, err := fl.Deploy(ctx, v3); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v3)
 	if _, err := fl.Rollback(ctx); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}

@@ -274,12 +274,11 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 	comp := f.compensate(switched, lost)
 	// A lost host that could not be switched back may still hold this
 	// run's lock (Unlock leaves a lock that a detached switch holds).
+	compFailed := hostErrors(comp)
 	var stuck []sshx.Host
-	for h := range hostErrors(comp) {
-		for _, p := range lost {
-			if p.Host.Name() == h {
-				stuck = append(stuck, p.Host)
-			}
+	for _, p := range lost {
+		if _, bad := compFailed[p.Host.Name()]; bad {
+			stuck = append(stuck, p.Host)
 		}
 	}
 	f.unlockAll(stuck)
@@ -356,18 +355,7 @@ func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared, recov
 	if recover || p.Dir == p.Previous {
 		after = p.Previous
 	}
-	se := &SwitchError{Host: h.Name(), Reason: out.failure(err), Serving: "unknown", Err: err}
-	if ee != nil {
-		switch ee.Status {
-		case exitRestartFail:
-			se.Serving = after
-		case exitCompFail:
-			se.Serving, se.Down = after, true
-		case exitUndoFail:
-			se.Serving, se.Incomplete = p.Previous, true
-		}
-	}
-	return se
+	return switchError(h, out, err, after, p.Previous)
 }
 
 // afterBack says what the host of p serves once it was switched back (err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -195,9 +194,7 @@ func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Opti
 		f := out.result("locked")
 		le := &LockedError{Host: h.Name(), Owner: "unknown", Hint: o.command("deploy:unlock")}
 		if len(f) >= 2 {
-			if secs, perr := strconv.ParseInt(f[0], 10, 64); perr == nil {
-				le.Since = time.Unix(secs, 0)
-			}
+			le.Since = parseLockTime(f[0])
 			if strings.TrimSpace(f[1]) != "" {
 				le.Owner = strings.TrimSpace(f[1])
 			}
@@ -258,10 +255,7 @@ res "prepared	$use	$prev	$reused	$installed	$root"
 // it can, else with sudo, owned by the login user and the deploy group,
 // group-writable and setgid so that a team can share it.
 func rootScript(o *Options) string {
-	sudo := ""
-	if o.Sudo {
-		sudo = "sudo -n "
-	}
+	sudo := o.sudo()
 	path := sshx.Quote(o.Layout.Path)
 	return `if [ ! -d "$root" ]; then
   step "creating $root"
@@ -801,23 +795,24 @@ func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
 	if err == nil {
 		return nil
 	}
+	return switchError(p.Host, out, err, p.Previous, p.Previous)
+}
+
+// switchError reads where a failed switch script left its host from its
+// exit status: after is the dir a failed restart leaves it in, previous
+// the dir a failed undo leaves it in; any other failure leaves it unknown.
+func switchError(h sshx.Host, out *scriptOutput, err error, after, previous string) *SwitchError {
+	se := &SwitchError{Host: h.Name(), Reason: out.failure(err), Serving: "unknown", Err: err}
 	var ee *sshx.ExitError
-	se := &SwitchError{Host: p.Host.Name(), Reason: out.failure(err), Err: err}
 	if errors.As(err, &ee) {
 		switch ee.Status {
 		case exitRestartFail:
-			se.Serving = p.Previous
+			se.Serving = after
 		case exitCompFail:
-			se.Serving = p.Previous
-			se.Down = true
+			se.Serving, se.Down = after, true
 		case exitUndoFail:
-			se.Serving = p.Previous
-			se.Incomplete = true
-		default:
-			se.Serving = "unknown"
+			se.Serving, se.Incomplete = previous, true
 		}
-	} else {
-		se.Serving = "unknown"
 	}
 	return se
 }

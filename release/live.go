@@ -26,10 +26,7 @@ func restartScript(o *Options) string {
 	if o.Restart == "" {
 		return "step \"no restart command configured\"\n"
 	}
-	sudo := ""
-	if o.Sudo {
-		sudo = "sudo -n "
-	}
+	sudo := o.sudo()
 	return `step "restarting"
 (cd "$HOME" 2>/dev/null || cd /; ` + sudo + `/bin/sh -c ` + sshx.Quote(o.Restart) + `) 2>&1 || die "the restart command failed"
 `

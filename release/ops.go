@@ -302,10 +302,7 @@ func plan(host string, o *Options, st HostState, t Target) Plan {
 // switchSteps describes what a switch to dir runs on a host.
 func switchSteps(o *Options, dir string) []string {
 	l := o.Layout
-	sudo := ""
-	if o.Sudo {
-		sudo = "sudo -n "
-	}
+	sudo := o.sudo()
 	restart := "(no restart command)"
 	if o.Restart != "" {
 		restart = sudo + o.Restart

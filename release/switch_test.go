@@ -215,9 +215,7 @@ func TestStagedInitScriptGoesLiveWithTheSwitch(t *testing.T) {
 	}
 
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	f.mustDeploy(t, fl, v1)
 	for i := range f.hosts {
 		st, err := os.Stat(filepath.Join(f.homes[i], initScript))
 		if err != nil || st.Mode().Perm() != 0o755 || live(i) != celeryScript("v0.1.0") {
@@ -274,9 +272,7 @@ func TestStagedInitScriptGoesLiveWithTheSwitch(t *testing.T) {
 	leftovers("failed switch")
 
 	os.Remove(filepath.Join(f.homes[1], "fail-celery-v0.2.0"))
-	if _, err := fl.Deploy(ctx, v2); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	f.mustDeploy(t, fl, v2)
 	f.assertAll(t, "rerun", "b", v2.SHA)
 	for i := range f.hosts {
 		if live(i) != celeryScript("v0.2.0") || lastCelery(i) != "restart v0.2.0 b" {
@@ -292,12 +288,10 @@ func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
 	f := newTestFleet(t, 2, "")
 	ctx := context.Background()
 	f.opts.Requirements = nil
-	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	f.opts.Restart = recordingRestart
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	// h2 cannot restart with the new release (b); h1 can, but then cannot
 	// restart with the previous one (a) when it is switched back.
 	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
@@ -364,9 +358,7 @@ func TestSplitErrorCommandForAnUntaggedRelease(t *testing.T) {
 	sha := commit(t, f.clone, "untagged")
 	git(t, f.clone, "push", "-q", "origin", "master")
 	v1 := release.Target{Name: "v0.0.0-1-g" + sha[:7], SHA: sha}
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	os.WriteFile(filepath.Join(f.homes[1], "fail-restart-b"), nil, 0o644)
 	os.WriteFile(filepath.Join(f.homes[0], "fail-restart-a"), nil, 0o644)
 	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
@@ -384,9 +376,7 @@ func TestEveryFailedHostIsNamed(t *testing.T) {
 	f.opts.Requirements = nil
 	fl := f.fleet()
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	// The first and the last host are broken.
 	os.WriteFile(filepath.Join(f.homes[0], "break-fetch"), nil, 0o644)
 	os.WriteFile(filepath.Join(f.homes[2], "break-fetch"), nil, 0o644)
@@ -462,7 +452,7 @@ func afterSwitchFleet(t *testing.T, n int, path string) (*testFleet, *release.Fl
 	f := newTestFleet(t, n, path)
 	f.opts.Requirements = nil
 	f.opts.Crontab, f.opts.CrontabUser = "deploy/crontab", "deploy"
-	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
+	f.opts.Restart = recordingRestart
 	const initScript = "init.d/celeryd"
 	f.opts.Services = []string{initScript}
 	f.opts.Staged = []string{initScript}
@@ -481,11 +471,22 @@ func afterSwitchFleet(t *testing.T, n int, path string) (*testFleet, *release.Fl
 func (f *testFleet) deployWithCrontab(t *testing.T, fl *release.Fleet, tag string) release.Target {
 	t.Helper()
 	rel := f.release(t, tag, map[string]string{"deploy/crontab": "# " + tag + "\n"})
-	if _, err := fl.Deploy(context.Background(), rel); err != nil {
-		t.Fatalf("%v\n%s", err, f.out.String())
-	}
+	f.mustDeploy(t, fl, rel)
 	return rel
 }
+
+// mustDeploy deploys rel with fl and stops the test, with the run's
+// output, if that fails.
+func (f *testFleet) mustDeploy(t *testing.T, fl *release.Fleet, rel release.Target) {
+	t.Helper()
+	if _, err := fl.Deploy(context.Background(), rel); err != nil {
+		t.Fatalf("deploying %s: %v\n%s", rel.Name, err, f.out.String())
+	}
+}
+
+// recordingRestart is a restart command that appends the dir current
+// points to to ~/restarts, and fails for a dir with ~/fail-restart-<dir>.
+const recordingRestart = `cur=$(readlink "$HOME/app/releases/current"); echo "$cur" >> "$HOME/restarts"; [ ! -e "$HOME/fail-restart-$cur" ]`
 
 func (f *testFleet) lastCelery(t *testing.T, i int) string {
 	t.Helper()
@@ -662,9 +663,7 @@ func TestTimedOutSwitchKeepsTheLockWhileItGoesBack(t *testing.T) {
 	fl := f.fleet()
 	fl.SwitchTimeout = 3 * time.Second
 	v1 := f.tag(t, "v0.1.0")
-	if _, err := fl.Deploy(ctx, v1); err != nil {
-		t.Fatal(err)
-	}
+	f.mustDeploy(t, fl, v1)
 	// h2's app hangs restarting with b; going back by itself, it takes 2
 	// seconds to restart with a.
 	os.WriteFile(filepath.Join(f.homes[1], "hang-b"), nil, 0o644)
