@@ -1,15 +1,15 @@
 package sshx
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -21,10 +21,10 @@ import (
 // bytes the reader gave. A reader that fails, a cancel or a lost
 // connection leave the old file as it was and no temporary file behind.
 //
-// When the size is known in advance (bytes.Reader, strings.Reader,
-// bytes.Buffer, a regular file) this is one command; otherwise the data
-// is sent by one command and the file put in place by a second, once the
-// reader has reached EOF.
+// It is always one command. When r cannot tell its size in advance
+// (bytes.Reader, strings.Reader, bytes.Buffer and regular files can), it
+// is first copied into a local temporary file: a reader that fails then
+// fails before the host is asked for anything.
 func upload(ctx context.Context, h Host, f File, r io.Reader) error {
 	if f.Path == "" || f.Path[len(f.Path)-1] == '/' {
 		return fmt.Errorf("sshx: %s: upload: destination %q is not a file path", h.Name(), f.Path)
@@ -36,102 +36,118 @@ func upload(ctx context.Context, h Host, f File, r io.Reader) error {
 	if mode&^0o7777 != 0 {
 		return fmt.Errorf("sshx: %s: upload: mode %o is not a permission mode", h.Name(), mode)
 	}
+	n, ok := knownSize(r)
+	if !ok {
+		spool, size, err := spoolLocally(r)
+		if err != nil {
+			return fmt.Errorf("sshx: %s: upload to %s: reading the data: %w (the old file is kept)", h.Name(), f.Path, err)
+		}
+		defer spool.Close()
+		r, n = spool, size
+	}
 	dir, base := path.Split(f.Path)
 	if dir == "" {
 		dir = "."
 	}
-	u := &uploader{h: h, f: f, mode: mode, template: path.Join(dir, "."+base+".XXXXXX"), src: &trackingReader{r: r}}
-	if n, ok := knownSize(r); ok {
-		return u.oneStep(ctx, n)
+	var suffix [8]byte
+	rand.Read(suffix[:])
+	u := &uploader{h: h, f: f, mode: mode, tmp: path.Join(dir, "."+base+"."+hex.EncodeToString(suffix[:])), src: &trackingReader{r: r}}
+	return u.run(ctx, n)
+}
+
+// spoolLocally copies r into an unlinked local temporary file and returns
+// it rewound, with its size.
+func spoolLocally(r io.Reader) (*os.File, int64, error) {
+	fh, err := os.CreateTemp("", "sshx-upload-*")
+	if err != nil {
+		return nil, 0, err
 	}
-	return u.twoSteps(ctx)
+	os.Remove(fh.Name())
+	n, err := io.Copy(fh, r)
+	if err == nil {
+		_, err = fh.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		fh.Close()
+		return nil, 0, err
+	}
+	return fh, n, nil
 }
 
 type uploader struct {
-	h        Host
-	f        File
-	mode     uint32
-	template string // mktemp template beside the destination
-	src      *trackingReader
+	h    Host
+	f    File
+	mode uint32
+	tmp  string // the temporary file beside the destination, named here
+	src  *trackingReader
 }
 
-// cleanupTraps make the script remove its temporary file when the command
-// is stopped (a cancel sends TERM to the process group).
-const cleanupTraps = `t=; trap 'rm -f "$t"; exit 129' HUP; trap 'rm -f "$t"; exit 130' INT; ` +
-	`trap 'rm -f "$t"; exit 141' PIPE; trap 'rm -f "$t"; exit 143' TERM; `
-
-// receive is the part of the script that makes the temporary file and
-// copies standard input into it, removing it if that fails.
-func (u *uploader) receive() string {
-	return cleanupTraps + "t=$(mktemp " + Quote(u.template) + ") || exit; "
-}
-
-// sizeMismatch begins the install script's complaint that the temporary
-// file does not hold the bytes sent; it is printed once the file is gone.
+// sizeMismatch begins the script's complaint that the temporary file does
+// not hold the bytes sent.
 const sizeMismatch = "sshx: the host received "
 
-// install is the part of the script that puts "$t" in place if it holds
-// exactly n bytes, and removes it otherwise.
-func (u *uploader) install(n int64) string {
-	size := strconv.FormatInt(n, 10)
-	return "set -- $(wc -c < \"$t\"); " +
-		"[ \"$1\" = " + size + " ] || { rm -f \"$t\"; echo \"" + sizeMismatch + "${1:-no} bytes of " + size + "; the old file is kept\" >&2; exit 1; }; " +
-		"chmod " + strconv.FormatUint(uint64(u.mode), 8) + " \"$t\" && mv -f \"$t\" " + Quote(u.f.Path) + " || { s=$?; rm -f \"$t\"; exit $s; }"
+// existsStatus is the script's exit status when the temporary name is
+// taken; that file is left alone: it is not this upload's.
+const existsStatus = 73
+
+// receiveScript runs on the host in a session of its own, with the
+// temporary path, the size, the mode and the destination as $1..$4. It
+// creates the temporary file with its one open (noclobber: a name that
+// appeared meanwhile is refused, not truncated, and nothing opens it by
+// name again), copies standard input into it, and renames it over the
+// destination only when it holds exactly the size's bytes.
+//
+// Why no temporary file can outlive it: the EXIT trap removes the name on
+// every way out (after the rename there is nothing left under it), and
+// the ways out do not depend on a signal arriving in time. The script
+// runs in its own session (setsid), so the TERM and the KILL that a
+// cancel sends to the command's process group never reach it; it only
+// ends by running to its end. A cancel or a lost connection close its
+// standard input, so cat ends, the size check fails, and the trap runs.
+// setsid creates the new session before this script starts, so a signal
+// to the group that comes earlier ends it before the file exists.
+const receiveScript = `t=$1
+trap 'rm -f -- "$t"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
+set -C
+cat > "$t" || exit
+set -- "$@" $(wc -c < "$t")
+[ "$5" = "$2" ] || { echo "` + sizeMismatch + `${5:-no} bytes of $2; the old file is kept" >&2; exit 1; }
+chmod "$3" "$t" && mv -f "$t" "$4"`
+
+// uploadScript receives n bytes and installs them: a check that the
+// temporary name is free, then receiveScript in a session of its own.
+func (u *uploader) uploadScript(n int64) string {
+	return "umask 077; t=" + Quote(u.tmp) + "; " +
+		"[ ! -e \"$t\" ] && [ ! -L \"$t\" ] || exit " + strconv.Itoa(existsStatus) + "; " +
+		"exec setsid -w /bin/sh -c " + Quote(receiveScript) + " sshx-upload \"$t\" " +
+		strconv.FormatInt(n, 10) + " " + strconv.FormatUint(uint64(u.mode), 8) + " " + Quote(u.f.Path)
 }
 
-const copyIn = "cat > \"$t\" || { s=$?; rm -f \"$t\"; exit $s; }; "
-
-// oneStep sends n bytes and installs them in one command.
-func (u *uploader) oneStep(ctx context.Context, n int64) error {
-	cmd := u.h.Script(ctx, u.receive()+copyIn+u.install(n))
+// run sends n bytes and installs them in one command.
+func (u *uploader) run(ctx context.Context, n int64) error {
+	cmd := u.h.Script(ctx, u.uploadScript(n))
 	cmd.Sudo = u.f.Sudo
 	cmd.Stdin = u.src
-	return u.result(cmd.Run())
-}
-
-// twoSteps sends the data into a temporary file, and then, if the reader
-// reached EOF, installs it with a second command; else removes it.
-func (u *uploader) twoSteps(ctx context.Context) error {
-	cmd := u.h.Script(ctx, u.receive()+"printf '%s\\n' \"$t\"; "+copyIn)
-	cmd.Sudo = u.f.Sudo
-	cmd.Stdin = u.src
-	var out strings.Builder
-	cmd.Stdout = &out
 	err := cmd.Run()
-	tmp, named := strings.CutSuffix(out.String(), "\n")
-	if named {
-		named = strings.HasPrefix(tmp, strings.TrimSuffix(u.template, "XXXXXX")) && !strings.ContainsAny(tmp, "\n\x00")
-	}
-	if err == nil && !named {
-		err = fmt.Errorf("sshx: %s: mktemp printed %q, not a file beside %s", u.h.Name(), out.String(), u.f.Path)
-	}
-	if err != nil || u.src.Err() != nil {
-		if named {
-			u.remove(ctx, tmp)
-		}
-		return u.result(err)
-	}
-	finish := u.h.Script(ctx, "t="+Quote(tmp)+"; "+u.install(u.src.N()))
-	finish.Sudo = u.f.Sudo
-	err = finish.Run()
-	// Unless the host said it found the size wrong (it removed the file
-	// then), the second command may have stopped short of the rename: it
-	// was cancelled, the connection was lost, it did not start. (When the
-	// rename or chmod failed the script removed the file too; removing
-	// it again costs a command, nothing more.)
+	// A script that ran to its end has removed the file already (its
+	// status is receiveScript's). Else (cancelled, connection lost,
+	// killed) receiveScript does it on the host once its input closes;
+	// the removal here makes it done before Upload returns whenever the
+	// host can still be reached.
 	var ee *ExitError
-	if err != nil && !(errors.As(err, &ee) && bytes.Contains(ee.Stderr, []byte(sizeMismatch))) {
-		u.remove(ctx, tmp)
+	if err != nil && !(errors.As(err, &ee) && ee.Signal == "" && ee.Status > 0 && ee.Status < 128) {
+		u.remove(ctx)
 	}
 	return u.result(err)
 }
 
-// remove removes the temporary file left by a failed step, on a context of
-// its own with a short timeout: ctx may be done, and the host unreachable.
-func (u *uploader) remove(ctx context.Context, tmp string) {
+// remove removes the temporary file, on a context of its own with a short
+// timeout: ctx may be done, and the host unreachable.
+func (u *uploader) remove(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	rm := u.h.Command(ctx, "rm", "-f", tmp)
+	rm := u.h.Command(ctx, "rm", "-f", "--", u.tmp)
 	rm.Sudo = u.f.Sudo
 	rm.Run()
 }
@@ -141,6 +157,10 @@ func (u *uploader) remove(ctx context.Context, tmp string) {
 func (u *uploader) result(err error) error {
 	if rerr := u.src.Err(); rerr != nil {
 		return fmt.Errorf("sshx: %s: upload to %s: reading the data: %w (the old file is kept)", u.h.Name(), u.f.Path, rerr)
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Status == existsStatus {
+		return fmt.Errorf("sshx: %s: upload to %s: the temporary name %s is taken; try again: %w", u.h.Name(), u.f.Path, u.tmp, err)
 	}
 	if err != nil {
 		return fmt.Errorf("sshx: %s: upload to %s: %w", u.h.Name(), u.f.Path, err)

@@ -8,14 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefab/magefab/sshx/sshtest"
-	"golang.org/x/crypto/ssh/agent"
 )
 
 // brokenReader gives the first n bytes of data and then fails, as a
@@ -138,6 +136,32 @@ func TestUploadShortKnownSizeRefused(t *testing.T) {
 	}
 }
 
+// waitForEntries waits until dir holds n entries: the event a test needs
+// (the host has made its temporary file). The deadline only catches an
+// event that never comes.
+func waitForEntries(t *testing.T, dir string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d entries after 30s, want %d", dir, len(entries), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sizedStallingReader claims more bytes than it gives before it stalls:
+// the host has a temporary file open and is waiting for the rest.
+type sizedStallingReader struct{ stallingReader }
+
+func (s *sizedStallingReader) Len() int { return 1 << 20 }
+
+// A cancel while the host is receiving: when Upload returns the old file
+// is in place and the temporary file is gone, with no wait.
 func TestUploadCancelLeavesNoTemporary(t *testing.T) {
 	t.Parallel()
 	for name, h := range uploadHosts(t) {
@@ -147,19 +171,11 @@ func TestUploadCancelLeavesNoTemporary(t *testing.T) {
 			dst := filepath.Join(dir, "f")
 			os.WriteFile(dst, []byte("old"), 0o644)
 			ctx, cancel := context.WithCancel(context.Background())
-			r := &stallingReader{ctx: ctx, got: make(chan struct{})}
+			r := &sizedStallingReader{stallingReader{ctx: ctx, got: make(chan struct{})}}
 			errc := make(chan error, 1)
 			go func() { errc <- h.Upload(ctx, sshx.File{Path: dst}, r) }()
 			<-r.got
-			// Let the partial data reach the temporary file.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				entries, _ := os.ReadDir(dir)
-				if len(entries) == 2 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitForEntries(t, dir, 2)
 			cancel()
 			if err := <-errc; !errors.Is(err, context.Canceled) {
 				t.Errorf("Upload = %v, want context.Canceled", err)
@@ -167,53 +183,48 @@ func TestUploadCancelLeavesNoTemporary(t *testing.T) {
 			if got, _ := os.ReadFile(dst); string(got) != "old" {
 				t.Errorf("file = %q, want the old content", got)
 			}
-			// The script removes its temporary file on TERM; give it the
-			// moment the host needs.
-			deadline = time.Now().Add(5 * time.Second)
-			for {
-				entries, _ := os.ReadDir(dir)
-				if len(entries) == 1 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
 			onlyFile(t, dir, "f")
 		})
 	}
 }
 
-// The second command of a two-step upload is cut off by a lost connection:
-// the temporary file the first one filled is removed all the same.
-func TestUploadLostConnectionInSecondStepLeavesNoTemporary(t *testing.T) {
+// A reader of unknown size that fails is found out before the host is
+// asked for anything: it is read to its end locally first.
+func TestUploadUnknownSizeFailsBeforeTheHost(t *testing.T) {
 	t.Parallel()
-	var dropped atomic.Bool
-	srv := sshtest.NewUnstartedServer()
-	srv.Handler = func(e *sshtest.Exec) {
-		// The second step checks the size and renames; the first makes
-		// the temporary file.
-		second := strings.Contains(e.Command, "wc -c") && !strings.Contains(e.Command, "mktemp")
-		if second && dropped.CompareAndSwap(false, true) {
-			srv.SetFault(sshtest.FaultDropConnections)
-			srv.SetFault(sshtest.FaultNone)
-			return
-		}
-		sshtest.ShellHandler(e)
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	files, _ := srv.WriteClientFiles(t.TempDir())
-	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: files.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent), ConnectTimeout: 2 * time.Second})
-	t.Cleanup(func() { pool.Close() })
-	r, _ := pool.Host(files.Alias)
-
+	srv, _, r, _ := newHost(t, nil)
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "f")
 	os.WriteFile(dst, []byte("old"), 0o644)
-	// Of unknown size: two steps.
-	err := r.Upload(context.Background(), sshx.File{Path: dst}, io.MultiReader(strings.NewReader("new")))
-	if !dropped.Load() {
-		t.Fatalf("the second step never ran (Upload = %v)", err)
+	boom := errors.New("disk on fire")
+	err := r.Upload(context.Background(), sshx.File{Path: dst}, &brokenReader{data: []byte("new data"), n: 4, err: boom})
+	if !errors.Is(err, boom) {
+		t.Errorf("Upload = %v, want the reader's error", err)
 	}
+	if cmds := srv.Commands(); len(cmds) != 0 {
+		t.Errorf("the host ran %q, want nothing", cmds)
+	}
+	onlyFile(t, dir, "f")
+}
+
+// The connection is lost while the host receives: the temporary file the
+// host was filling is removed all the same, and the old file stays.
+func TestUploadLostConnectionLeavesNoTemporary(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, nil)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "f")
+	os.WriteFile(dst, []byte("old"), 0o644)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	rd := &sizedStallingReader{stallingReader{ctx: ctx, got: make(chan struct{})}}
+	errc := make(chan error, 1)
+	go func() { errc <- r.Upload(context.Background(), sshx.File{Path: dst}, rd) }()
+	<-rd.got
+	waitForEntries(t, dir, 2)
+	srv.SetFault(sshtest.FaultDropConnections)
+	srv.SetFault(sshtest.FaultNone)
+	err := <-errc
 	if err == nil || !strings.Contains(err.Error(), "connection lost") {
 		t.Errorf("Upload = %v, want the connection lost", err)
 	}

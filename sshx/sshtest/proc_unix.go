@@ -5,6 +5,8 @@ package sshtest
 import (
 	"os"
 	"os/exec"
+	"os/signal"
+	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -27,8 +29,11 @@ var sshSignals = map[ssh.Signal]syscall.Signal{
 	ssh.SIGUSR2: syscall.SIGUSR2,
 }
 
-// setProcessGroup makes cmd the leader of a new process group.
+// setProcessGroup makes cmd the leader of a new process group, and sees
+// that it starts with default signal dispositions, as sshd starts
+// commands.
 func setProcessGroup(cmd *exec.Cmd) {
+	defaultDispositions()
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -63,3 +68,19 @@ func exitSignal(ps *os.ProcessState) (sig ssh.Signal, code int, ok bool) {
 	}
 	return "", 128 + int(ws.Signal()), false
 }
+
+// defaultDispositions makes the commands this process starts begin with
+// every signal at its default disposition, whatever this process
+// inherited. A signal ignored here stays ignored across exec, and Go
+// keeps two of them ignored when it starts ignored: SIGHUP (a test run
+// under nohup, a CI runner) and SIGINT (a background job of a shell).
+// Subscribing to such a signal replaces "ignored" with a handler, and a
+// handler is reset to the default by exec. Nothing reads the channel and
+// a full channel drops the signal, so this process goes on ignoring it.
+var defaultDispositions = sync.OnceFunc(func() {
+	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		if signal.Ignored(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
+})
