@@ -182,37 +182,6 @@ type Plan struct {
 	Err       error     // why the operation would fail on this host; nil when it would not
 }
 
-// lockStateScript reports the deploy lock, if any, as a "lock" result: when
-// it was taken and what its owner file says.
-const lockStateScript = `lock="$root/.lock"; if [ -d "$lock" ]; then ` + lockSince + `; printf 'magefab:lock\t%s\t%s\n' "$since" "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ')"; fi
-`
-
-// lockSince sets $since to when the lock at $lock was taken: the time the
-// lock holds, or its directory's mtime for a lock without one.
-const lockSince = `since=; [ -f "$lock/since" ] && read -r since < "$lock/since"; case $since in ''|*[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || echo 0) ;; esac`
-
-// parseLock reads the result of lockStateScript.
-func parseLock(out *scriptOutput) (owner string, at time.Time) {
-	l := out.result("lock")
-	if len(l) < 2 {
-		return "", time.Time{}
-	}
-	at = parseLockTime(l[0])
-	owner = strings.TrimSpace(l[1])
-	if owner == "" {
-		owner = "unknown"
-	}
-	return owner, at
-}
-
-func parseLockTime(secs string) time.Time {
-	n, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.Unix(n, 0)
-}
-
 // DryRun inspects every host without changing anything and says what a
 // deploy of t would do there.
 func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
