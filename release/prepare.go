@@ -70,9 +70,17 @@ type Prepared struct {
 
 // run runs a script on h, parsing its output.
 func run(ctx context.Context, h sshx.Host, o *Options, script string, forwardAgent bool) (*scriptOutput, error) {
+	return runWith(ctx, h, o, script, nil, forwardAgent)
+}
+
+// runWith runs script on h with its inputs in, after the variables every
+// script reads (MF_ROOT) and the project's own environment (o.Env).
+func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in vars, forwardAgent bool) (*scriptOutput, error) {
 	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock}
 	cmd := h.Script(ctx, script)
-	cmd.Env = o.Env
+	var env vars
+	env.set("MF_ROOT", o.Layout.Root())
+	cmd.Env = append(append(env, o.Env...), in...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ForwardAgent = forwardAgent
 	err := cmd.Run()

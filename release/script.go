@@ -6,17 +6,9 @@ import (
 	"github.com/magefab/magefab/sshx"
 )
 
-// prelude defines the helpers every script uses, and $root.
-func prelude(l Layout) string {
-	return `set -u
-umask 002
-root=` + sshx.Quote(l.Root()) + `
-case $root in /*) ;; *) root="$HOME/$root" ;; esac
-step() { printf 'magefab:step %s\n' "$*"; }
-res() { printf 'magefab:%s\n' "$*"; }
-die() { printf 'magefab:error %s\n' "$*"; exit 1; }
-`
-}
+// prelude is lib.sh: the helpers every script uses, and $root (from
+// MF_ROOT, which run sets).
+func prelude(Layout) string { return hostScript() }
 
 // inspectScript reports, in one go, where current points and what each
 // release dir holds: its commit, its release name and the virtualenv's
