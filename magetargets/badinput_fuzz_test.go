@@ -33,13 +33,17 @@ var fuzzFields = []struct {
 	{"DeploymentType", func(c *Config, v string) {
 		c.Environments[envDevelopment] = Environment{Name: envDevelopment, DeploymentType: v}
 	}, true},
+	{"LoadBalancer", func(c *Config, v string) {
+		c.Environments[envDevelopment] = Environment{Name: envDevelopment, DeploymentType: deployDev, LoadBalancer: v}
+	}, true},
 	{"SCM", func(c *Config, v string) { c.SCM = v }, false},
 }
 
 // FuzzConfigValue checks Config.validate over the settings that name
 // things on the hosts: a refused value gets an error that names a setting
 // and shows the value safely; an accepted one is as plain as its setting
-// promises, and the release layout built from it is valid too.
+// promises, and the release layout of every environment built from it is
+// valid too.
 func FuzzConfigValue(f *testing.F) {
 	seeds := []string{
 		"/var/webapps/five", "app", "-staging", "releases", "a", "current", "env", "five", "deploy", "python3",
@@ -80,12 +84,13 @@ func FuzzConfigValue(f *testing.F) {
 		if fd.name == "SCM" {
 			checkSCM(t, v)
 		}
-		env := c.Environments[envDevelopment]
-		l := release.Layout{Path: c.envPath(env), ReleasesRoot: c.ReleasesRoot, Dirs: [2]string{c.ReleaseDirs[0], c.ReleaseDirs[1]}, Current: c.CurrentLink, Virtualenv: c.Virtualenv}
-		if err := l.Validate(); err != nil {
-			t.Fatalf("%s=%q was accepted, but the layout is not valid: %v", fd.name, v, err)
+		for name, env := range c.Environments {
+			l := release.Layout{Path: c.envPath(env), ReleasesRoot: c.ReleasesRoot, Dirs: [2]string{c.ReleaseDirs[0], c.ReleaseDirs[1]}, Current: c.CurrentLink, Virtualenv: c.Virtualenv}
+			if err := l.Validate(); err != nil {
+				t.Fatalf("%s=%q was accepted, but the layout of %s is not valid: %v", fd.name, v, name, err)
+			}
 		}
-		for _, name := range []string{l.ReleasesRoot, l.Dirs[0], l.Dirs[1], l.Current, l.Virtualenv} {
+		for _, name := range []string{c.ReleasesRoot, c.ReleaseDirs[0], c.ReleaseDirs[1], c.CurrentLink, c.Virtualenv} {
 			if strings.ContainsAny(name, ":%") {
 				t.Fatalf("%s=%q was accepted, but the layout name %q holds ':' or '%%', which the scripts use", fd.name, v, name)
 			}

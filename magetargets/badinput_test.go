@@ -462,6 +462,17 @@ var inputFields = []inputField{
 		check:   checkLoginUser,
 	},
 	{
+		// The hosts are given, so the load balancer is not asked.
+		name:    "Environment.LoadBalancer",
+		give:    func(g *given, v string) { g.dev(func(e *Environment) { e.LoadBalancer = v }) },
+		restart: true,
+		want:    []string{`Config.Environments["development"].LoadBalancer`, "not a Classic Load Balancer name"},
+		literal: []string{"empty"},
+		// elb.ValidateName is the one rule.
+		extra:  []nastyValue{{"32 characters", strings.Repeat("w", 32)}, {"inner hyphens", "web-lb-1"}},
+		refuse: []nastyValue{{"33 characters", strings.Repeat("w", 33)}, {"trailing hyphen", "web-"}, {"underscore", "web_lb"}},
+	},
+	{
 		name:     "MAGEFAB_HOSTS",
 		variable: true,
 		give:     func(g *given, v string) { g.env[HostsVar] = v },
@@ -480,6 +491,9 @@ var inputFields = []inputField{
 		give: func(g *given, v string) { g.cfg.Path = v },
 		want: []string{"Config.Path"},
 		skip: []string{"empty"}, // /var/webapps/<Unit>, out of the test's reach
+		// release.ValidateDeployPath is the one rule; the layout's old copy
+		// let these through.
+		refuse: []nastyValue{{"tilde", "~/CANARYNAME"}, {"C1 control", "app\u0085touch CANARY"}, {"not ASCII", "app-café"}},
 	},
 	{
 		name:    "Environment.PathSuffix",
@@ -492,8 +506,9 @@ var inputFields = []inputField{
 		name:    "ReleasesRoot",
 		give:    func(g *given, v string) { g.cfg.ReleasesRoot = v },
 		restart: true,
-		want:    []string{"Config.ReleasesRoot"},
+		want:    []string{"Config.ReleasesRoot", "give a single plain name"},
 		literal: []string{"empty"},
+		refuse:  []nastyValue{{"backslash", `a\b`}, {"colon", "a:b"}, {"dot", "."}},
 	},
 	{
 		name: "ReleaseDirs",

@@ -36,7 +36,7 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 	var hosts []sshx.Host
 	_, cfgFile := sshtestHosts(t, []string{"w1", "w2"}, func(alias string, srv *sshtest.Server) {
 		srv.Handler = func(e *sshtest.Exec) {
-			if strings.Contains(e.Command, "celeryd-five_PRODUCTION") && strings.Contains(e.Command, "mktemp") {
+			if strings.Contains(e.Command, "celeryd-five_PRODUCTION") && strings.Contains(e.Command, "sshx-upload") {
 				b, _ := io.ReadAll(e.Stdin)
 				mu.Lock()
 				got[alias], cmds[alias] = string(b), e.Command
@@ -81,7 +81,9 @@ func TestCeleryInitScriptPerHost(t *testing.T) {
 		if staged != "/etc/init.d/.celeryd-five_PRODUCTION.magefab-new."+h {
 			t.Errorf("staged path %q", staged)
 		}
-		if c := cmds[h]; !strings.Contains(c, "chmod 755 ") || !strings.Contains(c, `mv -f "$t" `+sshx.Quote(staged)) {
+		// The upload's script takes the temporary file, the size, the mode
+		// and the destination as its arguments.
+		if c := cmds[h]; !strings.Contains(c, " 755 "+sshx.Quote(staged)) {
 			t.Errorf("%s: the upload does not write %s with mode 0755: %s", h, staged, c)
 		}
 	}

@@ -208,6 +208,15 @@ func TestValidate(t *testing.T) {
 		{"env requirements", withEnv("qa", Environment{Name: "qa", DeploymentType: "QA", Requirements: []string{"/x"}}), []string{`Config.Environments["qa"].Requirements[0] "/x"`}},
 		{"env crontab", withEnv("qa", Environment{Name: "qa", DeploymentType: "QA", Crontab: "../cron"}), []string{`Config.Environments["qa"].Crontab "../cron"`}},
 		{"env load balancer", withEnv("qa", Environment{Name: "qa", DeploymentType: "QA", LoadBalancer: "my lb"}), []string{`Config.Environments["qa"].LoadBalancer: "my lb"`}},
+		{"env load balancer hyphen", withEnv("qa", Environment{Name: "qa", DeploymentType: "QA", LoadBalancer: "web-"}), []string{`Config.Environments["qa"].LoadBalancer: "web-" is not a Classic Load Balancer name`}},
+		{"env suffix makes dots", func(c *Config) {
+			c.Path = "/var/webapps/five/."
+			c.Environments["qa"] = Environment{Name: "qa", DeploymentType: "QA", PathSuffix: "."}
+		}, []string{`Config.Environments["qa"].PathSuffix: "." makes Path "/var/webapps/five/..", which has a ".." element`}},
+		{"env suffix too long", func(c *Config) { c.Path = "/" + strings.Repeat("p", 1019) }, []string{`Config.Environments["staging"].PathSuffix: "-staging" makes Path`, "which is longer than 1024 bytes"}},
+		{"path tilde", func(c *Config) { c.Path = "~/five" }, []string{`Config.Path: "~/five" contains '~'`}},
+		{"path C1 control", func(c *Config) { c.Path = "/var/five\u0085" }, []string{`Config.Path: "/var/five\u0085" contains a control character`}},
+		{"release dir backslash", func(c *Config) { c.ReleaseDirs = []string{`a\b`, "b"} }, []string{`Config.ReleaseDirs[0] "a\\b": contains '\\'; give a single plain name`}},
 	} {
 		cfg := withDefaults(Config{Unit: "five", SCM: "git@github.com:bueda/five.git"})
 		c.change(&cfg)

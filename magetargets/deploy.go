@@ -91,7 +91,7 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	r.say("deploying %s (%s) to %s: %s", t.Name, t.Short(), r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Deploy(ctx, t)
 	if err != nil {
-		return splitExit(fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err))
+		return splitExit(r.advise(fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err)))
 	}
 	r.summary(res)
 	fmt.Fprintf(stdout, "%s is now deployed to %s (%.1fs)\n", t.Name, r.env.DeploymentType, time.Since(start).Seconds())
@@ -121,19 +121,19 @@ func (r *fleetRun) runTests(ctx context.Context) error {
 func (r *fleetRun) dryRun(ctx context.Context, t release.Target) error {
 	r.say("dry run: deploying %s (%s) to %s would do this; nothing is changed", t.Name, t.Short(), r.env.DeploymentType)
 	plans, err := r.fleet.DryRun(ctx, t)
-	printPlans(plans, func(p release.Plan) string { return p.Release + " would go to " + p.Dir })
-	return err
+	r.printPlans(plans, func(p release.Plan) string { return p.Release + " would go to " + p.Dir })
+	return r.advise(err)
 }
 
 // printPlans prints each host's plan of a dry run: where current points,
 // where it would point and the commands; or why the host would fail.
-func printPlans(plans []release.Plan, what func(release.Plan) string) {
+func (r *fleetRun) printPlans(plans []release.Plan, what func(release.Plan) string) {
 	for _, p := range plans {
 		if p.Host == "" {
 			continue
 		}
 		if p.Err != nil {
-			fmt.Fprintf(stdout, "\n%s: would fail: %v\n", p.Host, p.Err)
+			fmt.Fprintf(stdout, "\n%s: would fail: %v\n", p.Host, r.advise(p.Err))
 			continue
 		}
 		cur := p.Current
@@ -168,16 +168,16 @@ func (Deploy) Rollback(ctx context.Context) error {
 	if dry {
 		r.say("dry run: rolling back %s would do this; nothing is changed", r.env.DeploymentType)
 		plans, err := r.fleet.RollbackPlan(ctx)
-		printPlans(plans, func(p release.Plan) string { return "would point back to " + p.Dir + ", which holds " + p.Release })
+		r.printPlans(plans, func(p release.Plan) string { return "would point back to " + p.Dir + ", which holds " + p.Release })
 		if err != nil {
-			return fmt.Errorf("dry run: the rollback of %s would fail, and no host would be rolled back: %w", r.env.DeploymentType, err)
+			return r.advise(fmt.Errorf("dry run: the rollback of %s would fail, and no host would be rolled back: %w", r.env.DeploymentType, err))
 		}
 		return nil
 	}
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
 	if err != nil {
-		return splitExit(fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err))
+		return splitExit(r.advise(fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err)))
 	}
 	r.summary(res)
 	releases := map[string]bool{}
@@ -203,7 +203,7 @@ func (Deploy) Status(ctx context.Context) error {
 	for _, st := range r.fleet.Status(ctx, 3) {
 		fmt.Fprintf(stdout, "%s\n", st.Host)
 		if st.Err != nil {
-			fmt.Fprintf(stdout, "  %v\n", st.Err)
+			fmt.Fprintf(stdout, "  %v\n", r.advise(st.Err))
 			failed++
 			continue
 		}

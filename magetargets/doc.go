@@ -90,4 +90,21 @@
 // HEAD or a commit tags it as a new release, created with git tag -a (or -s
 // with Config.SignTags) and pushed; a rerun with the same MAGEFAB_TAG reuses
 // the tag if it points at the same commit.
+//
+// # Failures and interrupts
+//
+// A deploy prepares every host before any switches, and a host that fails
+// to switch has the others switched back (package release does the work).
+// An error says which target or setting acts on it: a held deploy lock
+// names MAGEFAB_LOCK_WAIT and deploy:unlock, a refused rollback the
+// deploy:tag or deploy:commit of the release to go back to, and a fleet
+// that could not be switched back whole says what each host serves and the
+// command that reunites it; mage then exits with status 77. While the
+// hosts switch, SIGINT and SIGTERM do not stop mage: the switch finishes,
+// or every host is switched back, first.
+//
+// # Without mage
+//
+// NewFleet builds, from a Config and an environment, the release.Fleet
+// that the targets deploy with, for a program that deploys without mage.
 package magetargets

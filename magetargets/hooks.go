@@ -48,13 +48,11 @@ func mageCommand(c Config) string {
 // replaced: a deploy that fails leaves the live init script alone.
 //
 // It reads and checks the project's files now, before anything is tagged
-// or touched; t is filled in once the release is known.
+// or touched; t is filled in once the release is known. Their names were
+// checked with the rest of the Config (Config.validate, in newFleetRun).
 func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy bool) error {
 	var celery *template.Template
 	if r.cfg.Celeryd != "" {
-		if err := release.ValidateRelPath("Celeryd", r.cfg.Celeryd); err != nil {
-			return err
-		}
 		b, err := os.ReadFile(filepath.Join(r.cfg.RootDir, r.cfg.Celeryd))
 		if err != nil {
 			return fmt.Errorf("magetargets: Config.Celeryd: %w", err)
@@ -66,9 +64,6 @@ func (r *fleetRun) wireHooks(ctx context.Context, t *release.Target, forDeploy b
 		r.opts.Services = append(r.opts.Services, r.celeryInit())
 	}
 	if r.env.Crontab != "" {
-		if err := release.ValidateRelPath("Crontab", r.env.Crontab); err != nil {
-			return err
-		}
 		r.opts.Crontab, r.opts.CrontabUser = r.env.Crontab, r.cfg.DeployUser
 	}
 	first := ""

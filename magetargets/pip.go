@@ -30,7 +30,7 @@ func (Pip) Install(ctx context.Context) error {
 		return err
 	}
 	extras := hasExtras(r.cfg, archives)
-	return r.eachHostWithin(ctx, "pip install", r.cfg.Timeouts.Prepare, func(ctx context.Context, h sshx.Host) error {
+	return r.advise(r.eachHostWithin(ctx, "pip install", r.cfg.Timeouts.Prepare, func(ctx context.Context, h sshx.Host) error {
 		var extra func(ctx context.Context, dir, venv string) error
 		if extras {
 			extra = func(ctx context.Context, dir, venv string) error {
@@ -38,7 +38,7 @@ func (Pip) Install(ctx context.Context) error {
 			}
 		}
 		return release.ReinstallLive(ctx, h, r.opts, extra)
-	})
+	}))
 }
 
 // Setup bootstraps or updates the project's local virtualenv: requirements (with the dev ones), private packages, install scripts, git submodules, ExtraSetupTasks.

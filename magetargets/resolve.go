@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"sync"
 
 	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/sshx"
 )
 
 // recentTags is how many release tags the tagging dialogue shows.
@@ -29,7 +29,7 @@ type resolver struct {
 // at c.RootDir, the package's prompter, progress to out.
 func newResolver(c Config, e Environment, out io.Writer) resolver {
 	// git writes its stdout and stderr from two goroutines.
-	gitOut := &lockedWriter{w: out}
+	gitOut := sshx.NewSyncWriter(out)
 	return resolver{
 		cfg:    c,
 		env:    e,
@@ -335,18 +335,6 @@ func (r resolver) remote() string {
 		return release.DefaultRemote
 	}
 	return r.cfg.Remote
-}
-
-// lockedWriter serializes the writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // short abbreviates a commit id for messages.

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/magefab/magefab/release"
@@ -67,10 +69,13 @@ type fleetRun struct {
 	console *sshx.Console
 	opts    *release.Options
 	fleet   *release.Fleet
+	mage    string // how the user runs a target in this environment, for the advice in errors
 }
 
 // newFleetRun reads and checks the configuration, the environment and its
-// hosts, and prepares the options every host-side operation shares.
+// hosts, and prepares the fleet every host-side operation shares. The
+// fleet holds interrupts while its hosts switch (see holdInterrupts), and
+// its errors and warnings name mage's targets and settings (see advise).
 func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 	c, err := currentConfig()
 	if err != nil {
@@ -83,27 +88,78 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &fleetRun{cfg: c, env: env, console: sshx.NewConsole(stdout)}
-	specs, err := resolveHosts(ctx, c, env)
+	fl, err := newFleet(ctx, c, env, nil, stdout)
 	if err != nil {
 		return nil, err
 	}
-	if env.isLocal() {
-		r.hosts = []sshx.Host{sshx.NewLocal("localhost")}
-	} else {
-		pool, err := sshPool(c)
+	r := &fleetRun{cfg: c, env: env, hosts: fl.Hosts, console: fl.Options.Console, opts: fl.Options, fleet: fl, mage: mageCommand(c)}
+	fl.Switching = r.holdInterrupts
+	fl.Warn = func(err error) { r.say("%v", r.advise(err)) }
+	return r, nil
+}
+
+// NewFleet returns the release.Fleet with which this package's targets
+// deploy to the environment named env of cfg, for a program that deploys
+// without mage: its Options are what cfg says (with Configure's defaults
+// for the fields left zero), and the settings MAGEFAB_PARALLEL,
+// MAGEFAB_LOCK_WAIT and MAGEFAB_REINSTALL apply as they do to the targets.
+// Its progress goes to out.
+//
+// hosts are the hosts it works on, e.g. from the caller's own sshx.Pool.
+// Nil means the environment's (MAGEFAB_HOSTS, Environment.Hosts or the
+// load balancer's), reached through one sshx.Pool per SSH configuration
+// that the process shares and never closes.
+//
+// The Fleet has none of the targets' hooks (tests, Django, celery,
+// ExtraDeployTasks, the version check) and leaves the process's signal
+// handling alone: a caller that exits on an interrupt should hold its
+// interrupts in Fleet.Switching. Errors name the fields of cfg that are
+// wrong, as the targets' do.
+func NewFleet(ctx context.Context, cfg Config, env string, hosts []sshx.Host, out io.Writer) (*release.Fleet, error) {
+	c := withDefaults(cfg)
+	if c.RootDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("magetargets: RootDir is empty and the working directory is unknown: %w", err)
+		}
+		c.RootDir = wd
+	}
+	if err := c.validate(true); err != nil {
+		return nil, err
+	}
+	e, ok := c.Environments[env]
+	if !ok {
+		return nil, unknownEnv(c, env, "NewFleet")
+	}
+	return newFleet(ctx, c, e.clone(), hosts, out)
+}
+
+// newFleet builds the fleet of env from c, checked and with its defaults:
+// on hosts, or when nil on the environment's hosts.
+func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host, out io.Writer) (*release.Fleet, error) {
+	if hosts == nil {
+		specs, err := resolveHosts(ctx, c, env)
 		if err != nil {
 			return nil, err
 		}
-		if r.hosts, err = pool.Hosts(specs); err != nil {
-			return nil, err
+		if env.isLocal() {
+			hosts = []sshx.Host{sshx.NewLocal("localhost")}
+		} else {
+			pool, err := sshPool(c)
+			if err != nil {
+				return nil, err
+			}
+			if hosts, err = pool.Hosts(specs); err != nil {
+				return nil, err
+			}
 		}
 	}
-	names := make([]string, len(r.hosts))
-	for i, h := range r.hosts {
+	console := sshx.NewConsole(out)
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
 		names[i] = h.Name()
 	}
-	r.console.Align(append(names, "magefab")...)
+	console.Align(append(names, "magefab")...)
 
 	restart, err := c.restartCommand()
 	if err != nil {
@@ -128,7 +184,7 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 	if parallel == 0 {
 		parallel = c.Parallel
 	}
-	r.opts = &release.Options{
+	opts := &release.Options{
 		Layout: release.Layout{
 			Path: c.envPath(env), ReleasesRoot: c.ReleasesRoot, Dirs: [2]string{c.ReleaseDirs[0], c.ReleaseDirs[1]},
 			Current: c.CurrentLink, Virtualenv: c.Virtualenv,
@@ -145,21 +201,54 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
 		LockWait:     wait,
 		Owner:        owner(ctx, c),
 		RunID:        runID(),
-		Mage:         mageCommand(c),
 		ForwardAgent: os.Getenv("SSH_AUTH_SOCK") != "",
-		Console:      r.console,
+		Console:      console,
 		Verbose:      mg.Verbose(),
 	}
-	if err := r.opts.Layout.Validate(); err != nil {
+	if err := opts.Layout.Validate(); err != nil {
 		return nil, err
 	}
-	r.fleet = &release.Fleet{
-		Hosts: r.hosts, Options: r.opts, Parallel: parallel,
+	return &release.Fleet{
+		Hosts: hosts, Options: opts, Parallel: parallel,
 		PrepareTimeout: c.Timeouts.Prepare, SwitchTimeout: c.Timeouts.Switch,
-		HoldInterrupts: true,
-	}
-	return r, nil
+	}, nil
 }
+
+// holdInterrupts is the fleet's Switching: from the first switch until
+// every host has switched (and, on a failure, been switched back), SIGINT
+// and SIGTERM do not stop mage, since stopping there would split the
+// fleet. Each is reported, and the switch goes on. Mage's own handler
+// would cancel the targets on Ctrl-C and exit 5 seconds later, whatever
+// they are doing: signal.Ignore takes the signals from it (and from every
+// other handler in the process), and this handler alone gets them. When
+// done is called, SIGINT and SIGTERM get their default action back: they
+// stop the process at once (mage's handler does not get them back).
+func (r *fleetRun) holdInterrupts() (done func()) {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	signal.Ignore(sigs...) // clears every channel registered by Notify
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				r.say("%s: hosts are switching, and stopping now would split the fleet: the switch finishes first (SIGKILL stops this process at once)", s)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		signal.Reset(sigs...)
+		close(stop)
+	}
+}
+
+// advise words err, from a release operation, for the user of mage (see
+// the package function advise).
+func (r *fleetRun) advise(err error) error { return advise(err, r.mage) }
 
 // splitCommand splits a configured command into words. Quotes and shell
 // operators are refused: every word is quoted when the command runs.

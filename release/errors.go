@@ -9,38 +9,30 @@ import (
 	"github.com/magefab/magefab/sshx"
 )
 
-// LockedError reports a deploy lock held by someone else.
+// The errors here carry what a caller needs to act on them; their text
+// names the functions of this package that do. A command-line front end
+// (magetargets) finds them with errors.As and words its own advice.
+
+// LockedError reports a deploy lock held by someone else. The lock clears
+// when the run holding it ends (Options.LockWait waits for that);
+// ForceUnlock removes a lock whose run died.
 type LockedError struct {
 	Host    string
 	Owner   string    // what the holder wrote: who, what, from where
 	Release string    // the release the holder deploys, "" if it did not say
 	Since   time.Time // when the lock was taken
-	Stale   bool      // older than Options.LockStale
-	Hint    string    // the command that clears it, e.g. "mage env:production deploy:unlock"
+	Stale   bool      // older than Options.LockStale: its run may have died
 
 	holder, id string // the holding process ("host pid") and the lock's run id
 }
 
 func (e *LockedError) Error() string {
-	age := time.Since(e.Since).Round(time.Second)
 	if e.Stale {
-		return fmt.Sprintf("release: %s: stale lock: held by %s since %s (%s ago); if no deploy is running there, clear it with: %s",
-			e.Host, e.Owner, e.Since.Format(time.RFC3339), age, e.Hint)
+		return fmt.Sprintf("release: %s: stale lock: held by %s since %s; if no run holds it any more, remove it with ForceUnlock",
+			e.Host, e.Owner, e.Since.Format(time.RFC3339))
 	}
-	return fmt.Sprintf("release: %s: locked by %s since %s (%s ago); wait for that deploy, set MAGEFAB_LOCK_WAIT=90s to wait for it, or if it died: %s",
-		e.Host, e.Owner, e.Since.Format(time.RFC3339), age, e.Hint)
-}
-
-func (e *SwitchError) Error() string {
-	switch {
-	case e.Serving == "unknown":
-		return fmt.Sprintf("switch: %s (what %s serves is unknown: check with deploy:status)", e.Reason, e.Host)
-	case e.Down:
-		return fmt.Sprintf("switch: %s; current points to %s again, but the app did not restart", e.Reason, e.Serving)
-	case e.Incomplete:
-		return fmt.Sprintf("switch: %s; %s serves the release in %s again, but not every after-switch step was undone", e.Reason, e.Host, e.Serving)
-	}
-	return fmt.Sprintf("switch: %s; %s serves the release in %s again", e.Reason, e.Host, e.Serving)
+	return fmt.Sprintf("release: %s: locked by %s since %s; it clears when that run ends (Options.LockWait waits for it), or remove it with ForceUnlock if that run died",
+		e.Host, e.Owner, e.Since.Format(time.RFC3339))
 }
 
 // SwitchError is a failed switch or restart on one host, and what the host
@@ -56,6 +48,20 @@ type SwitchError struct {
 	Incomplete bool
 	Err        error
 }
+
+func (e *SwitchError) Error() string {
+	switch {
+	case e.Serving == "unknown":
+		return fmt.Sprintf("switch: %s (what %s serves is unknown: Fleet.Status inspects it)", e.Reason, e.Host)
+	case e.Down:
+		return fmt.Sprintf("switch: %s; current points to %s again, but the app did not restart", e.Reason, e.Serving)
+	case e.Incomplete:
+		return fmt.Sprintf("switch: %s; %s serves the release in %s again, but not every after-switch step was undone", e.Reason, e.Host, e.Serving)
+	}
+	return fmt.Sprintf("switch: %s; %s serves the release in %s again", e.Reason, e.Host, e.Serving)
+}
+
+func (e *SwitchError) Unwrap() error { return e.Err }
 
 // switchError reads where a failed switch script left its host from its
 // exit status: after is the dir a failed restart leaves it in, previous
@@ -76,14 +82,52 @@ func switchError(h sshx.Host, out *scriptOutput, err error, after, previous stri
 	return se
 }
 
-func (e *SwitchError) Unwrap() error { return e.Err }
+// NeverLiveError refuses a rollback to a release dir whose release never
+// went live on its host: a deploy that did not go through (it failed on
+// another host, in its migrations or at a check before the switch, or its
+// switch was undone) left it prepared. It matches ErrNoPreviousRelease.
+// To go back, deploy Before, or whichever release is wanted, instead.
+type NeverLiveError struct {
+	Dir     string // the release dir, under the deploy root: /var/webapps/five/releases/b
+	Release Target // what the dir holds
+	Before  Target // the release that was live before the current one; zero if the log does not say
+}
+
+func (e *NeverLiveError) Error() string {
+	return fmt.Sprintf("%v: %s holds %s, which never went live there (revisions.log has no switch to it that was not undone: a deploy that did not go through left it prepared); %s",
+		ErrNoPreviousRelease, e.Dir, releaseName(e.Release), e.instead())
+}
+
+// instead ends the error's text: what to do instead of the rollback.
+func (e *NeverLiveError) instead() string {
+	if e.Before.SHA != "" {
+		return fmt.Sprintf("to go back to %s, the release live before, deploy it instead", releaseName(e.Before))
+	}
+	return "deploy the release to go back to instead"
+}
+
+func (e *NeverLiveError) Is(target error) bool { return target == ErrNoPreviousRelease }
+
+// UnlockError is this run's deploy lock left on a host after the run's
+// work there: removing it failed. The lock stays until Unlock (with the
+// same Options.RunID) or ForceUnlock removes it.
+type UnlockError struct {
+	Host string
+	Err  error // why it could not be removed
+}
+
+func (e *UnlockError) Error() string {
+	return fmt.Sprintf("%v (the deploy lock on %s stays: ForceUnlock removes it)", e.Err, e.Host)
+}
+
+func (e *UnlockError) Unwrap() error { return e.Err }
 
 // scriptError turns a failed script into an error with its reason.
 func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Options) error {
 	var ee *sshx.ExitError
 	if errors.As(err, &ee) && ee.Status == exitLocked {
 		f := out.result("locked")
-		le := &LockedError{Host: h.Name(), Owner: "unknown", Hint: o.command("deploy:unlock")}
+		le := &LockedError{Host: h.Name(), Owner: "unknown"}
 		if len(f) >= 2 {
 			le.Since = parseLockTime(f[0])
 			if strings.TrimSpace(f[1]) != "" {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -45,14 +42,22 @@ type Fleet struct {
 	// KeepOnVerifyFailure keeps the new release live when Verify fails.
 	KeepOnVerifyFailure bool
 
-	// HoldInterrupts makes the process ignore SIGINT and SIGTERM from the
-	// first switch until every host has switched (and, on a failure, been
-	// switched back): an interrupt there would leave the fleet split. An
-	// interrupt is reported and the switch goes on. For a process whose
-	// own handler would exit on a signal, like mage's (it exits 5 seconds
-	// after Ctrl-C): that handler no longer receives the signals, and
-	// afterwards SIGINT and SIGTERM stop the process at once.
-	HoldInterrupts bool
+	// Switching, if not nil, is called as the hosts begin to switch, and
+	// the func it returns once every host has switched (and verified) or,
+	// on a failure, been switched back. The switch itself goes on when the
+	// context is cancelled, since stopping half way would split the fleet;
+	// but a process that exits on an interrupt (as mage does, 5 seconds
+	// after Ctrl-C) would stop it all the same. Such a process holds its
+	// interrupts in between: Switching is where it does, and the Fleet
+	// itself never touches the process's signal handling.
+	Switching func() (done func())
+
+	// Warn, if not nil, is told of a failure that leaves something for
+	// the user to do without changing the operation's result: this run's
+	// locks that could not be released after a failure (an *UnlockError
+	// for each host, under *sshx.HostError). Nil prints it on
+	// Options.Console.
+	Warn func(err error)
 }
 
 // HostResult is one host's part of a deploy or rollback.
@@ -197,8 +202,8 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 // others back.
 func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
 	f.say("all %d host(s) prepared; switching", len(prepared))
-	if f.HoldInterrupts {
-		defer f.holdInterrupts()()
+	if f.Switching != nil {
+		defer f.Switching()()
 	}
 	hosts := make([]sshx.Host, len(prepared))
 	byHost := map[string]*Prepared{}
@@ -335,14 +340,12 @@ func (f *Fleet) compensate(switched, lost []*Prepared) error {
 // recovery). Its error is a *SwitchError when the script said what the
 // host serves.
 func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared, recover bool, wait time.Duration) error {
-	mode, lock := backward, lockScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, 0)
+	mode, lock := backward, lockParams{Owner: o.Owner + " switching back from " + p.Target.Name}
 	if recover {
-		mode, lock = recovery, lockOwnScript(o.RunID, o.Owner+" switching back from "+p.Target.Name, wait)
+		mode, lock = recovery, lockParams{Owner: lock.Owner, Wait: wait, TakeOver: true}
 	}
-	script := prelude(o.Layout) + lock + `trap 'rm -rf "$lock"' EXIT
-` + switchScript(o, h.Name(), p.Previous, p.Dir, p.Was, p.Target, "switched back: "+p.Target.Name+" failed", mode) + `trap - EXIT
-`
-	out, err := run(ctx, h, o, script, false)
+	sp := switchParams{Mode: mode, Host: h.Name(), Dir: p.Previous, Prev: p.Dir, Target: p.Was, Was: p.Target, What: "switched back: " + p.Target.Name + " failed"}
+	out, err := phase(lock.part(), sp.part(o)).run(ctx, h, o, false)
 	if err == nil {
 		return nil
 	}
@@ -380,7 +383,7 @@ func afterBack(p *Prepared, err error, lost bool, runID string) (s HostServing, 
 	if errors.As(err, &se) {
 		switch {
 		case se.Serving == "unknown":
-			return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %s (check with deploy:status)", se.Reason)}, false, true
+			return HostServing{Host: host, Note: "unknown: switching back failed: " + se.Reason}, false, true
 		case se.Serving == p.Previous && se.Incomplete:
 			return previous(how + ", but not every after-switch step was undone: " + se.Reason), false, false
 		case se.Serving == p.Previous && se.Down:
@@ -392,10 +395,10 @@ func afterBack(p *Prepared, err error, lost bool, runID string) (s HostServing, 
 	}
 	var le *LockedError
 	if lost && errors.As(err, &le) && le.id == runID {
-		return HostServing{Host: host, Note: "unknown: its switch was stopped, and it is still switching back by itself (check with deploy:status)"}, false, true
+		return HostServing{Host: host, Note: "unknown: its switch was stopped, and it is still switching back by itself"}, false, true
 	}
 	if lost {
-		return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %v (check with deploy:status)", err)}, false, true
+		return HostServing{Host: host, Note: fmt.Sprintf("unknown: switching back failed: %v", err)}, false, true
 	}
 	return HostServing{Host: host, Release: p.Target.Name, Dir: p.Dir, Note: fmt.Sprintf("the new release: switching back failed: %v", err)}, false, true
 }
@@ -414,6 +417,7 @@ func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed,
 	whole, off := true, false
 	for _, p := range switched {
 		s, w, o := afterBack(p, compFailed[p.Host.Name()], false, f.Options.RunID)
+		s.Err = compFailed[p.Host.Name()]
 		serving = append(serving, s)
 		whole, off = whole && w, off || o
 	}
@@ -421,52 +425,28 @@ func (f *Fleet) splitReport(what string, cause, compErr error, switched, failed,
 		s, w, o := hostServing(cause, p)
 		if slices.Contains(lost, p) {
 			s, w, o = afterBack(p, compFailed[p.Host.Name()], true, f.Options.RunID)
+			s.Err = compFailed[p.Host.Name()]
 		}
 		serving = append(serving, s)
 		whole, off = whole && w, off || o
 	}
 	sort.Slice(serving, func(i, j int) bool { return serving[i].Host < serving[j].Host })
-	var b strings.Builder
-	b.WriteString(what + "; ")
-	switch {
-	case whole:
-		b.WriteString("every host that had switched was switched back: the fleet serves the previous release.\n")
-	case off:
-		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
-	default:
-		b.WriteString("THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone.\n")
-	}
-	b.WriteString("what each host serves now:")
-	for _, s := range serving {
-		b.WriteString("\n  " + s.String())
-	}
 	if whole {
+		var b strings.Builder
+		b.WriteString(what + "; every host that had switched was switched back: the fleet serves the previous release.\nwhat each host serves now:")
+		for _, s := range serving {
+			b.WriteString("\n  " + s.String())
+		}
 		return fmt.Errorf("%s\ncause: %w", b.String(), cause)
 	}
-	se := &SplitError{Serving: serving, Err: cause}
-	var was []Target
+	se := &SplitError{What: what, Split: off, Serving: serving, Err: cause}
 	seen := map[string]bool{}
 	for _, p := range append(append([]*Prepared(nil), switched...), failed...) {
 		if p.Was.SHA != "" && !seen[p.Was.SHA] {
 			seen[p.Was.SHA] = true
-			was = append(was, p.Was)
+			se.Previous = append(se.Previous, tagged(p.Was))
 		}
 	}
-	switch len(was) {
-	case 0:
-		b.WriteString("\nto reunite the fleet, mend what failed above, then deploy one release to every host; deploy:status shows each host")
-	case 1:
-		se.Command = f.Options.command(redeployTarget(was[0]))
-		fmt.Fprintf(&b, "\nto bring every host back to %s, mend what failed above, then run (each host reuses the dir that holds it):\n  %s\ndeploy:status shows each host", releaseName(was[0]), se.Command)
-	default:
-		b.WriteString("\nthe hosts served different releases before; to reunite the fleet, mend what failed above, then deploy one release to every host, e.g.:")
-		for _, t := range was {
-			b.WriteString("\n  " + f.Options.command(redeployTarget(t)))
-		}
-		b.WriteString("\ndeploy:status shows each host")
-	}
-	fmt.Fprintf(&b, "\ncause: %v", cause)
-	se.msg = b.String()
 	return se
 }
 
@@ -490,8 +470,9 @@ func hostErrors(err error) map[string]error {
 type HostServing struct {
 	Host    string
 	Release string // the release's name; "" if unknown
-	Dir     string // the release dir current points to; "" if unknown
+	Dir     string // the release dir current points to; "" if unknown (Fleet.Status inspects the host)
 	Note    string // how it came to serve it
+	Err     error  // what failed while switching it back, if anything did
 }
 
 func (s HostServing) String() string {
@@ -502,15 +483,60 @@ func (s HostServing) String() string {
 }
 
 // SplitError is a switch that failed on some hosts and could not be undone
-// on every other: the hosts serve different releases until someone acts.
+// on every other: the hosts serve different releases, or some has an
+// after-switch step not undone, until someone acts. Deploying one release
+// to every host reunites the fleet; see Reunite.
 type SplitError struct {
-	Serving []HostServing // what each host serves now
-	Command string        // the command that brings every host to the release they served before, "" if there is no single one
-	Err     error         // why the switch failed
-	msg     string
+	What string // what failed, e.g. "the switch failed"
+	// Split says that some host serves another release than before, or an
+	// unknown one. Without it, every host serves its previous release, but
+	// on some not every after-switch step (crontab, staged files,
+	// services) was undone.
+	Split   bool
+	Serving []HostServing // what each host serves now, by host name
+	// Previous are the releases the hosts served before the switch, each
+	// once; one whose Name is a tag has it in Tag too.
+	Previous []Target
+	Err      error // why the switch failed
 }
 
-func (e *SplitError) Error() string { return e.msg }
+func (e *SplitError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.What + "; ")
+	if e.Split {
+		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
+	} else {
+		b.WriteString("THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone.\n")
+	}
+	b.WriteString("what each host serves now:")
+	for _, s := range e.Serving {
+		b.WriteString("\n  " + s.String())
+	}
+	switch t, ok := e.Reunite(); {
+	case ok:
+		fmt.Fprintf(&b, "\nto bring every host back to %s, mend what failed above, then deploy it again (each host reuses the dir that holds it)", releaseName(t))
+	case len(e.Previous) > 1:
+		names := make([]string, len(e.Previous))
+		for i, t := range e.Previous {
+			names[i] = releaseName(t)
+		}
+		b.WriteString("\nthe hosts served different releases before (" + strings.Join(names, ", ") + "); to reunite the fleet, mend what failed above, then deploy one release to every host")
+	default:
+		b.WriteString("\nto reunite the fleet, mend what failed above, then deploy one release to every host")
+	}
+	fmt.Fprintf(&b, "\ncause: %v", e.Err)
+	return b.String()
+}
+
+// Reunite returns the release that every host served before the switch,
+// if they all served one: deploying it again brings each back to it, and
+// each reuses the dir that holds it.
+func (e *SplitError) Reunite() (Target, bool) {
+	if len(e.Previous) != 1 {
+		return Target{}, false
+	}
+	return e.Previous[0], true
+}
 
 func (e *SplitError) Unwrap() error { return e.Err }
 
@@ -522,13 +548,13 @@ func (e *SplitError) ExitStatus() int { return exitCompFail }
 // after it: -<commits>-g<abbreviated id>.
 var describeSuffix = regexp.MustCompile(`-[0-9]+-g[0-9a-f]{4,}$`)
 
-// redeployTarget is the target that deploys t again: deploy:tag for a
-// tag, deploy:commit for any other commit.
-func redeployTarget(t Target) string {
-	if t.Name != "" && !describeSuffix.MatchString(t.Name) && !strings.HasPrefix(t.SHA, t.Name) {
-		return "deploy:tag " + sshx.Quote(t.Name)
+// tagged returns t with Tag set to its Name when that names a tag: not
+// git describe's name of a commit after a tag, nor an abbreviated id.
+func tagged(t Target) Target {
+	if t.Tag == "" && t.Name != "" && !describeSuffix.MatchString(t.Name) && !strings.HasPrefix(t.SHA, t.Name) {
+		t.Tag = t.Name
 	}
-	return "deploy:commit " + sshx.Quote(t.SHA)
+	return t
 }
 
 func releaseName(t Target) string {
@@ -556,7 +582,7 @@ func hostServing(err error, p *Prepared) (s HostServing, whole, off bool) {
 	}
 	switch {
 	case se.Serving == "unknown":
-		return HostServing{Host: host, Note: "unknown (check with deploy:status)"}, false, true
+		return HostServing{Host: host, Note: "unknown"}, false, true
 	case se.Down:
 		return HostServing{Host: host, Release: p.Was.Name, Dir: se.Serving, Note: "the previous release: its switch failed and it was switched back, but the app did not restart"}, true, false
 	case se.Incomplete:
@@ -566,7 +592,8 @@ func hostServing(err error, p *Prepared) (s HostServing, whole, off bool) {
 }
 
 // unlockAll releases this run's locks on hosts, within cleanupTimeout even
-// if the run's context was cancelled.
+// if the run's context was cancelled. A lock it cannot release is told to
+// Warn.
 func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	if len(hosts) == 0 {
 		return
@@ -574,34 +601,18 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		return struct{}{}, Unlock(ctx, h, f.Options)
-	})
-	if err != nil {
-		f.say("could not release every lock (deploy:unlock clears them): %v", err)
-	}
-}
-
-// holdInterrupts takes SIGINT and SIGTERM away from every other handler of
-// the process and only reports them, until the returned func is called.
-func (f *Fleet) holdInterrupts() func() {
-	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
-	signal.Ignore(sigs...) // clears every channel registered by Notify
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, sigs...)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-ch:
-				f.say("%s: hosts are switching, and stopping now would split the fleet: the switch finishes first (SIGKILL stops this process at once)", s)
-			case <-done:
-				return
-			}
+		if err := Unlock(ctx, h, f.Options); err != nil {
+			return struct{}{}, &UnlockError{Host: h.Name(), Err: err}
 		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		signal.Reset(sigs...)
-		close(done)
+		return struct{}{}, nil
+	})
+	if err == nil {
+		return
 	}
+	err = fmt.Errorf("could not release every lock: %w", err)
+	if f.Warn != nil {
+		f.Warn(err)
+		return
+	}
+	f.say("%v", err)
 }

@@ -1,8 +1,13 @@
 package release
 
 import (
+	"bufio"
+	"context"
 	"embed"
+	"slices"
 	"strings"
+
+	"github.com/magefab/magefab/sshx"
 )
 
 // The scripts a host runs live in hostsh/, one file per phase or part,
@@ -16,20 +21,54 @@ import (
 var hostFS embed.FS
 
 // hostScript joins the named files of hostsh/ (without ".sh") after
-// lib.sh. A name that is not there is a programming error.
+// lib.sh. A file's "# After:" line names the files whose functions and
+// variables it uses: they must come before it. A name that is not there,
+// or a file before one it uses, is a programming error.
 func hostScript(names ...string) string {
 	var b strings.Builder
+	seen := []string{"lib"}
 	for _, n := range append([]string{"lib"}, names...) {
-		text, err := hostFS.ReadFile("hostsh/" + n + ".sh")
-		if err != nil {
-			panic("release: no host script " + n)
+		text := hostFile(n)
+		for _, dep := range hostDeps(text) {
+			if !slices.Contains(seen, dep) {
+				panic("release: host script " + n + " needs " + dep + " before it")
+			}
 		}
-		b.Write(text)
+		seen = append(seen, n)
+		b.WriteString(text)
 		if len(text) > 0 && text[len(text)-1] != '\n' {
 			b.WriteByte('\n')
 		}
 	}
 	return b.String()
+}
+
+// hostFile returns the text of hostsh/<name>.sh.
+func hostFile(name string) string {
+	text, err := hostFS.ReadFile("hostsh/" + name + ".sh")
+	if err != nil {
+		panic("release: no host script " + name)
+	}
+	return string(text)
+}
+
+// hostDeps reads the names on a script's "# After:" line, without ".sh".
+func hostDeps(text string) []string {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		if rest, ok := strings.CutPrefix(line, "# After:"); ok {
+			var deps []string
+			for _, f := range strings.Fields(rest) {
+				deps = append(deps, strings.TrimSuffix(f, ".sh"))
+			}
+			return deps
+		}
+	}
+	return nil
 }
 
 // vars are the inputs of a host script: NAME=value pairs the script reads
@@ -41,3 +80,55 @@ func (v *vars) set(name, value string) { *v = append(*v, name+"="+value) }
 
 // list adds name with values, one per line.
 func (v *vars) list(name string, values []string) { v.set(name, strings.Join(values, "\n")) }
+
+// flag adds name as "1" when on, else "".
+func (v *vars) flag(name string, on bool) {
+	value := ""
+	if on {
+		value = "1"
+	}
+	v.set(name, value)
+}
+
+// part is a piece of a phase: files of hostsh/ (without ".sh"), in order,
+// and the inputs they read.
+type part struct {
+	files []string
+	in    vars
+}
+
+// phase joins parts into one: every file once, where it first appears,
+// and every input. Two parts that set an input to different values are a
+// programming error.
+func phase(parts ...part) part {
+	var p part
+	set := map[string]string{}
+	for _, q := range parts {
+		for _, f := range q.files {
+			if !slices.Contains(p.files, f) {
+				p.files = append(p.files, f)
+			}
+		}
+		for _, kv := range q.in {
+			name, value, _ := strings.Cut(kv, "=")
+			if old, ok := set[name]; ok {
+				if old != value {
+					panic("release: two values for the host script input " + name)
+				}
+				continue
+			}
+			set[name] = value
+			p.in = append(p.in, kv)
+		}
+	}
+	return p
+}
+
+// script is the part's text: lib.sh and its files.
+func (p part) script() string { return hostScript(p.files...) }
+
+// run runs the part as one script on h (one SSH session), parsing its
+// output.
+func (p part) run(ctx context.Context, h sshx.Host, o *Options, forwardAgent bool) (*scriptOutput, error) {
+	return runWith(ctx, h, o, p.script(), p.in, forwardAgent)
+}

@@ -3,7 +3,6 @@ package release
 import (
 	"fmt"
 	"path"
-	"strings"
 )
 
 // Layout is the a/b layout of one app on a host:
@@ -34,7 +33,8 @@ func (l Layout) Other(dir string) string {
 	return l.Dirs[0]
 }
 
-// Validate checks that every name is a plain name and Path a clean path.
+// Validate checks Path with ValidateDeployPath and every name with
+// ValidateName, and that the release dirs and the link differ.
 func (l Layout) Validate() error {
 	if err := ValidateDeployPath(l.Path); err != nil {
 		return err
@@ -51,58 +51,7 @@ func (l Layout) Validate() error {
 		return &InputError{Field: "ReleaseDirs", Value: l.Dirs[0], Reason: "the two release dirs must differ, e.g. a and b"}
 	}
 	if l.Current == l.Dirs[0] || l.Current == l.Dirs[1] {
-		return &InputError{Field: "CurrentLink", Value: l.Current, Reason: "must differ from the release dirs"}
-	}
-	return nil
-}
-
-// ValidateName checks a single path component used in the layout: not
-// empty, no '/', not "." or "..", no leading '-', no control characters
-// or spaces.
-func ValidateName(field, v string) error {
-	bad := func(reason string) error { return &InputError{Field: field, Value: v, Reason: reason} }
-	switch {
-	case v == "":
-		return bad("is empty; give a plain directory name")
-	case v == "." || v == "..":
-		return bad("must be a plain directory name")
-	case strings.ContainsAny(v, "/\\"):
-		return bad("must be a single name without '/'")
-	case strings.HasPrefix(v, "-") || strings.HasPrefix(v, "."):
-		return bad("must not start with '-' or '.'")
-	case len(v) > 128:
-		return bad("is longer than 128 bytes")
-	}
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return bad(fmt.Sprintf("contains %q; a directory name here holds only letters, digits, '.', '_' and '-'", r))
-		}
-	}
-	return nil
-}
-
-// ValidateDeployPath checks the deploy root: absolute, or relative to the
-// login home; no ".." element, no control characters, not "/".
-func ValidateDeployPath(p string) error {
-	bad := func(reason string) error { return &InputError{Field: "Path", Value: p, Reason: reason} }
-	if p == "" {
-		return bad("is empty; give the deploy root, e.g. /var/webapps/<Unit>")
-	}
-	if path.Clean(p) == "/" {
-		return bad("must not be the root directory")
-	}
-	if strings.HasPrefix(p, "-") || strings.HasPrefix(p, "~") {
-		return bad("must be an absolute path or a path relative to the login home (no '~', no leading '-')")
-	}
-	for _, el := range strings.Split(p, "/") {
-		if el == ".." {
-			return bad("must not contain '..'")
-		}
-	}
-	for _, r := range p {
-		if r < ' ' || r == 0x7f || r == 0xfffd {
-			return bad("must not contain control characters")
-		}
+		return &InputError{Field: "CurrentLink", Value: l.Current, Reason: "must differ from the release dirs; give the link another name, e.g. current"}
 	}
 	return nil
 }

@@ -10,31 +10,17 @@ import (
 
 // The operations here work on the live release: the dir current points to.
 
-// liveScript enters the live release dir, or fails saying nothing is
-// deployed.
-func liveScript(o *Options) string {
-	return `live=$(readlink "$root/"` + sshx.Quote(o.Layout.Current) + ` 2>/dev/null) || die "nothing is deployed: $root/` + o.Layout.Current + ` does not exist"
-live=${live##*/}
-cd "$root/$live" || die "cannot enter the live release $root/$live"
-`
-}
-
-// restartScript runs the restart command, with sudo -n unless told not to,
-// from the login directory as a deploy's switch does, so that relative
-// paths in it mean the same thing everywhere.
-func restartScript(o *Options) string {
-	if o.Restart == "" {
-		return "step \"no restart command configured\"\n"
-	}
-	sudo := o.sudo()
-	return `step "restarting"
-(cd "$HOME" 2>/dev/null || cd /; ` + sudo + `/bin/sh -c ` + sshx.Quote(o.Restart) + `) 2>&1 || die "the restart command failed"
-`
+// livePart gives the inputs of enter_live and restart_app
+// (hostsh/live.sh), with live.sh.
+func livePart(o *Options) part {
+	var in vars
+	in.set("MF_RESTART", o.Restart)
+	return part{files: []string{"live"}, in: in}
 }
 
 // Restart restarts the app on h (one session).
 func Restart(ctx context.Context, h sshx.Host, o *Options) error {
-	out, err := run(ctx, h, o, prelude(o.Layout)+restartScript(o), false)
+	out, err := phase(livePart(o), part{files: []string{"restart"}}).run(ctx, h, o, false)
 	if err != nil {
 		return scriptError(h, "restart", out, err, o)
 	}
@@ -56,23 +42,10 @@ func Maintenance(ctx context.Context, h sshx.Host, o *Options, settings string, 
 	if on {
 		value = "True"
 	}
-	const (
-		assign  = `^MAINTENANCE_MODE[[:space:]]*=`
-		literal = `(True|False|1|0)([[:space:]]*(#.*)?)$`
-	)
-	script := prelude(o.Layout) + liveScript(o) + `f=` + sshx.Quote(settings) + `
-if [ ! -f "$f" ]; then
-  printf 'magefab:warn\t%s\n' "$PWD/$f does not exist"
-elif ! grep -Eq ` + sshx.Quote(assign) + ` "$f"; then
-  printf 'magefab:warn\t%s\n' "$PWD/$f has no MAINTENANCE_MODE assignment"
-elif other=$(grep -E ` + sshx.Quote(assign) + ` "$f" | grep -Ev ` + sshx.Quote(assign+`[[:space:]]*`+literal) + ` | head -n 1 | head -c 200 | tr '\t\r' '  '); [ -n "$other" ]; then
-  printf 'magefab:warn\t%s\n' "$PWD/$f sets MAINTENANCE_MODE to something other than True or False ($other): left unchanged; set it there by hand"
-else
-  sed -E -i ` + sshx.Quote(`s/(`+assign+`[[:space:]]*)`+literal+`/\1`+value+`\3/`) + ` "$f" || die "cannot edit $PWD/$f"
-  step "MAINTENANCE_MODE = ` + value + ` in $live/$f"
-fi
-` + restartScript(o)
-	out, err := run(ctx, h, o, script, false)
+	var in vars
+	in.set("MF_SETTINGS", settings)
+	in.set("MF_MAINTENANCE", value)
+	out, err := phase(livePart(o), part{files: []string{"maintenance"}, in: in}).run(ctx, h, o, false)
 	if err != nil {
 		return "", scriptError(h, "maintenance", out, err, o)
 	}
@@ -86,17 +59,14 @@ fi
 // its virtualenv's python and the run's environment (DEPLOYMENT_TYPE), in
 // one session: e.g. [["migrate", "--noinput"], ["loaddata", "initial"]].
 func Manage(ctx context.Context, h sshx.Host, o *Options, dir string, commands [][]string) error {
-	var b strings.Builder
-	b.WriteString(prelude(o.Layout) + `cd "$root/"` + sshx.Quote(dir) + ` || die "cannot enter $root/` + sshx.Embed(dir) + `"
-[ -f manage.py ] || die "manage.py is missing from release ` + sshx.Embed(dir) + `"
-py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/python
-`)
-	for _, c := range commands {
-		b.WriteString(`step "manage.py ` + sshx.Embed(strings.Join(c, " ")) + `"
-"$py" manage.py ` + sshx.Join(c...) + ` 2>&1 || die "manage.py ` + sshx.Embed(c[0]) + ` failed"
-`)
+	lines := make([]string, len(commands))
+	for i, c := range commands {
+		lines[i] = strings.Join(c, "\t")
 	}
-	out, err := run(ctx, h, o, b.String(), false)
+	var in vars
+	in.set("MF_DIR", dir)
+	in.list("MF_MANAGE", lines)
+	out, err := (part{files: []string{"manage"}, in: in}).run(ctx, h, o, false)
 	if err != nil {
 		return scriptError(h, "manage.py", out, err, o)
 	}
@@ -108,10 +78,10 @@ py="$root/"` + sshx.Quote(dir) + `/` + sshx.Quote(o.Layout.Virtualenv) + `/bin/p
 // Prepare does for a release; it is for a project's own virtualenv
 // (pip:setup). It reports whether it installed.
 func SetupVirtualenv(ctx context.Context, h sshx.Host, o *Options, dir, venv string) (installed bool, err error) {
-	script := prelude(o.Layout) + `cd ` + sshx.Quote(dir) + ` || die "cannot enter ` + sshx.Embed(dir) + `"
-` + venvScript(o, sshx.Quote(venv)) + `res "installed	$installed"
-`
-	out, err := run(ctx, h, o, script, false)
+	var in vars
+	in.set("MF_PROJECT_DIR", dir)
+	in.set("MF_VENV_PATH", venv)
+	out, err := phase(venvPart(o), part{files: []string{"virtualenv"}, in: in}).run(ctx, h, o, false)
 	if err != nil {
 		return false, scriptError(h, "virtualenv", out, err, o)
 	}

@@ -28,9 +28,10 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
 		defer cancel()
-		script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" rolling back", o.LockWait) + inspectScript(o.Layout, "all") + rollbackCheckScript(o)
+		lock := lockParams{Owner: o.Owner + " rolling back", Wait: o.LockWait}
+		script := phase(lock.part(), part{files: []string{"inspect", "after", "rollback"}, in: crontabVars(o)})
 		out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
-			out, err := run(ctx, h, o, script, false)
+			out, err := script.run(ctx, h, o, false)
 			if err != nil {
 				return out, scriptError(h, "rollback", out, err, o)
 			}
@@ -60,28 +61,19 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	return f.switchAll(ctx, prepared, "rollback")
 }
 
-// rollbackCheckScript checks, after inspectScript, what the after-switch
-// steps of a rollback need in the dir current does not point to (see
-// checkCrontabScript), and reports a failure as a "refused" result.
-func rollbackCheckScript(o *Options) string {
-	if o.Crontab == "" {
-		return ""
-	}
-	l := o.Layout
-	a, b := sshx.Quote(l.Dirs[0]), sshx.Quote(l.Dirs[1])
-	return `case $cur in ` + a + `) other=` + b + ` ;; ` + b + `) other=` + a + ` ;; *) other= ;; esac
-if [ -n "$other" ] && [ -d "$root/$other/.git" ]; then
-` + indent(checkCrontabScript(o, "$other", "a rollback to it could not install its crontab; deploy a release that has it instead", func(msg string) string {
-		return `printf 'magefab:refused\t%s\n' ` + msg
-	}), "  ") + `fi
-`
+// crontabVars are the inputs of check_crontab and check_rollback
+// (hostsh/after.sh), which check what the after-switch steps need.
+func crontabVars(o *Options) vars {
+	var in vars
+	in.set("MF_CRONTAB", o.Crontab)
+	return in
 }
 
 // rollbackTo says where a rollback takes a host in state st: the other
 // release dir, what it holds, and what the host serves now. It fails when
 // there is nothing to go back to: no other dir, one without a complete
 // virtualenv, or one holding a release that never went live there; or
-// when refused (what rollbackCheckScript reported) says why its
+// when refused (what check_rollback reported) says why its
 // after-switch steps could not run.
 func rollbackTo(o *Options, st HostState, refused []string) (other string, back, was Target, err error) {
 	l := o.Layout
@@ -108,12 +100,11 @@ func rollbackTo(o *Options, st HostState, refused []string) (other string, back,
 		// A deploy that failed on another host, in its migrations or at a
 		// check before the switch, or whose switch was undone, leaves the
 		// dir prepared with a release that never served.
-		instead := "deploy the release to go back to instead (" + o.command("deploy:tag <tag>") + " or " + o.command("deploy:commit <commit>") + ")"
+		e := &NeverLiveError{Dir: l.Root() + "/" + other, Release: tagged(Target{Name: d.Describe, SHA: d.Head})}
 		if b := st.Before; b.SHA != "" && b.SHA != cur.Head {
-			instead = fmt.Sprintf("to go back to %s, the release live before, deploy it instead: %s", releaseName(b), o.command(redeployTarget(b)))
+			e.Before = tagged(b)
 		}
-		return "", Target{}, Target{}, fmt.Errorf("%w: %s/%s holds %s, which never went live there (revisions.log has no switch to it that was not undone: a deploy that did not go through left it prepared); %s",
-			ErrNoPreviousRelease, l.Root(), other, releaseName(Target{Name: d.Describe, SHA: d.Head}), instead)
+		return "", Target{}, Target{}, e
 	}
 	if len(refused) > 0 {
 		return "", Target{}, Target{}, fmt.Errorf("%s/%s cannot be rolled back to: %s", l.Root(), other, strings.Join(refused, "; "))
@@ -136,10 +127,9 @@ type HostStatus struct {
 func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 	o := f.Options
 	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostStatus, error) {
-		script := prelude(o.Layout) + `[ -d "$root" ] || { res "missing"; exit 0; }
-` + inspectScript(o.Layout, "all") + lockStateScript + `tail -n ` + strconv.Itoa(logLines) + ` "$root/revisions.log" 2>/dev/null | while IFS= read -r l; do printf 'magefab:log\t%s\n' "$l"; done
-`
-		out, err := run(ctx, h, o, script, false)
+		var in vars
+		in.set("MF_LOG_LINES", strconv.Itoa(logLines))
+		out, err := (part{files: []string{"lock", "inspect", "status"}, in: in}).run(ctx, h, o, false)
 		st := HostStatus{Host: h.Name()}
 		if err != nil {
 			st.Err = scriptError(h, "status", out, err, o)
@@ -185,7 +175,7 @@ type Plan struct {
 // DryRun inspects every host without changing anything and says what a
 // deploy of t would do there.
 func (f *Fleet) DryRun(ctx context.Context, t Target) ([]Plan, error) {
-	return f.plans(ctx, "", func(h sshx.Host, st HostState, _ *scriptOutput) (Plan, error) {
+	return f.plans(ctx, false, func(h sshx.Host, st HostState, _ *scriptOutput) (Plan, error) {
 		return plan(h.Name(), f.Options, st, t), nil
 	})
 }
@@ -200,7 +190,7 @@ func (f *Fleet) RollbackPlan(ctx context.Context) ([]Plan, error) {
 		return nil, errors.New("release: no hosts to roll back")
 	}
 	o := f.Options
-	return f.plans(ctx, rollbackCheckScript(o), func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error) {
+	return f.plans(ctx, true, func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error) {
 		p := Plan{Host: h.Name(), Current: st.Current}
 		other, back, was, err := rollbackTo(o, st, out.result("refused"))
 		if err != nil {
@@ -215,12 +205,15 @@ func (f *Fleet) RollbackPlan(ctx context.Context) ([]Plan, error) {
 }
 
 // plans inspects every host in one session each (changing nothing), with
-// extra run after the inspection, and makes each host's plan from what it
-// found.
-func (f *Fleet) plans(ctx context.Context, extra string, fn func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error)) ([]Plan, error) {
+// rollback also what a rollback's after-switch steps need, and makes each
+// host's plan from what it found.
+func (f *Fleet) plans(ctx context.Context, rollback bool, fn func(h sshx.Host, st HostState, out *scriptOutput) (Plan, error)) ([]Plan, error) {
 	o := f.Options
+	in := crontabVars(o)
+	in.flag("MF_CHECK_ROLLBACK", rollback)
+	script := part{files: []string{"lock", "inspect", "after", "plan"}, in: in}
 	res, err := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (Plan, error) {
-		out, err := run(ctx, h, o, prelude(o.Layout)+inspectScript(o.Layout, "all")+extra+lockStateScript, false)
+		out, err := script.run(ctx, h, o, false)
 		if err != nil {
 			err = scriptError(h, "inspect", out, err, o)
 			return Plan{Host: h.Name(), Err: err}, err
@@ -309,18 +302,12 @@ func prefixEach(prefix string, xs []string) []string {
 func ReinstallLive(ctx context.Context, h sshx.Host, o *Options, extra func(ctx context.Context, dir, venv string) error) (err error) {
 	forced := *o
 	forced.Reinstall = true
-	script := prelude(o.Layout) + lockScript(o.RunID, o.Owner+" reinstalling requirements", o.LockWait) +
-		`trap 'rm -rf "$lock"' EXIT
-` + liveScript(o) + venvScript(&forced, `"$root/$live/"`+sshx.Quote(o.Layout.Virtualenv))
-	if extra == nil {
-		script += restartScript(o)
-	} else {
-		script += `trap - EXIT
-res "live	$root/$live"
-`
-	}
+	var in vars
+	in.flag("MF_KEEP_LOCK", extra != nil)
+	lock := lockParams{Owner: o.Owner + " reinstalling requirements", Wait: o.LockWait}
+	script := phase(lock.part(), livePart(o), venvPart(&forced), part{files: []string{"reinstall"}, in: in})
 	out, err := withOrphanRetry(ctx, h, o, func() (*scriptOutput, error) {
-		out, err := run(ctx, h, o, script, o.ForwardAgent)
+		out, err := script.run(ctx, h, o, o.ForwardAgent)
 		if err != nil {
 			return out, scriptError(h, "pip install", out, err, o)
 		}
@@ -333,7 +320,7 @@ res "live	$root/$live"
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if uerr := Unlock(uctx, h, o); uerr != nil && err == nil {
-			err = fmt.Errorf("%w (%s clears the lock)", uerr, o.command("deploy:unlock"))
+			err = &UnlockError{Host: h.Name(), Err: uerr}
 		}
 	}()
 	f := out.result("live")

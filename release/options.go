@@ -15,17 +15,17 @@ type Options struct {
 	PipInstall   []string // the install command as words, e.g. ["pip", "install"]
 	Requirements []string // requirement files, relative to the release dir
 	Reinstall    bool     // install requirements even when the stamp matches
-	Env          []string // NAME=value for every remote command (DEPLOYMENT_TYPE)
+	Env          []string // NAME=value for every remote command, e.g. DEPLOYMENT_TYPE=PRODUCTION
 	Sudo         bool     // privileged steps run with sudo -n
-	Group        string   // group owning the deploy root (DeployGroup)
+	Group        string   // group owning the deploy root, e.g. deploy
 	Restart      string   // shell command that restarts the app; "" restarts nothing
 	LockWait     time.Duration
 	LockStale    time.Duration // a lock older than this is reported as stale; zero means 1h
 	Owner        string        // who deploys, written into the lock and the log: "alice@laptop"
-	RunID        string        // identifies this run's locks
+	RunID        string        // identifies this run's locks: Unlock removes only a lock with this id
 	ForwardAgent bool          // forward the SSH agent to git on the hosts (clone and fetch over SSH)
 	Crontab      string        // crontab file in the release dir installed after each switch; "" none
-	CrontabUser  string        // whose crontab (DeployUser)
+	CrontabUser  string        // whose crontab, e.g. deploy
 	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
 	ExtraStamp   string        // mixed into the requirements stamp, e.g. a hash of private package archives
 
@@ -40,25 +40,10 @@ type Options struct {
 	// version when its host is switched back.
 	Staged []string
 
-	// Mage is how a user runs a target in this environment, for the
-	// commands that messages suggest: "mage env:production", or
-	// "MAGEFAB_ENV=qa mage" for an environment without an env:* target.
-	// Empty means "mage env:<environment>".
-	Mage string
-
 	onLock func(host string) // called when a script has taken the lock on host
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
-}
-
-// command is the command line that runs target in this environment.
-func (o *Options) command(target string) string {
-	m := o.Mage
-	if m == "" {
-		m = "mage env:<environment>"
-	}
-	return m + " " + target
 }
 
 func (o *Options) sudo() string {

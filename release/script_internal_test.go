@@ -2,18 +2,20 @@ package release
 
 import (
 	"fmt"
+	"io/fs"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/magefab/magefab/sshx"
 )
 
-// TestSwitchScriptsParse checks that every variant of the switch script,
-// including those the in-process tests do not run (sudo, several staged
-// files and services), is valid sh, and so are the parts sh parses only
-// when they run: the body of the trap for an interruption, and the script
-// that trap runs detached with sh -c.
+// TestSwitchScriptsParse checks that every variant of the switch
+// (forward, backward and recovery; sudo or not; with after-switch steps or
+// without; with a previous release or not), including those the
+// in-process tests do not run, is the same constant script, valid sh, and
+// so is the detached part its trap runs with sh -c, which reaches the host
+// as an input; and that the inputs are the variant.
 func TestSwitchScriptsParse(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sh"); err != nil {
@@ -28,6 +30,7 @@ func TestSwitchScriptsParse(t *testing.T) {
 		}
 	}
 	layout := Layout{Path: "/var/webapps/five", ReleasesRoot: "releases", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"}
+	var text string
 	for _, sudo := range []bool{false, true} {
 		for _, after := range []bool{false, true} {
 			o := &Options{Layout: layout, Restart: "/etc/init.d/five restart 'it''s'", RunID: "r1", Owner: "o'wner", Sudo: sudo}
@@ -39,27 +42,97 @@ func TestSwitchScriptsParse(t *testing.T) {
 			for _, prev := range []string{"", "a", "b"} {
 				for _, mode := range []switchMode{forward, backward, recovery} {
 					name := fmt.Sprintf("sudo=%v after=%v prev=%q mode=%v", sudo, after, prev, mode)
-					script, trapBody, detached := switchParts(o, "web1:22", "b", prev, Target{Name: "v2", SHA: "2222"}, Target{Name: "v1", SHA: "1111"}, "deploy", mode)
-					parse(name, "switch script", prelude(layout)+script+lockReleaseScript("r1", "me", "v'2", 0)+lockOwnScript("r'1", "me", 0)+
-						checkAfterSwitchScript(o)+rollbackCheckScript(o)+discardStagedScript(o, "web1")+unlockIDScript("r'1"))
-					if (prev != "" || mode != forward) != (trapBody != "" && detached != "") {
-						t.Errorf("%s: trap %q, detached %q", name, trapBody, detached)
+					sp := switchParams{Mode: mode, Host: "web1:22", Dir: "b", Prev: prev, Target: Target{Name: "v2", SHA: "2222"}, Was: Target{Name: "v1", SHA: "1111"}, What: "deploy"}
+					p := sp.part(o)
+					if mode != forward {
+						p = phase(lockParams{Owner: "me", TakeOver: mode == recovery}.part(), p)
 					}
-					if trapBody != "" {
-						parse(name, "trap body", trapBody)
-						// The trap as set, quoted, holds the body as it is.
-						if !strings.Contains(script, "trap '"+strings.ReplaceAll(trapBody, "'", `'\''`)+"' TERM INT HUP PIPE\n") {
-							t.Errorf("%s: the trap set does not hold its body", name)
-						}
+					script := p.script()
+					if text == "" {
+						text = script
+						parse(name, "switch script", script)
+					} else if script != text {
+						t.Errorf("%s: the script text differs from that of the other variants", name)
 					}
-					if detached != "" {
-						parse(name, "detached script", detached)
-						if !strings.Contains(trapBody, "setsid /bin/sh -c "+sshx.Quote(detached)+" ") {
-							t.Errorf("%s: the trap does not run the detached script as it is", name)
-						}
+					in := map[string]string{}
+					for _, kv := range p.in {
+						k, v, _ := strings.Cut(kv, "=")
+						in[k] = v
+					}
+					if in["MF_MODE"] != mode.String() || in["MF_DIR"] != "b" || in["MF_PREV"] != prev || in["MF_RESTART"] != o.Restart {
+						t.Errorf("%s: inputs %q", name, p.in)
+					}
+					if after && in["MF_SERVICES"] != strings.Join(o.Services, "\n") {
+						t.Errorf("%s: MF_SERVICES = %q", name, in["MF_SERVICES"])
+					}
+					if d := in["MF_DETACHED"]; d != detachedScript() {
+						t.Errorf("%s: MF_DETACHED is not the detached part", name)
 					}
 				}
 			}
+		}
+	}
+	parse("detached", "detached part", detachedScript())
+}
+
+// Every phase joins files that come after the files they use (see
+// hostScript), and the whole is valid sh.
+func TestPhasesParse(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	o := &Options{Layout: Layout{Path: "p", ReleasesRoot: "r", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"}}
+	phases := map[string]part{
+		"prepare":   phase(lockParams{}.part(), venvPart(o), part{files: []string{"inspect", "after", "prepare"}}),
+		"rollback":  phase(lockParams{}.part(), part{files: []string{"inspect", "after", "rollback"}}),
+		"status":    {files: []string{"lock", "inspect", "status"}},
+		"plan":      {files: []string{"lock", "inspect", "after", "plan"}},
+		"unlock":    {files: []string{"lock", "unlock"}},
+		"orphan":    {files: []string{"lock", "unlock_orphan"}},
+		"force":     {files: []string{"lock", "force_unlock"}},
+		"restart":   phase(livePart(o), part{files: []string{"restart"}}),
+		"maint":     phase(livePart(o), part{files: []string{"maintenance"}}),
+		"manage":    {files: []string{"manage"}},
+		"venv":      phase(venvPart(o), part{files: []string{"virtualenv"}}),
+		"reinstall": phase(lockParams{}.part(), livePart(o), venvPart(o), part{files: []string{"reinstall"}}),
+		"switch":    switchParams{}.part(o),
+	}
+	for name, p := range phases {
+		cmd := exec.Command("sh", "-n")
+		cmd.Stdin = strings.NewReader(p.script())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: sh -n: %v: %s", name, err, out)
+		}
+	}
+}
+
+// The exit statuses the scripts use are the ones the Go side reads: each
+// "exit N # name" in hostsh/ names its constant.
+func TestScriptExitCodes(t *testing.T) {
+	t.Parallel()
+	want := map[string]int{"exitLocked": exitLocked, "exitRestartFail": exitRestartFail, "exitCompFail": exitCompFail, "exitUndoFail": exitUndoFail}
+	re := regexp.MustCompile(`exit (\d+);? (?:fi )?# (exit\w+)`)
+	names, _ := fs.Glob(hostFS, "hostsh/*.sh")
+	seen := map[string]bool{}
+	for _, n := range names {
+		text, _ := hostFS.ReadFile(n)
+		for _, m := range re.FindAllStringSubmatch(string(text), -1) {
+			code, ok := want[m[2]]
+			if !ok || strconv.Itoa(code) != m[1] {
+				t.Errorf("%s: exit %s # %s: want %d", n, m[1], m[2], code)
+			}
+			seen[m[2]] = true
+		}
+		for _, l := range strings.Split(string(text), "\n") {
+			if regexp.MustCompile(`exit 7[5-9]`).MatchString(l) && !re.MatchString(l) {
+				t.Errorf("%s: %q: an exit status the Go side reads is not named", n, l)
+			}
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no script exits with %s", name)
 		}
 	}
 }
@@ -81,20 +154,21 @@ func TestStagedPath(t *testing.T) {
 	}
 }
 
-func TestRedeployTarget(t *testing.T) {
+func TestTagged(t *testing.T) {
 	t.Parallel()
 	sha := "6b4943c0123456789abcdef0123456789abcdef0"
 	for _, c := range []struct {
 		t    Target
 		want string
 	}{
-		{Target{Name: "v0.1.0", SHA: sha}, "deploy:tag v0.1.0"},
-		{Target{Name: "v0.1.0-3-g6b4943c", SHA: sha}, "deploy:commit " + sha},
-		{Target{Name: "6b4943c", SHA: sha}, "deploy:commit " + sha},
-		{Target{SHA: sha}, "deploy:commit " + sha},
+		{Target{Name: "v0.1.0", SHA: sha}, "v0.1.0"},
+		{Target{Name: "v0.1.0-3-g6b4943c", SHA: sha}, ""},
+		{Target{Name: "6b4943c", SHA: sha}, ""},
+		{Target{SHA: sha}, ""},
+		{Target{Name: "v0.1.0-3-g6b4943c", SHA: sha, Tag: "v0.1.0-3-g6b4943c"}, "v0.1.0-3-g6b4943c"},
 	} {
-		if got := redeployTarget(c.t); got != c.want {
-			t.Errorf("redeployTarget(%+v) = %q, want %q", c.t, got, c.want)
+		if got := tagged(c.t).Tag; got != c.want {
+			t.Errorf("tagged(%+v).Tag = %q, want %q", c.t, got, c.want)
 		}
 	}
 }

@@ -306,14 +306,14 @@ func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
 		"THE FLEET IS SPLIT",
 		"h1: v0.2.0 in b (the new release: switching back failed: ",
 		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)",
-		"to bring every host back to v0.1.0, mend what failed above, then run (each host reuses the dir that holds it):\n  mage env:development deploy:tag v0.1.0\n",
+		"to bring every host back to v0.1.0, mend what failed above, then deploy it again (each host reuses the dir that holds it)\n",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if split.Command != "mage env:development deploy:tag v0.1.0" || split.ExitStatus() != 77 {
-		t.Errorf("SplitError command %q, exit status %d", split.Command, split.ExitStatus())
+	if back, ok := split.Reunite(); !ok || back != v1 || !split.Split || split.ExitStatus() != 77 {
+		t.Errorf("SplitError reunites with %+v (%v), split %v, exit status %d; want %+v", back, ok, split.Split, split.ExitStatus(), v1)
 	}
 	if s := split.Serving; len(s) != 2 || s[0].Host != "h1" || s[0].Release != "v0.2.0" || s[0].Dir != "b" || s[1].Host != "h2" || s[1].Release != "v0.1.0" || s[1].Dir != "a" {
 		t.Errorf("Serving = %+v", s)
@@ -347,12 +347,11 @@ func TestFailedSwitchBackSaysWhichHostServesWhat(t *testing.T) {
 	f.assertOneConnection(t)
 }
 
-func TestSplitErrorCommandForAnUntaggedRelease(t *testing.T) {
+func TestSplitErrorReunitesWithAnUntaggedRelease(t *testing.T) {
 	t.Parallel()
 	f := newTestFleet(t, 2, "")
 	ctx := context.Background()
 	f.opts.Requirements = nil
-	f.opts.Mage = "MAGEFAB_ENV=qa mage"
 	f.opts.Restart = `cur=$(readlink "$HOME/app/releases/current"); [ ! -e "$HOME/fail-restart-$cur" ]`
 	fl := f.fleet()
 	sha := commit(t, f.clone, "untagged")
@@ -363,8 +362,11 @@ func TestSplitErrorCommandForAnUntaggedRelease(t *testing.T) {
 	os.WriteFile(filepath.Join(f.homes[0], "fail-restart-a"), nil, 0o644)
 	_, err := fl.Deploy(ctx, f.tag(t, "v0.2.0"))
 	var split *release.SplitError
-	if !errors.As(err, &split) || split.Command != "MAGEFAB_ENV=qa mage deploy:commit "+sha {
-		t.Fatalf("err = %v, command %+v", err, split)
+	if !errors.As(err, &split) {
+		t.Fatalf("err = %v, want a SplitError", err)
+	}
+	if back, ok := split.Reunite(); !ok || back.SHA != sha || back.Tag != "" {
+		t.Fatalf("SplitError %+v reunites with %+v (%v), want the untagged %s", split, back, ok, sha)
 	}
 }
 
@@ -513,7 +515,7 @@ func TestSwitchBackKeepsThePreviousReleaseWhenAnUndoFails(t *testing.T) {
 		"THE FLEET IS NOT WHOLE",
 		"h1: v0.1.0 in a (the previous release: switched back, but not every after-switch step was undone: reinstalling the crontab of a for deploy failed",
 		"h2: v0.1.0 in a (the previous release: its switch failed and it was switched back)",
-		"mage env:development deploy:tag v0.1.0",
+		"to bring every host back to v0.1.0",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -758,7 +760,7 @@ func TestLostSwitchThatCannotBeSwitchedBackSplitsTheFleet(t *testing.T) {
 		t.Fatalf("err = %v, want a SplitError", err)
 	}
 	for _, want := range []string{"THE FLEET IS SPLIT", "h1: v0.1.0 in a (the previous release: switched back)",
-		"h2: unknown: switching back failed: cannot switch current to a", "mage env:development deploy:tag v0.1.0"} {
+		"h2: unknown: switching back failed: cannot switch current to a", "to bring every host back to v0.1.0"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

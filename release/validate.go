@@ -2,7 +2,9 @@ package release
 
 import (
 	"fmt"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,6 +14,8 @@ import (
 const (
 	MaxRefLen     = 200  // bytes in a tag or revision name
 	MaxUnitLen    = 64   // bytes in Config.Unit
+	MaxNameLen    = 128  // bytes in a name of the layout (ValidateName)
+	MaxPathLen    = 1024 // bytes in a deploy root (ValidateDeployPath)
 	MaxRelPathLen = 1024 // bytes in a file name relative to the repository
 )
 
@@ -152,7 +156,7 @@ func ValidateUnit(name string) error {
 	case name[0] == '-' || name[0] == '.':
 		return bad(fmt.Sprintf("starts with %q", name[:1]))
 	}
-	if i := strings.IndexFunc(name, func(r rune) bool { return !isUnitRune(r) }); i >= 0 {
+	if i := strings.IndexFunc(name, func(r rune) bool { return !isNameRune(r) }); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(name[i:])
 		return bad(fmt.Sprintf("contains %q", r))
 	}
@@ -177,14 +181,14 @@ func ValidateRelPath(field, p string) error {
 		return bad(fmt.Sprintf("is longer than %d bytes; %s", MaxRelPathLen, hint))
 	case !utf8.ValidString(p):
 		return bad("is not valid UTF-8; rename the file")
-	case strings.IndexFunc(p, isControl) >= 0:
+	case strings.IndexFunc(p, IsControl) >= 0:
 		return bad("contains a control character (NUL, newline, ...); rename the file")
 	case strings.HasPrefix(p, "/"):
 		return bad("is an absolute path; " + hint)
 	case strings.HasPrefix(p, "-"):
 		return bad("starts with '-'; write it with ./ in front, as in ./-name")
 	}
-	if i := strings.IndexAny(p, shellSpecialInQuotes); i >= 0 {
+	if i := strings.IndexAny(p, ShellSpecialInQuotes); i >= 0 {
 		return bad(fmt.Sprintf("contains %q; rename the file: '$', '`', '\"' and '\\' are not allowed in file names magefab passes to the hosts", p[i]))
 	}
 	for _, elem := range strings.Split(p, "/") {
@@ -195,10 +199,84 @@ func ValidateRelPath(field, p string) error {
 	return nil
 }
 
-// checkRefName applies the rules of git check-ref-format to a one-level
-// name under refs/tags/, plus this package's stricter ones (no leading
-// '-', no whitespace or invalid UTF-8, a length limit). It returns what is
-// wrong, or "" when the name is acceptable.
+// ValidateRefName checks name, the value of the setting named field, as a
+// git ref name: a tag, a branch or a commit id that git would accept
+// under refs/ (git check-ref-format), not starting with '-', without
+// whitespace or invalid UTF-8, and at most MaxRefLen bytes. The
+// *InputError it returns says what is wrong; the caller adds what to give.
+func ValidateRefName(field, name string) error {
+	if reason := checkRefName(name); reason != "" {
+		return &InputError{Field: field, Value: name, Reason: reason}
+	}
+	return nil
+}
+
+// ValidateName checks name, the value of the setting named field, as a
+// single directory or link name of the layout: not empty, at most
+// MaxNameLen bytes, not starting with '.' or '-' (so not "." or ".."), and
+// only ASCII letters, digits, '.', '_' and '-'. The names appear bare in
+// the hosts' scripts and messages, where ':' separates them.
+func ValidateName(field, name string) error {
+	bad := func(reason string) error {
+		return &InputError{Field: field, Value: name, Reason: reason + "; give a single plain name of letters, digits, '.', '_' and '-', such as releases, a, current or env"}
+	}
+	switch {
+	case name == "":
+		return bad("is empty")
+	case len(name) > MaxNameLen:
+		return bad(fmt.Sprintf("is longer than %d bytes", MaxNameLen))
+	case strings.Contains(name, "/"):
+		return bad("contains '/'")
+	case strings.HasPrefix(name, "."):
+		return bad("starts with '.'")
+	case strings.HasPrefix(name, "-"):
+		return bad("starts with '-'")
+	case !utf8.ValidString(name):
+		return bad("is not valid UTF-8")
+	case strings.ContainsFunc(name, func(r rune) bool { return IsControl(r) || unicode.IsSpace(r) }):
+		return bad("contains whitespace or a control character")
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return !isNameRune(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return bad(fmt.Sprintf("contains %q", r))
+	}
+	return nil
+}
+
+// ValidateDeployPath checks p as the deploy root on the hosts (the
+// setting Path): an absolute path, or one relative to the login user's
+// home; at most MaxPathLen bytes; not "/"; no ".." element; no leading
+// '-'; and only ASCII letters, digits, '/', '.', '_', '-', '+', '@', ','
+// and ':', so that it needs no quoting anywhere (templates such as a
+// restart command hold it bare).
+func ValidateDeployPath(p string) error {
+	const hint = "give a plain directory such as /var/webapps/five"
+	bad := func(reason string) error { return &InputError{Field: "Path", Value: p, Reason: reason} }
+	switch {
+	case p == "":
+		return bad("is empty; give the deploy root on the servers, such as /var/webapps/five")
+	case strings.IndexFunc(p, IsControl) >= 0 || !utf8.ValidString(p):
+		return bad("contains a control character or invalid UTF-8; " + hint)
+	case len(p) > MaxPathLen:
+		return bad(fmt.Sprintf("is longer than %d bytes; %s", MaxPathLen, hint))
+	case strings.HasPrefix(p, "-"):
+		return bad("starts with '-'; write it with ./ in front for a path relative to the login user's home")
+	case path.Clean(p) == "/":
+		return bad("is the root directory; give the app's own directory such as /var/webapps/five")
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return bad(`has a ".." element; give an absolute path such as /var/webapps/five, or one relative to the login user's home without ".."`)
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool { return !isPathRune(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(p[i:])
+		return bad(fmt.Sprintf("contains %q; give a directory made of letters, digits and '/', '.', '_', '-', '+', '@', ',', ':', such as /var/webapps/five", r))
+	}
+	return nil
+}
+
+// checkRefName applies the rules of git check-ref-format to a name under
+// refs/, plus this package's stricter ones (no leading '-', no whitespace
+// or invalid UTF-8, a length limit). It returns what is wrong, or "" when
+// the name is acceptable.
 func checkRefName(name string) string {
 	switch {
 	case name == "":
@@ -222,12 +300,12 @@ func checkRefName(name string) string {
 	}
 	for _, r := range name {
 		switch {
-		case isControl(r):
+		case IsControl(r):
 			return "contains a control character"
 		case unicode.IsSpace(r):
 			return "contains whitespace"
 		case strings.ContainsRune(`~^:?*[\`, r):
-			return fmt.Sprintf("contains %q, which git does not allow in a tag", r)
+			return fmt.Sprintf("contains %q, which git does not allow in a ref name", r)
 		}
 	}
 	for _, comp := range strings.Split(name, "/") {
@@ -257,15 +335,26 @@ func isTagRune(r rune) bool {
 	return isRevisionRune(r) || r == '+'
 }
 
-// shellSpecialInQuotes are the characters a POSIX shell still interprets
-// inside double quotes.
-const shellSpecialInQuotes = "$`\"\\"
+// ShellSpecialInQuotes are the characters a POSIX shell still interprets
+// inside double quotes: a value passed to the hosts as a file or directory
+// name must hold none of them.
+const ShellSpecialInQuotes = "$`\"\\"
 
-func isUnitRune(r rune) bool {
+// isNameRune reports the characters of a Unit and of a name of the
+// layout: ASCII letters, digits, '.', '_' and '-'.
+func isNameRune(r rune) bool {
 	return isASCIIAlnum(r) || r == '.' || r == '_' || r == '-'
 }
 
-// isControl reports ASCII and Unicode control characters (C0, DEL, C1).
-func isControl(r rune) bool {
+// isPathRune reports the characters of a deploy root: those of a name,
+// '/', and the few others that no shell treats specially.
+func isPathRune(r rune) bool {
+	return isNameRune(r) || strings.ContainsRune("/+@,:", r)
+}
+
+// IsControl reports whether r is an ASCII or Unicode control character
+// (C0, DEL or C1). No value that reaches a host, a message or a log line
+// may hold one.
+func IsControl(r rune) bool {
 	return r < 0x20 || (r >= 0x7f && r < 0xa0)
 }

@@ -300,3 +300,75 @@ func FuzzValidateRelPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidateName checks that a layout name ValidateName accepts needs
+// no quoting, is one path element that is neither "." nor "..", and holds
+// none of the ':' and '%' the hosts' scripts use as separators.
+func FuzzValidateName(f *testing.F) {
+	for _, s := range nastyInputs {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := release.ValidateName("ReleasesRoot", name)
+		if err != nil {
+			checkRefused(t, err, "ReleasesRoot")
+			return
+		}
+		wantPlain(t, "name", name)
+		if name == "" || len(name) > release.MaxNameLen || strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/:%") {
+			t.Fatalf("name %q was accepted", name)
+		}
+	})
+}
+
+// FuzzValidateDeployPath checks that a deploy root ValidateDeployPath
+// accepts needs no quoting, is no option, is not "/" and never climbs out
+// with "..".
+func FuzzValidateDeployPath(f *testing.F) {
+	for _, s := range nastyInputs {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		err := release.ValidateDeployPath(p)
+		if err != nil {
+			checkRefused(t, err, "Path")
+			return
+		}
+		wantPlain(t, "Path", p)
+		if len(p) > release.MaxPathLen || filepath.Clean(p) == "/" || strings.HasPrefix(p, "~") {
+			t.Fatalf("Path %q was accepted", p)
+		}
+		for _, elem := range strings.Split(p, "/") {
+			if elem == ".." {
+				t.Fatalf("Path %q was accepted, but has a \"..\" element", p)
+			}
+		}
+	})
+}
+
+// FuzzValidateRefName checks that a ref name ValidateRefName accepts is
+// one that git check-ref-format accepts too (TestValidateTagAgreesWithGit
+// runs git), and no option.
+func FuzzValidateRefName(f *testing.F) {
+	for _, s := range nastyInputs {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		err := release.ValidateRefName("git ref", ref)
+		if err != nil {
+			checkRefused(t, err, "git ref")
+			return
+		}
+		if ref == "" || len(ref) > release.MaxRefLen || strings.HasPrefix(ref, "-") || !utf8.ValidString(ref) ||
+			strings.ContainsFunc(ref, unicode.IsSpace) || strings.ContainsFunc(ref, unicode.IsControl) ||
+			strings.ContainsAny(ref, "~^:?*[\\") || strings.Contains(ref, "..") || strings.Contains(ref, "@{") ||
+			strings.HasSuffix(ref, ".") || ref == "@" {
+			t.Fatalf("ref %q was accepted", ref)
+		}
+		for _, comp := range strings.Split(ref, "/") {
+			if comp == "" || strings.HasPrefix(comp, ".") || strings.HasSuffix(comp, ".lock") {
+				t.Fatalf("ref %q was accepted, but git refuses its component %q", ref, comp)
+			}
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/magefab/magefab/release"
 )
@@ -303,6 +304,156 @@ func TestValidateRelPath(t *testing.T) {
 		}
 		if err != nil {
 			checkInputError(t, "ValidateRelPath", err, "PipRequirements")
+		}
+	}
+}
+
+// TestValidateRefName covers the one ref-name rule that ValidateTag and
+// the git refs of private packages (pypkg) share.
+func TestValidateRefName(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		ref    string
+		want   bool
+		reason string // part of the message when invalid
+	}{
+		{"v1.2.3", true, ""},
+		{"main", true, ""},
+		{"feature/x_y-1.2", true, ""},
+		{"6b4943c", true, ""},
+		{"", false, "is empty"},
+		{"-x", false, "starts with '-'"},
+		{"v1..v2", false, `contains ".."`},
+		{"HEAD@{1}", false, `contains "@{"`},
+		{"@", false, `is "@"`},
+		{"v1^", false, `contains '^', which git does not allow in a ref name`},
+		{"a b", false, "contains whitespace"},
+		{"a\u00a0b", false, "contains whitespace"},
+		{"a.lock/b", false, `".lock"`},
+		{"a/.b", false, "starting with '.'"},
+		{"a//b", false, "empty path component"},
+		{"v1.", false, "ends with '.'"},
+		{strings.Repeat("a", 201), false, "longer than 200"},
+		// The two copies differed here; the stricter one is kept.
+		{"v1\xff", false, "is not valid UTF-8"},             // pypkg let it through
+		{"v1\n", false, "contains a control character"},     // pypkg said "whitespace"
+		{"v1\u0085", false, "contains a control character"}, // C1, whitespace to unicode too
+	} {
+		err := release.ValidateRefName("git ref", c.ref)
+		if got := err == nil; got != c.want {
+			t.Errorf("ValidateRefName(%q) = %v, want valid %v", c.ref, err, c.want)
+			continue
+		}
+		if err != nil {
+			checkInputError(t, "ValidateRefName", err, "git ref")
+			if !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("ValidateRefName(%q) = %q, want it to mention %s", c.ref, err, c.reason)
+			}
+		}
+	}
+}
+
+// TestValidateName covers the names of the layout: the one rule that
+// Layout.Validate and magetargets' Config (ReleasesRoot, ReleaseDirs,
+// CurrentLink, Virtualenv) share.
+func TestValidateName(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		want   bool
+		reason string
+	}{
+		{"releases", true, ""},
+		{"a", true, ""},
+		{"my-env_2.x", true, ""},
+		{strings.Repeat("a", release.MaxNameLen), true, ""},
+		{strings.Repeat("a", release.MaxNameLen+1), false, "longer than 128 bytes"},
+		{"", false, "is empty"},
+		{".", false, "starts with '.'"},
+		{"..", false, "starts with '.'"},
+		{".env", false, "starts with '.'"},
+		{"-a", false, "starts with '-'"},
+		{"a/b", false, "contains '/'"},
+		{`a\b`, false, `contains '\\'`},
+		{"a:b", false, "contains ':'"},
+		{"a%b", false, "contains '%'"},
+		{"a b", false, "contains whitespace"},
+		{"a\u00a0b", false, "contains whitespace"},
+		{"a\x00b", false, "control character"},
+		{"a\u0085b", false, "control character"},
+		{"a\xffb", false, "not valid UTF-8"},
+		{"café", false, "contains 'é'"},
+	} {
+		err := release.ValidateName("CurrentLink", c.name)
+		if got := err == nil; got != c.want {
+			t.Errorf("ValidateName(%q) = %v, want valid %v", c.name, err, c.want)
+			continue
+		}
+		if err != nil {
+			checkInputError(t, "ValidateName", err, "CurrentLink")
+			if !strings.Contains(err.Error(), c.reason) || !strings.Contains(err.Error(), "give a single plain name") {
+				t.Errorf("ValidateName(%q) = %q, want it to mention %s and what to give", c.name, err, c.reason)
+			}
+		}
+	}
+}
+
+// TestValidateDeployPath covers the deploy root: the one rule that
+// Layout.Validate and magetargets' Config.Path share. The layout's copy
+// was the laxer one; the cases marked so were accepted by it.
+func TestValidateDeployPath(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p      string
+		want   bool
+		reason string
+	}{
+		{"/var/webapps/five", true, ""},
+		{"webapps/five", true, ""},
+		{"./-odd", true, ""},
+		{"/srv/app+1@host,x:y", true, ""},
+		{"/var/webapps/five/", true, ""},
+		{strings.Repeat("a", release.MaxPathLen), true, ""},
+		{"", false, "is empty"},
+		{"/", false, "is the root directory"},
+		{"//.", false, "is the root directory"},
+		{"-rf", false, "starts with '-'"},
+		{"/var/../etc", false, `has a ".." element`},
+		{"..", false, `has a ".." element`},
+		{"~/app", false, "contains '~'"},
+		{"/var/x\ny", false, "control character"},
+		{"/var/x\xff", false, "invalid UTF-8"},
+		{strings.Repeat("a", release.MaxPathLen+1), false, "longer than 1024 bytes"}, // laxer copy: accepted
+		{"/var/my app", false, "contains ' '"},                                       // laxer copy: accepted
+		{"/var/$(id)", false, "contains '$'"},                                        // laxer copy: accepted
+		{"/var/a\u0085b", false, "control character"},                                // laxer copy: accepted (C1)
+		{"/var/café", false, "contains 'é'"},                                         // laxer copy: accepted
+		{`/var/a"b`, false, `contains '"'`},                                          // laxer copy: accepted
+	} {
+		err := release.ValidateDeployPath(c.p)
+		if got := err == nil; got != c.want {
+			t.Errorf("ValidateDeployPath(%q) = %v, want valid %v", c.p, err, c.want)
+			continue
+		}
+		if err != nil {
+			checkInputError(t, "ValidateDeployPath", err, "Path")
+			if !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("ValidateDeployPath(%q) = %q, want it to mention %s", c.p, err, c.reason)
+			}
+		}
+	}
+}
+
+func TestIsControl(t *testing.T) {
+	t.Parallel()
+	for r := rune(0); r < 0x180; r++ {
+		if got, want := release.IsControl(r), unicode.IsControl(r); got != want {
+			t.Errorf("IsControl(%U) = %v, want %v", r, got, want)
+		}
+	}
+	for _, r := range []rune{'\u00a0', '\u2028', '\ufffd', 'é'} {
+		if release.IsControl(r) {
+			t.Errorf("IsControl(%U) = true, want false", r)
 		}
 	}
 }

@@ -77,7 +77,7 @@ type signerSet struct {
 func defaultIdentityFiles() []string {
 	var out []string
 	for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-		p := ExpandHome("~/.ssh/" + n)
+		p := expandHome("~/.ssh/" + n)
 		if _, err := os.Stat(p); err == nil {
 			out = append(out, p)
 		}

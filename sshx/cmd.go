@@ -23,8 +23,6 @@ type Host interface {
 	Script(ctx context.Context, script string) *Cmd
 	// Upload writes r to a file on the host atomically.
 	Upload(ctx context.Context, f File, r io.Reader) error
-	// Stats returns the counters of this host.
-	Stats() Stats
 }
 
 // ErrSudoPassword is matched (errors.Is) by the error of a command run with
@@ -74,10 +72,10 @@ func lastLines(b []byte, n int) string {
 	return strings.TrimSpace(strings.Join(lines, " | "))
 }
 
-// File says where and how Upload writes.
+// File says where and how Upload and UploadFile write.
 type File struct {
 	Path string // destination on the host; a relative path is relative to the login directory
-	Mode uint32 // permission bits, e.g. 0o644; zero means 0o644
+	Mode uint32 // permission bits, e.g. 0o644; zero means 0o644 (UploadFile: the local file's)
 	Sudo bool   // write as root (sudo -n)
 }
 
@@ -276,10 +274,10 @@ func (c *Cmd) CombinedOutput() ([]byte, error) {
 	if c.Stdout != nil || c.Stderr != nil {
 		return nil, fmt.Errorf("sshx: %s: Stdout or Stderr already set", c.host)
 	}
-	var out syncBuffer
+	var out SyncWriter
 	c.Stdout, c.Stderr = &out, &out
 	err := c.Run()
-	return out.Bytes(), err
+	return out.bytes(), err
 }
 
 // tailBuffer keeps the last max bytes written to it.
@@ -303,22 +301,4 @@ func (t *tailBuffer) Bytes() []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]byte(nil), t.b...)
-}
-
-// syncBuffer is a bytes.Buffer safe for the two writers of CombinedOutput.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
 }

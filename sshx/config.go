@@ -113,16 +113,16 @@ func (c *Config) setDefaults() {
 	if c.KnownHostsFile == "" {
 		c.KnownHostsFile = filepath.Join(homeDir(), ".ssh", "known_hosts")
 	}
-	c.ConfigFile = ExpandHome(c.ConfigFile)
-	c.KnownHostsFile = ExpandHome(c.KnownHostsFile)
+	c.ConfigFile = expandHome(c.ConfigFile)
+	c.KnownHostsFile = expandHome(c.KnownHostsFile)
 	if c.Dial == nil {
 		d := &net.Dialer{KeepAlive: -1}
 		c.Dial = d.DialContext
 	}
 }
 
-// ExpandHome replaces a leading "~" or "~/" in p by $HOME.
-func ExpandHome(p string) string {
+// expandHome replaces a leading "~" or "~/" in p by $HOME.
+func expandHome(p string) string {
 	if p == "~" {
 		return homeDir()
 	}

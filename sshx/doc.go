@@ -27,13 +27,14 @@
 // Its context bounds it: on cancel the remote command's whole process group
 // is signalled and Wait returns within two seconds. A non-zero exit is an
 // *ExitError with the status and the end of stderr. Local runs the same
-// Cmd on this machine with /bin/sh.
+// Cmd on this machine with /bin/sh. Host.Upload and UploadFile write a file
+// atomically: a reader never sees it half written.
 //
 // # Fleets
 //
 // Each runs a function on many hosts with bounded parallelism and returns
 // per-host results plus one error naming every failed host (*HostError,
 // reachable with errors.As). Console prefixes live output with the host
-// name, a whole line at a time. Stats counts connections, sessions and
-// bytes per host.
+// name, a whole line at a time; SyncWriter lets many commands share one
+// writer. Remote.Stats counts connections, sessions and bytes per host.
 package sshx

@@ -101,7 +101,7 @@ func (hk *hostKeys) callback(e Endpoint, insecure bool) (ssh.HostKeyCallback, []
 		if err == nil {
 			return nil
 		}
-		kerr := &HostKeyError{Host: e.Name, Addr: e.Addr(), KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), File: e.KnownHosts[0]}
+		kerr := &HostKeyError{Host: e.Name, Addr: e.addr(), KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), File: e.KnownHosts[0]}
 		switch {
 		case knownhosts.IsHostKeyChanged(err):
 			kerr.Changed = true
@@ -115,7 +115,7 @@ func (hk *hostKeys) callback(e Endpoint, insecure bool) (ssh.HostKeyCallback, []
 			return fmt.Errorf("sshx: %s: checking host key: %w", e.Name, err)
 		}
 	}
-	return cb, db.HostKeyAlgorithms(e.Addr()), nil
+	return cb, db.HostKeyAlgorithms(e.addr()), nil
 }
 
 // record appends a new host's key to the first known_hosts file.

@@ -4,89 +4,130 @@ import (
 	"bytes"
 	"io"
 	"sync"
+	"sync/atomic"
 )
+
+// SyncWriter makes a writer safe for concurrent use: each Write, and
+// Close, runs alone under one mutex, so that what several goroutines write
+// (a command's Stdout and Stderr, say) reaches the writer whole, one Write
+// at a time. The zero value writes into a buffer of its own, which String
+// returns; NewSyncWriter wraps another writer.
+type SyncWriter struct {
+	mu  sync.Mutex
+	w   io.Writer    // nil: buf
+	buf bytes.Buffer // what the zero value holds
+}
+
+// NewSyncWriter returns a SyncWriter writing to w.
+func NewSyncWriter(w io.Writer) *SyncWriter { return &SyncWriter{w: w} }
+
+func (s *SyncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return s.buf.Write(p)
+	}
+	return s.w.Write(p)
+}
+
+// Close closes the writer NewSyncWriter was given, if it is an io.Closer,
+// once no Write is in progress. Otherwise it does nothing.
+func (s *SyncWriter) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.w.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// String returns what the zero value has been given so far. A SyncWriter
+// made by NewSyncWriter keeps nothing: its String is empty.
+func (s *SyncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// bytes returns a copy of what the zero value has been given so far.
+func (s *SyncWriter) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.buf.Bytes()...)
+}
 
 // Console serialises the live output of many hosts onto one writer, a line
 // at a time, each line prefixed with its host, so that lines of different
 // hosts never interleave mid-line. It is safe for concurrent use.
 type Console struct {
-	mu sync.Mutex
-	w  io.Writer
-	// width pads prefixes so that columns line up.
-	width int
+	out   SyncWriter   // each line is one Write
+	width atomic.Int64 // prefixes are padded to it, so that columns line up
 }
 
 // NewConsole returns a console writing to w.
-func NewConsole(w io.Writer) *Console { return &Console{w: w} }
+func NewConsole(w io.Writer) *Console { return &Console{out: SyncWriter{w: w}} }
 
 // Align pads every prefix to the longest of names.
 func (c *Console) Align(names ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, n := range names {
-		c.width = max(c.width, len(n))
+		for w := c.width.Load(); int64(len(n)) > w; w = c.width.Load() {
+			if c.width.CompareAndSwap(w, int64(len(n))) {
+				break
+			}
+		}
 	}
-}
-
-// Writer returns a writer whose complete lines go to the console prefixed
-// with "name | ". Close writes an unfinished last line.
-func (c *Console) Writer(name string) *LineWriter {
-	return &LineWriter{c: c, name: name}
 }
 
 // Println writes one line prefixed with name.
 func (c *Console) Println(name, line string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.writeLine(name, []byte(line))
 }
 
 func (c *Console) writeLine(name string, line []byte) {
 	var b bytes.Buffer
 	b.WriteString(name)
-	for i := len(name); i < c.width; i++ {
+	for i := int64(len(name)); i < c.width.Load(); i++ {
 		b.WriteByte(' ')
 	}
 	b.WriteString(" | ")
 	b.Write(bytes.TrimRight(line, "\r"))
 	b.WriteByte('\n')
-	c.w.Write(b.Bytes())
+	c.out.Write(b.Bytes())
 }
 
-// LineWriter is the writer Console.Writer returns.
-type LineWriter struct {
+// Writer returns a writer whose complete lines go to the console prefixed
+// with "name | ", for a command's Stdout or Stderr. Close writes an
+// unfinished last line. The writer is safe for concurrent use.
+func (c *Console) Writer(name string) io.WriteCloser {
+	return NewSyncWriter(&lineSplitter{c: c, name: name})
+}
+
+// lineSplitter hands the complete lines written to it to its console. It
+// is not safe for concurrent use: Console.Writer wraps it in a SyncWriter.
+type lineSplitter struct {
 	c    *Console
 	name string
-	mu   sync.Mutex
-	buf  []byte
+	buf  []byte // an unfinished line
 }
 
-func (w *LineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
+func (l *lineSplitter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
 	for {
-		i := bytes.IndexByte(w.buf, '\n')
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			break
 		}
-		w.c.mu.Lock()
-		w.c.writeLine(w.name, w.buf[:i])
-		w.c.mu.Unlock()
-		w.buf = w.buf[i+1:]
+		l.c.writeLine(l.name, l.buf[:i])
+		l.buf = l.buf[i+1:]
 	}
 	return len(p), nil
 }
 
 // Close writes what is left of an unfinished line.
-func (w *LineWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.c.mu.Lock()
-		w.c.writeLine(w.name, w.buf)
-		w.c.mu.Unlock()
-		w.buf = nil
+func (l *lineSplitter) Close() error {
+	if len(l.buf) > 0 {
+		l.c.writeLine(l.name, l.buf)
+		l.buf = nil
 	}
 	return nil
 }

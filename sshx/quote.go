@@ -7,10 +7,17 @@ import "strings"
 // value reaches a remote or local shell in magefab.
 //
 // Strings made only of characters that no shell treats specially are
-// returned as they are, for readable command lines; everything else is put
-// in single quotes, with each embedded single quote written as '\”. The
-// empty string becomes ”. A NUL byte cannot be passed in a shell argument
-// at all; commands that contain one are refused when they start.
+// returned as they are, for readable command lines. Everything else is put
+// in single quotes, where a single quote of s ends the quoted part, follows
+// escaped with a backslash, and a new quoted part begins. The empty string
+// becomes a pair of single quotes:
+//
+//	Quote("web1")       // web1
+//	Quote("it's $HOME") // 'it'\''s $HOME'
+//	Quote("")           // ''
+//
+// A NUL byte cannot be passed in a shell argument at all; commands that
+// contain one are refused when they start.
 func Quote(s string) string {
 	if s == "" {
 		return "''"
@@ -22,9 +29,12 @@ func Quote(s string) string {
 }
 
 // Embed returns s for use inside a double-quoted shell string: it closes
-// the double quotes, adds s as Quote quotes it, and opens them again, so
-// that "cannot find ` + "`" + ` + Embed(s) + ` + "`" + `" is one word that holds s
-// literally, whatever s holds ($, backquotes, quotes, newlines).
+// the double quotes, adds s as Quote quotes it, and opens them again. In
+//
+//	script := `echo "cannot find ` + Embed(s) + `"`
+//
+// the argument of echo is one word that holds s literally, whatever s holds
+// ($, backquotes, quotes, newlines).
 func Embed(s string) string {
 	return `"` + Quote(s) + `"`
 }

@@ -59,13 +59,6 @@ func (r *Remote) Upload(ctx context.Context, f File, rd io.Reader) error {
 	return upload(ctx, r, f, rd)
 }
 
-// Connect opens the connection now, if it is not open yet. Commands
-// connect by themselves; Connect lets a caller check a fleet up front.
-func (r *Remote) Connect(ctx context.Context) error {
-	_, err := r.connection(ctx)
-	return err
-}
-
 // connection returns the open client, dialling if there is none. Callers
 // waiting for a dial in flight give up when their context ends.
 func (r *Remote) connection(ctx context.Context) (*sshConn, error) {
@@ -136,7 +129,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 	cfg := &r.pool.cfg
 	ctx, cancel := context.WithTimeout(parent, cfg.ConnectTimeout)
 	defer cancel()
-	addr := r.ep.Addr()
+	addr := r.ep.addr()
 	where := fmt.Sprintf("%s (%s@%s)", r.ep.Name, r.ep.User, addr)
 
 	hostKey, algos, err := r.pool.keys.callback(r.ep, cfg.InsecureIgnoreHostKey)

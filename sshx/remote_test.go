@@ -11,9 +11,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,14 +112,23 @@ func TestRemoteRunsCommandsOnOneConnection(t *testing.T) {
 
 func TestRemoteConcurrentFirstDialOpensOneConnection(t *testing.T) {
 	t.Parallel()
+	const slots = 8
 	var dials atomic.Int32
 	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
+		c.MaxSessions = slots
 		d := &net.Dialer{}
 		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
-			// A slow network: every command arrives while the dial is
-			// in flight.
-			time.Sleep(50 * time.Millisecond)
+			// A slow network: the dial lasts until a command holds every
+			// session slot and waits for a connection, however slowly
+			// the machine gets them there. The other commands wait for
+			// a slot.
+			for deadline := time.Now().Add(patience); waitingForConnection(t.Name()) < slots; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("fewer than %d commands waited for the connection within %s", slots, patience)
+					break
+				}
+			}
 			return d.DialContext(ctx, network, addr)
 		}
 	})
@@ -156,6 +167,28 @@ func TestRemoteConcurrentFirstDialOpensOneConnection(t *testing.T) {
 	}
 }
 
+// waitingForConnection counts the goroutines started by the test named
+// test that are in Remote.connection: dialling, or waiting for the dial.
+func waitingForConnection(test string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	created := "created by github.com/magefab/magefab/sshx_test." + test + " in goroutine"
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sshx.(*Remote).connection(") && strings.Contains(g, created) {
+			count++
+		}
+	}
+	return count
+}
+
 func TestRemoteExitError(t *testing.T) {
 	t.Parallel()
 	_, _, r, files := newHost(t, nil)
@@ -177,19 +210,18 @@ func TestRemoteCancelStopsCommand(t *testing.T) {
 	_, _, r, _ := newHost(t, nil)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := r.Script(ctx, "sleep 60 & echo $! > "+sshx.Quote(pidFile)+"; wait")
+	cmd := r.Script(ctx, longSleep+" & echo $! > "+sshx.Quote(pidFile)+"; wait")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pid := waitForPid(t, pidFile)
 	cancel()
-	start := time.Now()
-	err := cmd.Wait()
+	// The command would run for 300s: a Wait that returns within
+	// patience did not wait for it. (It returns as soon as the TERM has
+	// stopped the command, at most cancelGrace later.)
+	err := returnsWithin(t, patience, "Wait after cancel", cmd.Wait)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait = %v, want context.Canceled", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Wait returned %s after cancel", d)
 	}
 	waitGone(t, pid)
 	// The connection survives a cancelled command.
@@ -203,15 +235,16 @@ func TestRemoteCancelStopsCommand(t *testing.T) {
 
 func TestRemoteHungHandshakeFailsFast(t *testing.T) {
 	t.Parallel()
-	srv, _, r, _ := newHost(t, func(c *sshx.Config) { c.ConnectTimeout = 300 * time.Millisecond })
+	// The host accepts TCP and then never says a word: without the
+	// ConnectTimeout on the handshake the command would wait forever.
+	// It fails after 2s; patience only catches a hang. (A shorter
+	// timeout could run out before a loaded machine has even connected,
+	// with another error.)
+	srv, _, r, _ := newHost(t, func(c *sshx.Config) { c.ConnectTimeout = 2 * time.Second })
 	srv.SetFault(sshtest.FaultHangHandshake)
-	start := time.Now()
-	err := r.Command(context.Background(), "true").Run()
-	if err == nil || !strings.Contains(err.Error(), "no SSH handshake within 300ms") {
+	err := returnsWithin(t, patience, "a command on a host hung in the handshake", r.Command(context.Background(), "true").Run)
+	if err == nil || !strings.Contains(err.Error(), "no SSH handshake within 2s") {
 		t.Errorf("err = %v, want a handshake timeout", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %s, want about 300ms", d)
 	}
 }
 
@@ -224,13 +257,12 @@ func TestRemoteHungCommandHonoursTimeout(t *testing.T) {
 	srv.SetFault(sshtest.FaultHangCommands)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	err := r.Command(ctx, "true").Run()
+	// The host never runs the command nor answers its TERM: only the
+	// timeout ends the wait, after 200ms and the cancelGrace of 2s.
+	// patience only catches a command that waits for the host forever.
+	err := returnsWithin(t, patience, "a hung command with a 200ms timeout", r.Command(ctx, "true").Run)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want DeadlineExceeded", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %s after a 200ms timeout", d)
 	}
 }
 
@@ -238,11 +270,16 @@ func TestRemoteDroppedConnection(t *testing.T) {
 	t.Parallel()
 	srv, _, r, _ := newHost(t, nil)
 	ctx := context.Background()
-	cmd := r.Script(ctx, "sleep 5")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := r.Script(ctx, "echo $$ > "+sshx.Quote(pidFile)+"; exec sleep 30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// The command runs on the host: drop the connection under it. (Run
+	// in a session of its own, the process outlives the connection; it
+	// ends with the test.)
+	pid := waitForPid(t, pidFile)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	srv.SetFault(sshtest.FaultDropConnections)
 	err := cmd.Wait()
 	if err == nil || !strings.Contains(err.Error(), "connection lost") {
@@ -250,7 +287,7 @@ func TestRemoteDroppedConnection(t *testing.T) {
 	}
 	srv.SetFault(sshtest.FaultNone)
 	// The next command dials again.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		err = r.Command(ctx, "true").Run()
 		if err == nil || time.Now().After(deadline) {
@@ -269,8 +306,12 @@ func TestRemoteDroppedConnection(t *testing.T) {
 func TestRemoteKeepAliveNoticesFrozenConnection(t *testing.T) {
 	t.Parallel()
 	var log syncLog
+	// Three keepalives without an answer within their interval close
+	// the connection: the interval must be long enough that a loaded
+	// machine still answers within it.
+	const interval = 500 * time.Millisecond
 	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
-		c.KeepAlive = 100 * time.Millisecond
+		c.KeepAlive = interval
 		c.Log = &log
 	})
 	ctx := context.Background()
@@ -279,19 +320,27 @@ func TestRemoteKeepAliveNoticesFrozenConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A few keepalives go by: the server refuses them, as sshd does, and
-	// a refusal is an answer, so the connection stays.
-	time.Sleep(350 * time.Millisecond)
+	// a refusal is an answer, so the connection stays. The command says
+	// nothing, so what the host sends now is the answers to keepalives;
+	// a client that took refusals for misses would have closed the
+	// connection after the third.
+	answers, received := 0, r.Stats().BytesReceived
+	waitUntil(t, "four answered keepalives", func() bool {
+		if n := r.Stats().BytesReceived; n != received {
+			answers, received = answers+1, n
+		}
+		return answers >= 4
+	})
 	if c := r.Stats().Connections; c != 1 {
 		t.Fatalf("Connections = %d before the freeze, want 1", c)
 	}
 	srv.SetFault(sshtest.FaultFreezeConnections)
-	start := time.Now()
-	err := cmd.Wait()
+	// The frozen host never answers: without keepalives Wait would wait
+	// forever. They notice it after about 4 intervals; patience only
+	// catches a hang (or the 15s default interval, 45s and more).
+	err := returnsWithin(t, patience, "Wait on a frozen connection", cmd.Wait)
 	if err == nil || !strings.Contains(err.Error(), "connection lost") || !strings.Contains(err.Error(), "no answer to keepalives") {
 		t.Errorf("Wait = %v, want the connection lost to keepalives", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("the frozen connection was noticed after %s, want about 4 keepalive intervals", d)
 	}
 	// The frozen connection is still open on the server; a new one is
 	// served.
@@ -576,7 +625,7 @@ func TestRemoteAgentChannelRightAfterConnect(t *testing.T) {
 			if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited {
 				t.Errorf("connection %d: the host's agent channel got %v, want it prohibited", i, err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(patience):
 			t.Fatalf("connection %d: no answer to the host's agent channel", i)
 		}
 		pool.Close()
@@ -625,7 +674,7 @@ func TestRemoteCancelledForwardingClosesAgentOnHungHost(t *testing.T) {
 	}
 	select {
 	case <-started:
-	case <-time.After(5 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the command did not start")
 	}
 	// From now on the host reads nothing the client sends: neither the
@@ -639,7 +688,7 @@ func TestRemoteCancelledForwardingClosesAgentOnHungHost(t *testing.T) {
 	// agent. Its answer is read once the host listens again; let the
 	// client decide first.
 	close(reach)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(log.String(), "refused the host's request for the agent") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -650,7 +699,7 @@ func TestRemoteCancelledForwardingClosesAgentOnHungHost(t *testing.T) {
 		if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited {
 			t.Errorf("the host's agent channel after the cancel got %v, want it prohibited", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("no answer to the host's agent channel")
 	}
 }

@@ -128,8 +128,8 @@ type Endpoint struct {
 	ProxyJump      []string // hosts to go through, in order
 }
 
-// Addr is HostName:Port.
-func (e Endpoint) Addr() string { return net.JoinHostPort(e.HostName, strconv.Itoa(e.Port)) }
+// addr is HostName:Port, as dialled.
+func (e Endpoint) addr() string { return net.JoinHostPort(e.HostName, strconv.Itoa(e.Port)) }
 
 // clientConfigFile is the parsed OpenSSH client config, or nil for none.
 type clientConfigFile struct {
@@ -209,7 +209,7 @@ func resolve(spec string, cfg *Config, file *clientConfigFile) (Endpoint, error)
 	}
 	tokens := func(s string) string {
 		r := strings.NewReplacer("%%", "%", "%d", homeDir(), "%u", localUser(), "%h", e.HostName, "%r", e.User, "%p", strconv.Itoa(e.Port), "%n", sp.Host)
-		return ExpandHome(r.Replace(s))
+		return expandHome(r.Replace(s))
 	}
 	for _, f := range cfg.IdentityFiles {
 		e.IdentityFiles = append(e.IdentityFiles, tokens(f))

@@ -6,7 +6,8 @@ import (
 )
 
 // Stats counts what a host cost: tests and benchmarks read them to prove
-// that a run used one connection and few sessions per host.
+// that a run used one connection and few sessions per host. Remote.Stats,
+// Local.Stats and Pool.Stats return them.
 type Stats struct {
 	Connections   int64 // SSH connections opened (0 for Local)
 	Sessions      int64 // commands started: SSH sessions, or local processes

@@ -220,20 +220,21 @@ func (t *trackingReader) Err() error {
 	return t.err
 }
 
-// UploadFile copies a local file to the host atomically, with mode (zero
-// means the local file's permission bits).
-func UploadFile(ctx context.Context, h Host, local, remote string, mode uint32, sudo bool) error {
+// UploadFile copies the file local to f.Path on h with h.Upload: atomically,
+// as root when f.Sudo is set. Unlike Upload, it takes a zero f.Mode to mean
+// the local file's permission bits.
+func UploadFile(ctx context.Context, h Host, f File, local string) error {
 	fh, err := os.Open(local)
 	if err != nil {
 		return fmt.Errorf("sshx: upload: %w", err)
 	}
 	defer fh.Close()
-	if mode == 0 {
+	if f.Mode == 0 {
 		st, err := fh.Stat()
 		if err != nil {
 			return fmt.Errorf("sshx: upload: %w", err)
 		}
-		mode = uint32(st.Mode().Perm())
+		f.Mode = uint32(st.Mode().Perm())
 	}
-	return upload(ctx, h, File{Path: remote, Mode: mode, Sudo: sudo}, fh)
+	return h.Upload(ctx, f, fh)
 }

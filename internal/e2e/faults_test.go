@@ -1,6 +1,9 @@
 package e2e_test
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,9 +141,10 @@ func TestInterruptDuringPrepare(t *testing.T) {
 	for _, h := range f.Hosts {
 		markHost(t, f, h, p.Unit, "slow", "1")
 	}
+	before := sleeping("120", "slow-install", p.Unit)
 	cmd, out := p.Start(t, env, "env:production", "deploy:tag", "v0.1.1")
 	waitFor(t, out, "installing requirements")
-	time.Sleep(2 * time.Second) // inside the slow install script now
+	waitSleeping(t, "the slow install script", before, "120", "slow-install", p.Unit)
 	// Ctrl-C at a terminal signals the whole foreground process group.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 	start := time.Now()
@@ -148,7 +152,10 @@ func TestInterruptDuringPrepare(t *testing.T) {
 	if err == nil {
 		t.Errorf("an interrupted deploy succeeded:\n%s", out.String())
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	// The install script sleeps for 120s: a mage that stops within a
+	// third of that did not wait for it, however loaded the machine
+	// (stopping the commands and unlocking take seconds).
+	if d := time.Since(start); d > 40*time.Second {
 		t.Errorf("mage took %s to stop after SIGINT", d)
 	}
 	assertServing(t, p, "after SIGINT during prepare", sha1)
@@ -203,9 +210,10 @@ func TestHostFaultsDuringPrepare(t *testing.T) {
 	// nobody switches. The hung host cannot be unlocked while it hangs;
 	// the next run sees that the lock's process is gone and takes it over.
 	markHost(t, f, victim, p.Unit, "slow", "1")
+	before := sleeping("120", "slow-install", p.Unit)
 	cmd, out := p.Start(t, env, "env:production", "deploy:tag", "v0.1.1")
 	waitFor(t, out, "installing requirements")
-	time.Sleep(time.Second)
+	waitSleeping(t, "the victim's slow install script", before, "120", "slow-install", p.Unit)
 	f.Ctl(t, "pause", victim)
 	err := cmd.Wait()
 	f.Ctl(t, "resume", victim)
@@ -221,9 +229,10 @@ func TestHostFaultsDuringPrepare(t *testing.T) {
 	p.AddFiles(t, "change 2", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# 2\n"})
 	p.Tag(t, "v0.1.2")
 	markHost(t, f, victim, p.Unit, "slow", "1")
+	before = sleeping("120", "slow-install", p.Unit)
 	cmd, out = p.Start(t, env, "env:production", "deploy:tag", "v0.1.2")
 	waitFor(t, out, "installing requirements")
-	time.Sleep(time.Second)
+	waitSleeping(t, "the victim's slow install script", before, "120", "slow-install", p.Unit)
 	f.Ctl(t, "stop", victim)
 	err = cmd.Wait()
 	if err == nil || !strings.Contains(out.String(), victim) || !strings.Contains(out.String(), "no host was switched") {
@@ -243,8 +252,72 @@ func TestHostFaultsDuringPrepare(t *testing.T) {
 	noLocks(t, f, p, "rerun after faults")
 }
 
+// sleeping returns the processes of this machine that run `sleep secs`
+// as the child of a command line holding every one of parent. The
+// fleet's hosts run here, each in a mount namespace of its own but all
+// in this machine's process table, so a host's scripts show here: a slow
+// install script or app restart sleeping, a lock script waiting.
+func sleeping(secs string, parent ...string) map[int]bool {
+	found := map[int]bool{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		argv := procArgs(dir)
+		if len(argv) != 2 || filepath.Base(argv[0]) != "sleep" || argv[1] != secs {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+		i := strings.LastIndexByte(string(stat), ')')
+		if err != nil || i < 0 {
+			continue
+		}
+		// After the command's name: the state, then the parent's pid.
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		line := strings.Join(procArgs(filepath.Join("/proc", fields[1])), " ")
+		all := line != ""
+		for _, s := range parent {
+			all = all && strings.Contains(line, s)
+		}
+		if pid, err := strconv.Atoi(filepath.Base(dir)); all && err == nil {
+			found[pid] = true
+		}
+	}
+	return found
+}
+
+// procArgs returns the arguments of the process whose /proc dir is dir.
+func procArgs(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// waitSleeping waits until a process that is not in before (taken with
+// sleeping before the run started) runs `sleep secs` as the child of a
+// command line holding every one of parent: the event itself, rather
+// than a pause that a loaded machine may outrun.
+func waitSleeping(t *testing.T, what string, before map[int]bool, secs string, parent ...string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		for pid := range sleeping(secs, parent...) {
+			if !before[pid] {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no process ran sleep %s under a command line with %q within 90s", what, secs, parent)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // waitFor waits until a running mage has printed want.
-func waitFor(t *testing.T, out *e2e.SyncBuffer, want string) {
+func waitFor(t *testing.T, out *sshx.SyncWriter, want string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(out.String(), want) {

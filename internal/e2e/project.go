@@ -23,6 +23,7 @@ import (
 
 	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/wheel"
+	"github.com/magefab/magefab/sshx"
 )
 
 // AppPy is the test app: a stdlib HTTP server that answers /version with
@@ -428,36 +429,18 @@ func (p *Project) Run(t testing.TB, env []string, args ...string) Result {
 
 // Start starts mage in its own process group (as a terminal's foreground
 // job) and returns it with its live output.
-func (p *Project) Start(t testing.TB, env []string, args ...string) (*exec.Cmd, *SyncBuffer) {
+func (p *Project) Start(t testing.TB, env []string, args ...string) (*exec.Cmd, *sshx.SyncWriter) {
 	t.Helper()
 	cmd := exec.Command(p.mage, args...)
 	cmd.Dir = p.Dir
 	cmd.Env = p.env(env)
-	out := &SyncBuffer{}
+	out := &sshx.SyncWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, out
-}
-
-// SyncBuffer is a buffer written by a process while a test reads it.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // MustRun is Run that fails the test unless mage succeeds.

@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/magetargets"
 	"github.com/magefab/magefab/release"
 	"github.com/magefab/magefab/sshx"
 )
@@ -210,10 +209,11 @@ func TestSoak(t *testing.T) {
 
 // soakDeployer deploys the way magetargets does: one sshx.Pool (one
 // connection per host) for the whole process, and for each operation a new
-// release.Fleet with its own Options and run id, as newFleetRun builds them
-// from the project's Config.
+// release.Fleet with its own Options and run id, built by
+// magetargets.NewFleet from the project's Config, on the pool's hosts.
 type soakDeployer struct {
 	p     *e2e.Project
+	cfg   magetargets.Config
 	pool  *sshx.Pool
 	hosts []sshx.Host
 }
@@ -235,38 +235,29 @@ func newSoakDeployer(t *testing.T, f fleettest.Fleet, p *e2e.Project, names []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &soakDeployer{p: p, pool: pool, hosts: hosts}
+	// The project's magefile (e2e.Magefile) as a Config.
+	cfg := magetargets.Config{
+		Unit:              p.Unit,
+		SCM:               p.Remote,
+		RootDir:           p.Dir,
+		Python:            "/usr/bin/python3",
+		PipRequirements:   []string{"requirements.txt"},
+		PipInstallCommand: "pip install --no-index --find-links " + p.Wheels,
+		SSH:               magetargets.SSH{ConfigFile: f.ConfigFile},
+		Environments: map[string]magetargets.Environment{
+			"production": {Hosts: names},
+		},
+	}
+	return &soakDeployer{p: p, cfg: cfg, pool: pool, hosts: hosts}
 }
 
-func (d *soakDeployer) fleet(console io.Writer) *release.Fleet {
-	id := make([]byte, 8)
-	rand.Read(id)
-	host, _ := os.Hostname()
-	c := sshx.NewConsole(console)
-	names := []string{"magefab"}
-	for _, h := range d.hosts {
-		names = append(names, h.Name())
+func (d *soakDeployer) fleet(t *testing.T, console io.Writer) *release.Fleet {
+	t.Helper()
+	fl, err := magetargets.NewFleet(context.Background(), d.cfg, "production", d.hosts, console)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.Align(names...)
-	o := &release.Options{
-		Layout: release.Layout{
-			Path: "/var/webapps/" + d.p.Unit, ReleasesRoot: "releases", Dirs: [2]string{"a", "b"},
-			Current: "current", Virtualenv: "env",
-		},
-		SCM:          d.p.Remote,
-		Python:       "/usr/bin/python3",
-		PipInstall:   []string{"pip", "install", "--no-index", "--find-links", d.p.Wheels},
-		Requirements: []string{"requirements.txt"},
-		Env:          []string{"DEPLOYMENT_TYPE=PRODUCTION"},
-		Sudo:         true,
-		Group:        "deploy",
-		Restart:      "/etc/init.d/" + d.p.Unit + " restart",
-		Owner:        "Tess Tester@" + host,
-		RunID:        hex.EncodeToString(id),
-		ForwardAgent: os.Getenv("SSH_AUTH_SOCK") != "",
-		Console:      c,
-	}
-	return &release.Fleet{Hosts: d.hosts, Options: o, Parallel: 16}
+	return fl
 }
 
 // work returns the SSH sessions opened and bytes moved so far, all hosts.
@@ -300,8 +291,8 @@ func (d *soakDeployer) control(t *testing.T) time.Duration {
 // output, if it fails.
 func (d *soakDeployer) must(t *testing.T, what string, op func(*release.Fleet) error) {
 	t.Helper()
-	var out e2e.SyncBuffer
-	if err := op(d.fleet(&out)); err != nil {
+	var out sshx.SyncWriter
+	if err := op(d.fleet(t, &out)); err != nil {
 		t.Fatalf("%s: %v\n%s", what, err, out.String())
 	}
 }
@@ -362,7 +353,7 @@ type soakReaders struct {
 type soakLinkReader struct {
 	host   string
 	cmd    *exec.Cmd
-	stderr e2e.SyncBuffer
+	stderr sshx.SyncWriter
 	exited chan struct{}
 	first  chan struct{}
 

@@ -3,6 +3,7 @@ package pypkg
 import (
 	"archive/tar"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,9 @@ func Install(ctx context.Context, h sshx.Host, venv string, archives []string, p
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	cmd := h.Script(ctx, installScript(venv, entries, pipInstall))
+	cmd := h.Script(ctx, hostFile("install"))
+	cmd.Env = []string{"MF_VENV=" + venv, "MF_TMP_DIR=" + path.Dir(venv),
+		"MF_ARCHIVES=" + strings.Join(entries, "\n"), "MF_PIP=" + strings.Join(pipInstall, "\n")}
 	cmd.Stdin = pr
 	runErr := cmd.Run()
 	pr.CloseWithError(errCommandEnded)
@@ -95,38 +98,21 @@ func Install(ctx context.Context, h sshx.Host, venv string, archives []string, p
 // command ends before reading them all.
 var errCommandEnded = errors.New("pypkg: install command ended")
 
-// installScript unpacks the tar on stdin into a temporary directory beside
-// venv, installs the archives in it and removes it on every exit.
-func installScript(venv string, entries, pipInstall []string) string {
-	var files strings.Builder
-	for _, e := range entries {
-		files.WriteString(` "$t"/` + sshx.Quote(e))
+// The scripts Install and RunInstallScripts run on a host live in
+// hostsh/, each with a header that names its inputs; their text is
+// constant, and every input reaches them as an environment variable, set
+// through sshx.Cmd.Env, which quotes every value.
+//
+//go:embed hostsh/*.sh
+var hostFS embed.FS
+
+// hostFile returns the text of hostsh/<name>.sh.
+func hostFile(name string) string {
+	text, err := hostFS.ReadFile("hostsh/" + name + ".sh")
+	if err != nil {
+		panic("pypkg: no host script " + name)
 	}
-	var install string
-	if pipInstall[0] == "pip" {
-		args := ""
-		if len(pipInstall) > 1 {
-			args = " " + sshx.Join(pipInstall[1:]...)
-		}
-		install = `if [ -x "$venv/bin/pip" ]; then "$venv/bin/pip"` + args + files.String() + `
-elif [ -n "$hostpy" ]; then "$hostpy" -m pip --python "$venv/bin/python"` + args + files.String() + `
-else echo "pypkg: $venv has no pip, and the host has no python3 to run pip --python with" >&2; exit 2
-fi`
-	} else {
-		install = sshx.Join(pipInstall...) + files.String()
-	}
-	return `venv=` + sshx.Quote(venv) + `
-[ -x "$venv/bin/python" ] || { echo "pypkg: $venv is not a virtualenv: it has no bin/python" >&2; exit 2; }
-t=$(mktemp -d ` + sshx.Quote(path.Dir(venv)+"/.pypkg-XXXXXX") + `) || exit 1
-trap 'rm -rf "$t"' EXIT
-trap 'exit 143' HUP INT TERM
-tar -xf - -C "$t" || { echo "pypkg: cannot unpack the archives in $t" >&2; exit 1; }
-cat >/dev/null
-hostpy=$(command -v python3) || hostpy=
-VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"
-export VIRTUAL_ENV PATH
-` + install + ` 1>&2
-`
+	return string(text)
 }
 
 // writeBundle writes an uncompressed tar holding each archive under its
@@ -208,23 +194,15 @@ func RunInstallScripts(ctx context.Context, h sshx.Host, dir string, scripts []s
 	if reason := checkRemotePath(venv); reason != "" {
 		return fmt.Errorf("pypkg: %s: virtualenv %q %s", h.Name(), venv, reason)
 	}
-	var b strings.Builder
-	b.WriteString(`venv=` + sshx.Quote(venv) + `
-VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH"
-export VIRTUAL_ENV PATH
-cd ` + sshx.Quote(dir) + ` || exit 1
-`)
+	var list []string
 	for _, s := range scripts {
 		if reason := checkScriptPath(s); reason != "" {
 			return fmt.Errorf("pypkg: install script %q %s", s, reason)
 		}
-		q := sshx.Quote("./" + path.Clean(s))
-		b.WriteString(`[ -f ` + q + ` ] || { echo "pypkg: install script ` + sshx.Embed(s) + ` is missing from $PWD" >&2; exit 2; }
-[ -x ` + q + ` ] || { echo "pypkg: install script ` + sshx.Embed(s) + ` is not executable: chmod +x it and give it a #! line" >&2; exit 2; }
-` + q + ` "$venv" || { s=$?; echo "pypkg: install script ` + sshx.Embed(s) + ` failed with status $s" >&2; exit $s; }
-`)
+		list = append(list, s, "./"+path.Clean(s))
 	}
-	cmd := h.Script(ctx, b.String())
+	cmd := h.Script(ctx, hostFile("run_scripts"))
+	cmd.Env = []string{"MF_VENV=" + venv, "MF_DIR=" + dir, "MF_SCRIPTS=" + strings.Join(list, "\n")}
 	if err := cmd.Run(); err != nil {
 		return commandError(fmt.Sprintf("pypkg: %s: install scripts in %s", h.Name(), dir), err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/magefab/magefab/release"
 )
 
 // Package is one line of a private requirements file: an S3 archive
@@ -310,42 +312,11 @@ func checkGitURL(s string) string {
 }
 
 // checkRef returns what is wrong with a git ref (tag, branch or commit),
-// or "": the rules of git check-ref-format plus no leading '-' and no
-// whitespace.
+// or "": release.ValidateRefName's rules.
 func checkRef(s string) string {
-	switch {
-	case s == "":
-		return "is empty"
-	case len(s) > maxField:
-		return fmt.Sprintf("is longer than %d bytes", maxField)
-	case strings.HasPrefix(s, "-"):
-		return "starts with '-'"
-	case strings.Contains(s, ".."):
-		return `contains ".."`
-	case strings.Contains(s, "@{"), s == "@":
-		return `contains "@{" or is "@"`
-	case strings.HasPrefix(s, "/"), strings.HasSuffix(s, "/"), strings.Contains(s, "//"):
-		return "has an empty path component (leading, trailing or double '/')"
-	case strings.HasSuffix(s, "."):
-		return "ends with '.'"
-	}
-	for _, r := range s {
-		switch {
-		case unicode.IsSpace(r):
-			return "contains whitespace"
-		case unicode.IsControl(r):
-			return "contains a control character"
-		case strings.ContainsRune(`~^:?*[\`, r):
-			return fmt.Sprintf("contains %q; give a tag, a branch or a commit id", r)
-		}
-	}
-	for _, comp := range strings.Split(s, "/") {
-		if strings.HasPrefix(comp, ".") {
-			return "has a component starting with '.'"
-		}
-		if strings.HasSuffix(comp, ".lock") {
-			return `has a component ending with ".lock"`
-		}
+	var ie *release.InputError
+	if errors.As(release.ValidateRefName("git ref", s), &ie) {
+		return ie.Reason
 	}
 	return ""
 }
