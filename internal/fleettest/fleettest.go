@@ -5,12 +5,14 @@
 package fleettest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Fleet describes a running fleet, from the variables `.ci/fleet env`
@@ -65,10 +67,18 @@ func Require(t testing.TB, minHosts int) Fleet {
 	if err != nil {
 		t.Fatalf("fleet lock: %v", err)
 	}
+	asked := time.Now()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatalf("fleet lock: %v", err)
 	}
-	t.Cleanup(func() { lock.Close() })
+	got := time.Now()
+	t.Cleanup(func() {
+		lock.Close()
+		// One line per fleet test, even without -v, so that a CI log
+		// shows where the fleet's time goes (the fleet tests of every
+		// package take turns on this lock).
+		fmt.Fprintf(os.Stderr, "fleet: %s held the fleet %.1fs (waited %.1fs)\n", t.Name(), time.Since(got).Seconds(), got.Sub(asked).Seconds())
+	})
 	return f
 }
 
