@@ -40,7 +40,7 @@
 // the run's id (Options.RunID). A second run meets it and fails with a
 // *LockedError, or waits up to Options.LockWait. Two runs started at once
 // meet at the fleet's first host, so that they never split the fleet's
-// locks between them. A run removes only its own lock (Unlock);
+// locks between them. A run removes only its own lock;
 // ForceUnlock removes anyone's, for a run that died; a lock left by a run
 // of this machine whose process is gone is taken over.
 //

@@ -110,7 +110,7 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())
 		defer cancel()
-		p, err := Prepare(ctx, h, o, t)
+		p, err := prepareHost(ctx, h, o, t)
 		if err == nil && f.PerHost != nil {
 			err = f.PerHost(ctx, p)
 		}
@@ -218,7 +218,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		c, cancel := context.WithTimeout(sctx, f.switchTimeout())
 		defer cancel()
 		start := time.Now()
-		err := Switch(c, byHost[h.Name()], f.Options, what)
+		err := switchHost(c, byHost[h.Name()], f.Options, what)
 		if err != nil && c.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("switch timed out after %s: %w", f.switchTimeout(), err)
 		}
@@ -601,7 +601,7 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		if err := Unlock(ctx, h, f.Options); err != nil {
+		if err := unlockHost(ctx, h, f.Options); err != nil {
 			return struct{}{}, &UnlockError{Host: h.Name(), Err: err}
 		}
 		return struct{}{}, nil

@@ -75,7 +75,7 @@ func Manage(ctx context.Context, h sshx.Host, o *Options, dir string, commands [
 
 // SetupVirtualenv makes the virtualenv venv (an absolute path) and installs
 // the requirement files, relative to dir, unless their stamp matches, as
-// Prepare does for a release; it is for a project's own virtualenv
+// a deploy does for a release; it is for a project's own virtualenv
 // (pip:setup). It reports whether it installed.
 func SetupVirtualenv(ctx context.Context, h sshx.Host, o *Options, dir, venv string) (installed bool, err error) {
 	var in vars

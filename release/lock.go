@@ -30,11 +30,11 @@ func withOrphanRetry[T any](ctx context.Context, h sshx.Host, o *Options, fn fun
 	return fn()
 }
 
-// Unlock releases this run's lock on h, if it still holds it, and removes
+// unlockHost releases this run's lock on h, if it still holds it, and removes
 // the staged files (Options.Staged) that no switch put in place. A lock
 // that the detached part of an interrupted switch holds stays: that
 // script releases it when it is done.
-func Unlock(ctx context.Context, h sshx.Host, o *Options) error {
+func unlockHost(ctx context.Context, h sshx.Host, o *Options) error {
 	var in vars
 	in.list("MF_STAGED", stagedList(o, h.Name()))
 	out, err := (part{files: []string{"lock", "unlock"}, in: in}).run(ctx, h, o, false)

@@ -319,7 +319,7 @@ func ReinstallLive(ctx context.Context, h sshx.Host, o *Options, extra func(ctx 
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if uerr := Unlock(uctx, h, o); uerr != nil && err == nil {
+		if uerr := unlockHost(uctx, h, o); uerr != nil && err == nil {
 			err = &UnlockError{Host: h.Name(), Err: uerr}
 		}
 	}()

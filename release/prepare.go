@@ -67,14 +67,14 @@ type Prepared struct {
 	Elapsed   time.Duration
 }
 
-// Prepare takes the lock on h and makes a release dir ready for t, in one
+// prepareHost takes the lock on h and makes a release dir ready for t, in one
 // SSH session: create the deploy root if missing, lock, bootstrap the
 // clones if needed, inspect, reuse the dir that already holds t or update
 // the dir current does not point to (fetch, hard reset, submodules), then
 // the virtualenv and the requirements unless their stamp matches. On
-// failure the lock is released before Prepare returns, unless the host is
+// failure the lock is released before prepareHost returns, unless the host is
 // unreachable (then Unlock must be tried again later).
-func Prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
+func prepareHost(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared, error) {
 	return withOrphanRetry(ctx, h, o, func() (*Prepared, error) { return prepare(ctx, h, o, t) })
 }
 

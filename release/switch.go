@@ -116,13 +116,13 @@ func stagedName(file, host, what string) string {
 	return dir + "." + base + ".magefab-" + what + "." + h
 }
 
-// Switch makes the prepared dir live on its host, restarts the app, runs
+// switchHost makes the prepared dir live on its host, restarts the app, runs
 // the after-switch steps (crontab, staged files, services) and releases
 // the lock (one SSH session). If the restart or an after-switch step
 // fails, the host is switched back to its previous dir, what the steps
-// changed is undone and the app restarted before Switch returns its error
+// changed is undone and the app restarted before switchHost returns its error
 // (*SwitchError tells whether that worked).
-func Switch(ctx context.Context, p *Prepared, o *Options, what string) error {
+func switchHost(ctx context.Context, p *Prepared, o *Options, what string) error {
 	sp := switchParams{Mode: forward, Host: p.Host.Name(), Dir: p.Dir, Prev: p.Previous, Target: p.Target, Was: p.Was, What: what}
 	out, err := sp.part(o).run(ctx, p.Host, o, false)
 	if err == nil {

@@ -12,11 +12,11 @@ import (
 
 // Limits on user-supplied names.
 const (
-	MaxRefLen     = 200  // bytes in a tag or revision name
-	MaxUnitLen    = 64   // bytes in Config.Unit
-	MaxNameLen    = 128  // bytes in a name of the layout (ValidateName)
-	MaxPathLen    = 1024 // bytes in a deploy root (ValidateDeployPath)
-	MaxRelPathLen = 1024 // bytes in a file name relative to the repository
+	maxRefLen     = 200  // bytes in a tag or revision name
+	maxUnitLen    = 64   // bytes in Config.Unit
+	maxNameLen    = 128  // bytes in a name of the layout (ValidateName)
+	maxPathLen    = 1024 // bytes in a deploy root (ValidateDeployPath)
+	maxRelPathLen = 1024 // bytes in a file name relative to the repository
 )
 
 // InputError reports a user-supplied value that was rejected before it
@@ -47,7 +47,7 @@ func (e *InputError) Error() string {
 // tag (git check-ref-format), must not start with '-', must be made of
 // ASCII letters, digits, '.', '_', '-', '+' and '/' only (a release name
 // is shown in the hosts' progress lines and needs no quoting anywhere),
-// must be at most MaxRefLen bytes, and must match pattern (nil means
+// must be at most maxRefLen bytes, and must match pattern (nil means
 // DefaultVersionPattern).
 func ValidateTag(tag string, pattern *regexp.Regexp) error {
 	if pattern == nil {
@@ -106,7 +106,7 @@ func ValidateCommit(rev string) error {
 // ValidateRevision checks a revision to deploy: a tag, a commit SHA or a
 // branch such as origin/master. Only [A-Za-z0-9._/-] are allowed; the name
 // must not start with '-', '.' or '/', contain "..", "//" or "/.", end in
-// '/', '.' or ".lock", or be longer than MaxRefLen bytes.
+// '/', '.' or ".lock", or be longer than maxRefLen bytes.
 func ValidateRevision(rev string) error {
 	const hint = "give a tag (v1.2.3), a commit SHA (6b4943c) or a branch (origin/master)"
 	bad := func(reason string) error {
@@ -115,8 +115,8 @@ func ValidateRevision(rev string) error {
 	switch {
 	case rev == "":
 		return bad("is empty")
-	case len(rev) > MaxRefLen:
-		return bad(fmt.Sprintf("is longer than %d bytes", MaxRefLen))
+	case len(rev) > maxRefLen:
+		return bad(fmt.Sprintf("is longer than %d bytes", maxRefLen))
 	}
 	if i := strings.IndexFunc(rev, func(r rune) bool { return !isRevisionRune(r) }); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(rev[i:])
@@ -142,7 +142,7 @@ func ValidateRevision(rev string) error {
 
 // ValidateUnit checks Config.Unit, which becomes part of paths and of the
 // init script's name: ASCII letters, digits, '_', '-' and '.', not starting
-// with '-' or '.', at most MaxUnitLen bytes.
+// with '-' or '.', at most maxUnitLen bytes.
 func ValidateUnit(name string) error {
 	const hint = "use a short name of letters, digits, '_', '-' and '.', such as five or my-app"
 	bad := func(reason string) error {
@@ -151,8 +151,8 @@ func ValidateUnit(name string) error {
 	switch {
 	case name == "":
 		return bad("is empty")
-	case len(name) > MaxUnitLen:
-		return bad(fmt.Sprintf("is longer than %d bytes", MaxUnitLen))
+	case len(name) > maxUnitLen:
+		return bad(fmt.Sprintf("is longer than %d bytes", maxUnitLen))
 	case name[0] == '-' || name[0] == '.':
 		return bad(fmt.Sprintf("starts with %q", name[:1]))
 	}
@@ -165,7 +165,7 @@ func ValidateUnit(name string) error {
 
 // ValidateRelPath checks p, the value of the setting named field, as a
 // file name relative to the repository root: not empty, at most
-// MaxRelPathLen bytes, not absolute, no ".." element, no leading '-', no
+// maxRelPathLen bytes, not absolute, no ".." element, no leading '-', no
 // control characters, valid UTF-8, and none of the characters that keep
 // a special meaning inside a shell's double quotes ('$', '`', '"', '\').
 // Other characters, spaces and quotes included, are passed literally.
@@ -177,8 +177,8 @@ func ValidateRelPath(field, p string) error {
 	switch {
 	case p == "":
 		return bad("is empty; " + hint)
-	case len(p) > MaxRelPathLen:
-		return bad(fmt.Sprintf("is longer than %d bytes; %s", MaxRelPathLen, hint))
+	case len(p) > maxRelPathLen:
+		return bad(fmt.Sprintf("is longer than %d bytes; %s", maxRelPathLen, hint))
 	case !utf8.ValidString(p):
 		return bad("is not valid UTF-8; rename the file")
 	case strings.IndexFunc(p, IsControl) >= 0:
@@ -202,7 +202,7 @@ func ValidateRelPath(field, p string) error {
 // ValidateRefName checks name, the value of the setting named field, as a
 // git ref name: a tag, a branch or a commit id that git would accept
 // under refs/ (git check-ref-format), not starting with '-', without
-// whitespace or invalid UTF-8, and at most MaxRefLen bytes. The
+// whitespace or invalid UTF-8, and at most maxRefLen bytes. The
 // *InputError it returns says what is wrong; the caller adds what to give.
 func ValidateRefName(field, name string) error {
 	if reason := checkRefName(name); reason != "" {
@@ -213,7 +213,7 @@ func ValidateRefName(field, name string) error {
 
 // ValidateName checks name, the value of the setting named field, as a
 // single directory or link name of the layout: not empty, at most
-// MaxNameLen bytes, not starting with '.' or '-' (so not "." or ".."), and
+// maxNameLen bytes, not starting with '.' or '-' (so not "." or ".."), and
 // only ASCII letters, digits, '.', '_' and '-'. The names appear bare in
 // the hosts' scripts and messages, where ':' separates them.
 func ValidateName(field, name string) error {
@@ -223,8 +223,8 @@ func ValidateName(field, name string) error {
 	switch {
 	case name == "":
 		return bad("is empty")
-	case len(name) > MaxNameLen:
-		return bad(fmt.Sprintf("is longer than %d bytes", MaxNameLen))
+	case len(name) > maxNameLen:
+		return bad(fmt.Sprintf("is longer than %d bytes", maxNameLen))
 	case strings.Contains(name, "/"):
 		return bad("contains '/'")
 	case strings.HasPrefix(name, "."):
@@ -245,7 +245,7 @@ func ValidateName(field, name string) error {
 
 // ValidateDeployPath checks p as the deploy root on the hosts (the
 // setting Path): an absolute path, or one relative to the login user's
-// home; at most MaxPathLen bytes; not "/"; no ".." element; no leading
+// home; at most maxPathLen bytes; not "/"; no ".." element; no leading
 // '-'; and only ASCII letters, digits, '/', '.', '_', '-', '+', '@', ','
 // and ':', so that it needs no quoting anywhere (templates such as a
 // restart command hold it bare).
@@ -257,8 +257,8 @@ func ValidateDeployPath(p string) error {
 		return bad("is empty; give the deploy root on the servers, such as /var/webapps/five")
 	case strings.IndexFunc(p, IsControl) >= 0 || !utf8.ValidString(p):
 		return bad("contains a control character or invalid UTF-8; " + hint)
-	case len(p) > MaxPathLen:
-		return bad(fmt.Sprintf("is longer than %d bytes; %s", MaxPathLen, hint))
+	case len(p) > maxPathLen:
+		return bad(fmt.Sprintf("is longer than %d bytes; %s", maxPathLen, hint))
 	case strings.HasPrefix(p, "-"):
 		return bad("starts with '-'; write it with ./ in front for a path relative to the login user's home")
 	case path.Clean(p) == "/":
@@ -281,8 +281,8 @@ func checkRefName(name string) string {
 	switch {
 	case name == "":
 		return "is empty"
-	case len(name) > MaxRefLen:
-		return fmt.Sprintf("is longer than %d bytes", MaxRefLen)
+	case len(name) > maxRefLen:
+		return fmt.Sprintf("is longer than %d bytes", maxRefLen)
 	case !utf8.ValidString(name):
 		return "is not valid UTF-8"
 	case strings.HasPrefix(name, "-"):
