@@ -160,6 +160,31 @@ type sizedStallingReader struct{ stallingReader }
 
 func (s *sizedStallingReader) Len() int { return 1 << 20 }
 
+// stalledUpload starts an upload over an old file "f" in a new dir, of a
+// reader that gives a few bytes of the many it promises and then stalls
+// until stall is done, and returns once the host has made its temporary
+// file: the dir and the channel Upload's result arrives on.
+func stalledUpload(t *testing.T, ctx context.Context, h sshx.Host, stall context.Context) (string, <-chan error) {
+	t.Helper()
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "f")
+	os.WriteFile(dst, []byte("old"), 0o644)
+	r := &sizedStallingReader{stallingReader{ctx: stall, got: make(chan struct{})}}
+	errc := make(chan error, 1)
+	go func() { errc <- h.Upload(ctx, sshx.File{Path: dst}, r) }()
+	<-r.got
+	waitForEntries(t, dir, 2)
+	return dir, errc
+}
+
+// keptOld fails unless dir's file "f" still holds "old".
+func keptOld(t *testing.T, dir string) {
+	t.Helper()
+	if got, _ := os.ReadFile(filepath.Join(dir, "f")); string(got) != "old" {
+		t.Errorf("file = %q, want the old content", got)
+	}
+}
+
 // A cancel while the host is receiving: when Upload returns the old file
 // is in place and the temporary file is gone, with no wait.
 func TestUploadCancelLeavesNoTemporary(t *testing.T) {
@@ -167,22 +192,13 @@ func TestUploadCancelLeavesNoTemporary(t *testing.T) {
 	for name, h := range uploadHosts(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			dst := filepath.Join(dir, "f")
-			os.WriteFile(dst, []byte("old"), 0o644)
 			ctx, cancel := context.WithCancel(context.Background())
-			r := &sizedStallingReader{stallingReader{ctx: ctx, got: make(chan struct{})}}
-			errc := make(chan error, 1)
-			go func() { errc <- h.Upload(ctx, sshx.File{Path: dst}, r) }()
-			<-r.got
-			waitForEntries(t, dir, 2)
+			dir, errc := stalledUpload(t, ctx, h, ctx)
 			cancel()
 			if err := <-errc; !errors.Is(err, context.Canceled) {
 				t.Errorf("Upload = %v, want context.Canceled", err)
 			}
-			if got, _ := os.ReadFile(dst); string(got) != "old" {
-				t.Errorf("file = %q, want the old content", got)
-			}
+			keptOld(t, dir)
 			onlyFile(t, dir, "f")
 		})
 	}
@@ -212,25 +228,15 @@ func TestUploadUnknownSizeFailsBeforeTheHost(t *testing.T) {
 func TestUploadLostConnectionLeavesNoTemporary(t *testing.T) {
 	t.Parallel()
 	srv, _, r, _ := newHost(t, nil)
-	dir := t.TempDir()
-	dst := filepath.Join(dir, "f")
-	os.WriteFile(dst, []byte("old"), 0o644)
-	ctx, stop := context.WithCancel(context.Background())
+	stall, stop := context.WithCancel(context.Background())
 	defer stop()
-	rd := &sizedStallingReader{stallingReader{ctx: ctx, got: make(chan struct{})}}
-	errc := make(chan error, 1)
-	go func() { errc <- r.Upload(context.Background(), sshx.File{Path: dst}, rd) }()
-	<-rd.got
-	waitForEntries(t, dir, 2)
+	dir, errc := stalledUpload(t, context.Background(), r, stall)
 	srv.SetFault(sshtest.FaultDropConnections)
 	srv.SetFault(sshtest.FaultNone)
-	err := <-errc
-	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "connection lost") {
 		t.Errorf("Upload = %v, want the connection lost", err)
 	}
-	if got, _ := os.ReadFile(dst); string(got) != "old" {
-		t.Errorf("file = %q, want the old content", got)
-	}
+	keptOld(t, dir)
 	// The client removes the file over a new connection when it can; the
 	// host removes it by itself when its input closes: either way it goes.
 	waitForEntries(t, dir, 1)
