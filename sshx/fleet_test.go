@@ -314,3 +314,22 @@ func TestFleetSudoPasswordIsAClearError(t *testing.T) {
 		t.Errorf("message %q", err)
 	}
 }
+
+// A client that goes without a word (killed, its connection dropped) sends
+// no signal, and sshd sends none to a session without a terminal: the
+// command's process group is stopped all the same, when its input ends.
+func TestFleetCommandStopsWhenTheClientIsGone(t *testing.T) {
+	f := fleettest.Require(t, 1)
+	pool := fleetPool(t, f, nil)
+	h, _ := pool.Host(f.Hosts[0])
+	pidFile := filepath.Join("/tmp", fmt.Sprintf("magefab-gone-%d", time.Now().UnixNano()))
+	t.Cleanup(func() { os.Remove(pidFile) })
+	cmd := h.Script(context.Background(), "sleep 300 & echo $! > "+sshx.Quote(pidFile)+"; wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := waitForPid(t, pidFile) // /tmp is shared by the fleet's hosts and this machine
+	pool.Close()
+	cmd.Wait()
+	waitGone(t, pid)
+}

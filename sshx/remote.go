@@ -327,15 +327,29 @@ func (r *Remote) close() error {
 }
 
 // wrap runs the command line as the leader of a new process group, so that
-// a cancel (the TERM signal the client sends, or the session's end) stops
-// everything it started; a process that ignores TERM gets KILL 3 s later.
-// Standard input is passed through explicitly: a background job's would
-// otherwise be /dev/null.
-func wrap(line string) string {
-	script := "exec 3<&0; setsid /bin/sh -c " + Quote(line) + " <&3 3<&- & p=$!; exec 3<&-; " +
-		"trap 'kill -TERM -$p 2>/dev/null; (sleep 3; kill -KILL -$p) >/dev/null 2>&1 & exit 143' TERM INT HUP PIPE; " +
-		"wait $p"
-	return "exec /bin/sh -c " + Quote(script)
+// a cancel (the TERM signal the client sends) stops everything it started;
+// a process that ignores TERM gets KILL 3 s later. Standard input is
+// passed through explicitly: a background job's would otherwise be
+// /dev/null.
+//
+// With watch, the command gets no input (/dev/null), and the wrapper
+// reads its own standard input, which the client keeps open until the
+// command ends: end of input while the command still runs means the
+// client is gone (killed, its connection dropped), and the command's
+// process group gets TERM (then KILL 3 s later), as on a cancel. sshd
+// sends a session without a terminal no signal when its client goes, so
+// without this a command would run on, and a lock loop or a restart with
+// it, after the run that started it is dead.
+func wrap(line string, watch bool) string {
+	const trap = "trap 'kill -TERM -$p 2>/dev/null; (sleep 3; kill -KILL -$p) >/dev/null 2>&1 & exit 143' TERM INT HUP PIPE; "
+	if !watch {
+		return "exec /bin/sh -c " + Quote("exec 3<&0; setsid /bin/sh -c "+Quote(line)+" <&3 3<&- & p=$!; exec 3<&-; "+trap+"wait $p")
+	}
+	// A background job's input is /dev/null unless redirected: the
+	// watcher gets the wrapper's through fd 3.
+	return "exec /bin/sh -c " + Quote("exec 3<&0; setsid /bin/sh -c "+Quote(line)+" </dev/null 3<&- & p=$!; "+trap+
+		"{ cat >/dev/null; kill -TERM -$p; sleep 3; kill -KILL -$p; } <&3 3<&- >/dev/null 2>&1 & w=$!; exec 3<&-; "+
+		"wait $p; s=$?; kill $w 2>/dev/null; exit $s")
 }
 
 func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr io.Writer) (process, error) {
@@ -372,7 +386,16 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 		}
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = c.Stdin, stdout, stderr
-	if err := sess.Start(wrap(line)); err != nil {
+	// A command without input gets an input that stays open until it
+	// ends: the wrapper takes its end for the client's (see wrap).
+	watch := c.Stdin == nil
+	closeInput := func() {}
+	if watch {
+		pr, pw := io.Pipe()
+		sess.Stdin, closeInput = pr, func() { pw.Close() }
+	}
+	if err := sess.Start(wrap(line, watch)); err != nil {
+		closeInput()
 		sess.Close()
 		closeAgent()
 		release()
@@ -380,7 +403,9 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 	}
 	p := &remoteProc{host: r.ep.Name, sess: sess, conn: conn, closeAgent: closeAgent, done: make(chan error, 1)}
 	go func() {
-		p.done <- sess.Wait()
+		err := sess.Wait()
+		closeInput()
+		p.done <- err
 		closeAgent()
 		release()
 	}()

@@ -831,3 +831,15 @@ func TestEachOverRemotes(t *testing.T) {
 		t.Errorf("results %v, output %q", res, buf.String())
 	}
 }
+
+// A command given input of its own keeps it: its end is the data's end.
+func TestRemoteCommandWithInputReadsItToTheEnd(t *testing.T) {
+	t.Parallel()
+	_, _, r, _ := newHost(t, nil)
+	cmd := r.Script(context.Background(), "cat; echo done")
+	cmd.Stdin = strings.NewReader("data\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "data\ndone\n" {
+		t.Errorf("Output = %q, %v; want the input and done", out, err)
+	}
+}
