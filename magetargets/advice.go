@@ -88,14 +88,7 @@ func mageText(err error, mage string) (string, bool) {
 	unlock := mage + " deploy:unlock"
 	switch e := err.(type) {
 	case *release.LockedError:
-		since := e.Since.Format(time.RFC3339)
-		age := time.Since(e.Since).Round(time.Second)
-		if e.Stale {
-			return fmt.Sprintf("release: %s: stale lock: held by %s since %s (%s ago); if no deploy is running there, clear it with: %s",
-				e.Host, e.Owner, since, age, unlock), true
-		}
-		return fmt.Sprintf("release: %s: locked by %s since %s (%s ago); wait for that deploy, set %s=90s to wait for it, or if it died: %s",
-			e.Host, e.Owner, since, age, LockWaitVar, unlock), true
+		return lockedText(e, unlock), true
 	case *release.SwitchError:
 		if e.Serving == "unknown" {
 			return fmt.Sprintf("switch: %s (what %s serves is unknown: check with deploy:status)", e.Reason, e.Host), true
@@ -111,6 +104,66 @@ func mageText(err error, mage string) (string, bool) {
 		return fmt.Sprintf("%v (%s clears the lock)", e.Err, unlock), true
 	}
 	return "", false
+}
+
+// lockedText is a held lock's error for a mage user: who holds it (the
+// owner line, then the holder's user, machine, process, release and CI
+// job, for a lock that says them), since when, its last heartbeat and its
+// lease, and what to do.
+func lockedText(e *release.LockedError, unlock string) string {
+	since := e.Since.Format(time.RFC3339)
+	age := time.Since(e.Since).Round(time.Second)
+	holder := ""
+	if h := holderText(e.User, e.Machine, e.PID, e.Release, e.Job); h != "" {
+		holder = "; holder: " + h
+	}
+	if e.Stale {
+		return fmt.Sprintf("release: %s: stale lock: held by %s since %s (%s ago)%s; silent for %s (lease expired: the next deploy takes it over); if no deploy is running there, clear it with: %s",
+			e.Host, e.Owner, since, age, holder, e.Silent(), unlock)
+	}
+	lease := ""
+	switch {
+	case !e.Beat.IsZero() && e.Lease > 0:
+		lease = fmt.Sprintf("; last heartbeat %s ago, lease expires in %s", e.Silent(), max(e.Lease-e.Silent(), 0))
+	case !e.Beat.IsZero():
+		lease = fmt.Sprintf("; last heartbeat %s ago", e.Silent())
+	case e.Lease > 0:
+		lease = fmt.Sprintf("; no heartbeat, lease expires in %s", max(e.Lease-e.Silent(), 0))
+	}
+	text := fmt.Sprintf("release: %s: locked by %s since %s (%s ago)%s%s; wait for that deploy, set %s=90s to wait for it, or if it died: %s",
+		e.Host, e.Owner, since, age, holder, lease, LockWaitVar, unlock)
+	if e.Lease > 0 {
+		text += " (or let the next deploy take it over once its lease has expired)"
+	}
+	return text
+}
+
+// holderText says who holds a lock, from what the lock says: "alice on
+// ci-7, pid 123, deploying v1.2, CI job https://ci.example/jobs/9". Empty
+// when the lock says none of it (a lock of an older magefab).
+func holderText(user, machine, pid, rel, job string) string {
+	var parts []string
+	switch {
+	case user != "" && machine != "":
+		parts = append(parts, user+" on "+machine)
+	case user != "":
+		parts = append(parts, user)
+	case machine != "":
+		parts = append(parts, "on "+machine)
+	}
+	if pid != "" && pid != "0" {
+		parts = append(parts, "pid "+pid)
+	}
+	if len(parts) == 0 && job == "" {
+		return ""
+	}
+	if rel != "" {
+		parts = append(parts, "deploying "+rel)
+	}
+	if job != "" {
+		parts = append(parts, "CI job "+job)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // splitText is a split fleet's report with the command that reunites it.

@@ -99,6 +99,50 @@ func TestAdviseNamesTheTargets(t *testing.T) {
 	}
 }
 
+// TestAdviseNamesTheLockHolder checks the lock errors for a lock that says
+// who holds it: user, machine, process, release, start, last heartbeat and
+// CI job, and the lease: when it expires, or how long the holder has been
+// silent when it has expired; today's advice stays.
+func TestAdviseNamesTheLockHolder(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	since := now.Add(-10 * time.Minute)
+	fresh := &release.LockedError{Host: "web1", Owner: "carol@ci-7 deploying v0.9.0", Release: "v0.9.0", Since: since,
+		User: "carol", Machine: "ci-7", PID: "4242", Job: "https://ci.example/jobs/9", Beat: now.Add(-20 * time.Second), Lease: 2 * time.Minute}
+	dead := &release.LockedError{Host: "web2", Owner: "dave@laptop deploying v0.8.0", Release: "v0.8.0", Since: since,
+		User: "dave", Machine: "laptop", PID: "77", Beat: now.Add(-3 * time.Minute), Lease: 2 * time.Minute, Stale: true}
+	old := &release.LockedError{Host: "web3", Owner: "erin@desk", Since: since, Machine: "desk", PID: "99", Lease: 30 * time.Minute}
+	for _, c := range []struct {
+		name    string
+		err     *release.LockedError
+		want    []string
+		notWant []string
+	}{
+		{"a fresh lease", fresh, []string{
+			"release: web1: locked by carol@ci-7 deploying v0.9.0 since " + since.Format(time.RFC3339) + " (10m0s ago); holder: carol on ci-7, pid 4242, deploying v0.9.0, CI job https://ci.example/jobs/9; last heartbeat 20s ago, lease expires in 1m40s; ",
+			"wait for that deploy, set MAGEFAB_LOCK_WAIT=90s to wait for it, or if it died: mage env:production deploy:unlock (or let the next deploy take it over once its lease has expired)"},
+			[]string{"stale", "ForceUnlock"}},
+		{"an expired lease", dead, []string{
+			"release: web2: stale lock: held by dave@laptop deploying v0.8.0 since " + since.Format(time.RFC3339) + " (10m0s ago); holder: dave on laptop, pid 77, deploying v0.8.0; silent for 3m0s (lease expired: the next deploy takes it over); if no deploy is running there, clear it with: mage env:production deploy:unlock"},
+			[]string{"CI job", "lease expires", "ForceUnlock"}},
+		{"a lock without a heartbeat", old, []string{
+			"release: web3: locked by erin@desk since " + since.Format(time.RFC3339) + " (10m0s ago); holder: on desk, pid 99; no heartbeat, lease expires in 20m0s; wait for that deploy"},
+			[]string{"last heartbeat"}},
+	} {
+		got := advise(onHosts(c.err), "mage env:production").Error()
+		for _, want := range c.want {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: advised error lacks %q:\n%s", c.name, want, got)
+			}
+		}
+		for _, bad := range c.notWant {
+			if strings.Contains(got, bad) {
+				t.Errorf("%s: advised error says %q:\n%s", c.name, bad, got)
+			}
+		}
+	}
+}
+
 // TestSplitExitStatus checks that a split fleet, advised, still makes mage
 // exit with 77.
 func TestSplitExitStatus(t *testing.T) {

@@ -758,6 +758,12 @@ var inputFields = []inputField{
 		give:     func(g *given, v string) { g.env[LockWaitVar] = v },
 		want:     []string{"MAGEFAB_LOCK_WAIT="},
 	},
+	{
+		name:     "MAGEFAB_LOCK_LEASE",
+		variable: true,
+		give:     func(g *given, v string) { g.env[LockLeaseVar] = v },
+		want:     []string{"MAGEFAB_LOCK_LEASE="},
+	},
 }
 
 func boolField(name string) inputField {

@@ -218,6 +218,14 @@ type Config struct {
 	// defaults: Connect 10s, Prepare 15m, Switch 2m.
 	Timeouts Timeouts
 
+	// LockLease is how long the deploy lock on a host stays its holder's
+	// without a heartbeat. The run holding a lock refreshes it while it
+	// works, however long that takes; a lock silent for longer (its run
+	// was killed, or its machine lost its network) is taken over by the
+	// next run, which says whose it was. MAGEFAB_LOCK_LEASE overrides it.
+	// At least 10s; zero means 2m.
+	LockLease time.Duration
+
 	// SSH says how hosts are reached. Zero fields mean their defaults.
 	SSH SSH
 

@@ -131,6 +131,9 @@ func withDefaults(c Config) Config {
 	if c.Timeouts.Verify == 0 {
 		c.Timeouts.Verify = 30 * time.Second
 	}
+	if c.LockLease == 0 {
+		c.LockLease = release.DefaultLockLease
+	}
 	def(&c.SSH.ConfigFile, defaultSSHConfigFile)
 	def(&c.SSH.KnownHostsFile, defaultKnownHostsFile)
 	if c.SSH.Port == 0 {

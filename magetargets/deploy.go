@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,12 +44,13 @@ func (Deploy) Tag(ctx context.Context, tag string) error {
 // deploy runs the whole deploy of SPEC section 4: the argument check,
 // tests, resolving the release on this machine, then prepare everywhere
 // and switch everywhere.
-func deploy(ctx context.Context, check func(Config) error, resolve func(resolver) (release.Target, error)) error {
+func deploy(ctx context.Context, check func(Config) error, resolve func(resolver) (release.Target, error)) (err error) {
 	start := time.Now()
-	r, err := newFleetRun(ctx, true)
+	r, ctx, err := newFleetRun(ctx, true)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	if check != nil {
 		if err := check(r.cfg); err != nil {
 			return err
@@ -153,15 +156,16 @@ func (r *fleetRun) printPlans(plans []release.Plan, what func(release.Plan) stri
 
 // Rollback points current back at the previous release dir on every host and restarts the app.
 // With MAGEFAB_DRY_RUN=1 it only prints what it would do on each host.
-func (Deploy) Rollback(ctx context.Context) error {
+func (Deploy) Rollback(ctx context.Context) (err error) {
 	dry, err := DryRun()
 	if err != nil {
 		return err
 	}
-	r, err := newFleetRun(ctx, false)
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	if err := r.wireHooks(ctx, &release.Target{}, false); err != nil {
 		return err
 	}
@@ -194,11 +198,12 @@ func (Deploy) Rollback(ctx context.Context) error {
 }
 
 // Status shows, per host, where current points, the release in each dir, the lock and the last log lines.
-func (Deploy) Status(ctx context.Context) error {
-	r, err := newFleetRun(ctx, false)
+func (Deploy) Status(ctx context.Context) (err error) {
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	failed := 0
 	for _, st := range r.fleet.Status(ctx, 3) {
 		fmt.Fprintf(stdout, "%s\n", st.Host)
@@ -226,7 +231,7 @@ func (Deploy) Status(ctx context.Context) error {
 			fmt.Fprintf(stdout, "  %s %-4s %-24s %s  %s\n", mark, d.Name, d.Describe, shortSHA(d.Head), stamp)
 		}
 		if st.Lock != "" {
-			fmt.Fprintf(stdout, "  locked by %s since %s (deploy:unlock clears it)\n", st.Lock, st.LockAt.Format(time.RFC3339))
+			fmt.Fprintf(stdout, "  locked by %s (deploy:unlock clears it)\n", lockHolder(st))
 		} else {
 			fmt.Fprintf(stdout, "  not locked\n")
 		}
@@ -240,21 +245,72 @@ func (Deploy) Status(ctx context.Context) error {
 	return nil
 }
 
-// Unlock removes the deploy lock on every host, as after a deploy that was killed.
-func (Deploy) Unlock(ctx context.Context) error {
+// Unlock removes the deploy lock on every host, as after a deploy that was killed; it asks first about a lock whose lease is still fresh (MAGEFAB_YES=1 answers yes).
+func (Deploy) Unlock(ctx context.Context) (err error) {
 	if err := refuseDryRun("deploy:unlock"); err != nil {
 		return err
 	}
-	r, err := newFleetRun(ctx, false)
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
-	var failed []string
+	defer r.end(&err)
+	// What each lock says of its holder, first: a lock whose lease is
+	// fresh is refreshed by a run at work, and removing it could let a
+	// second deploy split the fleet. An expired one goes without asking
+	// (the next deploy would take it over anyway).
+	var failed, remove []string
+	var fresh []release.HostStatus
+	for _, st := range r.fleet.Status(ctx, 0) {
+		switch {
+		case st.Err != nil && strings.HasPrefix(st.Err.Error(), "nothing deployed"):
+			r.console.Println(st.Host, "was not locked (nothing deployed)")
+		case st.Err != nil:
+			failed = append(failed, st.Host)
+			r.console.Println(st.Host, "could not read its lock, left it: "+r.advise(st.Err).Error())
+		case st.Lock == "":
+			r.console.Println(st.Host, "was not locked")
+		case st.LockStale:
+			remove = append(remove, st.Host)
+		default:
+			fresh = append(fresh, st)
+		}
+	}
+	if len(fresh) > 0 {
+		yes, err := r.confirmUnlock(ctx, fresh)
+		if err != nil {
+			return err
+		}
+		if yes {
+			// The answer may have taken a while: a lock that changed
+			// since it was shown is not the one the user agreed to.
+			now := map[string]release.HostStatus{}
+			for _, st := range r.fleet.Status(ctx, 0) {
+				now[st.Host] = st
+			}
+			for _, st := range fresh {
+				n := now[st.Host]
+				if n.Err == nil && (n.Lock == "" || sameLock(n, st)) {
+					remove = append(remove, st.Host)
+					continue
+				}
+				failed = append(failed, st.Host)
+				r.console.Println(st.Host, "left the lock: it changed since it was shown (run deploy:unlock again to see it)")
+			}
+		} else {
+			for _, st := range fresh {
+				r.console.Println(st.Host, "left the lock of "+lockHolder(st))
+			}
+		}
+	}
 	for _, h := range r.hosts {
+		if !slices.Contains(remove, h.Name()) {
+			continue
+		}
 		held, err := release.ForceUnlock(ctx, h, r.opts)
 		switch {
 		case err != nil:
-			failed = append(failed, err.Error())
+			failed = append(failed, h.Name())
 			r.console.Println(h.Name(), "could not unlock: "+err.Error())
 		case held != "":
 			r.console.Println(h.Name(), "removed the lock held by "+strings.TrimSpace(held))
@@ -263,9 +319,62 @@ func (Deploy) Unlock(ctx context.Context) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("magetargets: unlock failed on %d host(s)", len(failed))
+		return fmt.Errorf("magetargets: unlock failed on %d host(s): %s", len(failed), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// confirmUnlock shows the fresh locks (whose holders may be at work) and
+// asks whether to remove them. MAGEFAB_YES answers yes; with neither a
+// terminal nor MAGEFAB_YES, it refuses with the command that removes
+// them.
+func (r *fleetRun) confirmUnlock(ctx context.Context, fresh []release.HostStatus) (bool, error) {
+	var names []string
+	for _, st := range fresh {
+		names = append(names, st.Host)
+		r.console.Println(st.Host, "locked by "+lockHolder(st))
+	}
+	hosts := strings.Join(names, ", ")
+	yes, err := Yes()
+	if err != nil {
+		return false, err
+	}
+	if !yes && !prompts.IsTerminal() {
+		return false, fmt.Errorf("magetargets: the lock on %s is fresh: its holder refreshed it within its lease, so a deploy may be at work there, and removing its lock could let another deploy split the fleet; nothing was removed. "+
+			"deploy:unlock asks before removing a fresh lock, and stdin is not a terminal: if that deploy is dead, run %s=1 %s deploy:unlock (or wait: the next deploy takes a lock over once its lease has expired)",
+			hosts, YesVar, r.mage)
+	}
+	return prompts.confirm(ctx, fmt.Sprintf("The lock on %s is fresh: a deploy may be at work there. Remove it anyway?", hosts), "")
+}
+
+// lockHolder says what a host's lock says of its holder: the owner line,
+// since when, the holder's user, machine, process, release and CI job,
+// the last heartbeat, and whether its lease expired.
+func lockHolder(st release.HostStatus) string {
+	s := st.Lock
+	if !st.LockAt.IsZero() {
+		s += fmt.Sprintf(" since %s (%s ago)", st.LockAt.Format(time.RFC3339), time.Since(st.LockAt).Round(time.Second))
+	}
+	pid := ""
+	if st.LockHolder.PID != 0 {
+		pid = strconv.Itoa(st.LockHolder.PID)
+	}
+	if h := holderText(st.LockHolder.User, st.LockHolder.Machine, pid, st.LockRelease, st.LockHolder.Job); h != "" {
+		s += "; holder: " + h
+	}
+	if !st.LockBeat.IsZero() {
+		s += fmt.Sprintf("; last heartbeat %s ago", time.Since(st.LockBeat).Round(time.Second))
+	}
+	if st.LockStale {
+		s += " (lease expired: the next deploy takes it over)"
+	}
+	return s
+}
+
+// sameLock reports whether two readings of a host's lock are of one lock:
+// the same owner, start and holder (its heartbeat moves on).
+func sameLock(a, b release.HostStatus) bool {
+	return a.Lock == b.Lock && a.LockAt.Equal(b.LockAt) && a.LockHolder == b.LockHolder && a.LockRelease == b.LockRelease
 }
 
 func shortSHA(s string) string {

@@ -1,6 +1,7 @@
 package magetargets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/magefile/mage/mg"
 )
@@ -276,5 +278,80 @@ func TestDeployOutput(t *testing.T) {
 		if strings.Contains(l, " | ") && !regexp.MustCompile(`^\S+\s+\| \d\d:\d\d:\d\d `).MatchString(l) {
 			t.Errorf("line without the time: %q", l)
 		}
+	}
+}
+
+// writeLock makes a deploy lock on the host of p by hand, as another run
+// would hold it: taken at since, last refreshed at beat.
+func writeLock(t *testing.T, p *hostProject, since, beat time.Time) string {
+	t.Helper()
+	lock := filepath.Join(p.home, p.path, "releases", ".lock")
+	if err := os.Mkdir(lock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{
+		"owner": "carol@ci-7 deploying v0.9.0", "id": "0123456789abcdef", "holder": "ci-7 4242",
+		"user": "carol", "machine": "ci-7", "pid": "4242", "release": "v0.9.0", "job": "https://ci.example/jobs/9",
+		"since": fmt.Sprint(since.Unix()), "beat": fmt.Sprint(beat.Unix()),
+	} {
+		if err := os.WriteFile(filepath.Join(lock, name), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lock
+}
+
+// TestUnlockAsksAboutAFreshLock checks deploy:unlock against a lock whose
+// lease is fresh: without a terminal and MAGEFAB_YES it refuses, saying
+// how to go on and leaving the lock; at a terminal it shows the holder and
+// asks (no keeps the lock, yes removes it); MAGEFAB_YES=1 removes it. A
+// lock whose lease expired goes without a question.
+func TestUnlockAsksAboutAFreshLock(t *testing.T) {
+	ctx := context.Background()
+	p := deployedOnce(t, ctx)
+	now := time.Now()
+	lock := writeLock(t, p, now.Add(-time.Minute), now.Add(-5*time.Second))
+	exists := func() bool { _, err := os.Stat(lock); return err == nil }
+
+	p.out.Reset()
+	err := Deploy{}.Unlock(ctx)
+	wantErr(t, "deploy:unlock of a fresh lock without a terminal", err, "the lock on h1 is fresh", "nothing was removed", "MAGEFAB_YES=1 mage env:development deploy:unlock")
+	if !exists() {
+		t.Fatal("deploy:unlock without a terminal removed a fresh lock")
+	}
+	for _, want := range []string{"carol@ci-7 deploying v0.9.0 since ", "holder: carol on ci-7, pid 4242, deploying v0.9.0, CI job https://ci.example/jobs/9", "; last heartbeat "} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("deploy:unlock does not show the holder (%q):\n%s", want, p.out)
+		}
+	}
+
+	var asked bytes.Buffer
+	prompts = &prompter{In: strings.NewReader("n\n"), Out: &asked, IsTerminal: func() bool { return true }}
+	if err := (Deploy{}).Unlock(ctx); err != nil {
+		t.Fatalf("deploy:unlock answered no: %v\n%s", err, p.out)
+	}
+	if !exists() || !strings.Contains(asked.String(), "The lock on h1 is fresh") || !strings.Contains(p.out.String(), "left the lock of carol@ci-7") {
+		t.Fatalf("deploy:unlock answered no: lock there %v, asked %q:\n%s", exists(), asked.String(), p.out)
+	}
+	prompts = &prompter{In: strings.NewReader("y\n"), Out: &asked, IsTerminal: func() bool { return true }}
+	if err := (Deploy{}).Unlock(ctx); err != nil || exists() {
+		t.Fatalf("deploy:unlock answered yes: %v, lock there %v\n%s", err, exists(), p.out)
+	}
+
+	prompts = &prompter{In: strings.NewReader(""), Out: &asked, IsTerminal: func() bool { return false }}
+	writeLock(t, p, now.Add(-time.Minute), now.Add(-5*time.Second))
+	t.Setenv(YesVar, "1")
+	if err := (Deploy{}).Unlock(ctx); err != nil || exists() {
+		t.Fatalf("deploy:unlock with %s=1: %v, lock there %v\n%s", YesVar, err, exists(), p.out)
+	}
+	t.Setenv(YesVar, "")
+
+	writeLock(t, p, now.Add(-10*time.Minute), now.Add(-5*time.Minute))
+	p.out.Reset()
+	if err := (Deploy{}).Unlock(ctx); err != nil || exists() {
+		t.Fatalf("deploy:unlock of an expired lock: %v, lock there %v\n%s", err, exists(), p.out)
+	}
+	if !strings.Contains(p.out.String(), "removed the lock held by carol@ci-7 deploying v0.9.0") {
+		t.Errorf("deploy:unlock of an expired lock does not name its holder:\n%s", p.out)
 	}
 }

@@ -68,6 +68,7 @@
 //	MAGEFAB_REINSTALL=1             install the requirements even if they look up to date
 //	MAGEFAB_PARALLEL=8              hosts worked on at once
 //	MAGEFAB_LOCK_WAIT=90s           wait this long for a held deploy lock
+//	MAGEFAB_LOCK_LEASE=2m           a lock silent this long is taken over (overrides Config.LockLease)
 //	MAGEFAB_NO_AUTO_ROLLBACK=1      keep a release whose version check failed
 //
 // A question, such as the new release tag, is asked on the terminal; when
@@ -99,9 +100,29 @@
 // names MAGEFAB_LOCK_WAIT and deploy:unlock, a refused rollback the
 // deploy:tag or deploy:commit of the release to go back to, and a fleet
 // that could not be switched back whole says what each host serves and the
-// command that reunites it; mage then exits with status 77. While the
-// hosts switch, SIGINT and SIGTERM do not stop mage: the switch finishes,
-// or every host is switched back, first.
+// command that reunites it; mage then exits with status 77.
+//
+// The targets that work on hosts treat SIGTERM (a CI runner cancelling a
+// job, systemd, kill) and SIGHUP (a closed terminal or SSH session) as
+// Ctrl-C: the run's context is cancelled, the remote commands stop, the
+// run's locks are released within seconds, and mage exits with status
+// 128+the signal's number, as a shell reports a process a signal ended:
+// 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP (77 still wins when the
+// fleet is split). A run that has not stopped 15 seconds after the signal
+// exits anyway (mage's own limit for Ctrl-C, 5 seconds, may come first),
+// and a second Ctrl-C exits at once. While the hosts switch
+// (and the new release is checked), SIGINT, SIGTERM and SIGHUP do not stop
+// mage: each is reported, and the switch finishes, or every host is
+// switched back, first; then they stop the run again.
+//
+// The deploy lock on each host is a lease: the run holding it refreshes
+// it while it works, and a lock silent for longer than Config.LockLease
+// (MAGEFAB_LOCK_LEASE; 2 minutes by default) is taken over by the next
+// run, which names its holder. A lock names its holder's user, machine,
+// process, release, start, last heartbeat and CI job. deploy:unlock
+// removes a lock at once; it asks first when the lock's lease is still
+// fresh (MAGEFAB_YES=1 answers yes; without a terminal and without it,
+// it refuses).
 //
 // # Without mage
 //

@@ -172,6 +172,12 @@ const (
 	// duration such as 90s; unset means not to wait.
 	LockWaitVar = "MAGEFAB_LOCK_WAIT"
 
+	// LockLeaseVar is the lease of the deploy lock, as a Go duration such
+	// as 2m: a lock whose holder has not refreshed it for this long (its
+	// run died, or lost its network) is taken over by the next run. It
+	// overrides Config.LockLease; at least 10s.
+	LockLeaseVar = "MAGEFAB_LOCK_LEASE"
+
 	// NoAutoRollbackVar, set to 1, keeps a release whose version check
 	// failed instead of rolling the fleet back.
 	NoAutoRollbackVar = "MAGEFAB_NO_AUTO_ROLLBACK"
@@ -287,6 +293,25 @@ func LockWait() (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// LockLease returns MAGEFAB_LOCK_LEASE, a Go duration of at least 10s, or
+// 0 when it is unset.
+func LockLease() (time.Duration, error) {
+	v := os.Getenv(LockLeaseVar)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minLockLease {
+		return 0, varError(LockLeaseVar, v, "is not a lease; give how long a deploy lock stays its holder's without a heartbeat, at least "+minLockLease.String()+", e.g. 2m")
+	}
+	return d, nil
+}
+
+// minLockLease is the shortest lease: its holder refreshes a lock every
+// quarter of the lease, to the second, so a shorter one could expire while
+// its holder works.
+const minLockLease = 10 * time.Second
 
 // boolVar reads a yes/no variable: 1, true and yes mean yes; unset, 0,
 // false and no mean no; in any case.

@@ -264,6 +264,33 @@ func TestLockWaitVar(t *testing.T) {
 	}
 }
 
+func TestLockLeaseVar(t *testing.T) {
+	for _, c := range []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"2m", 2 * time.Minute, false},
+		{"10s", 10 * time.Second, false},
+		{"1h", time.Hour, false},
+		{"9s", 0, true},
+		{"0", 0, true},
+		{"-2m", 0, true},
+		{"120", 0, true},
+		{"long", 0, true},
+	} {
+		t.Setenv(LockLeaseVar, c.value)
+		got, err := LockLease()
+		if got != c.want || (err != nil) != c.wantErr {
+			t.Errorf("LockLease() with %s=%q = %v, %v, want %v, error %v", LockLeaseVar, c.value, got, err, c.want, c.wantErr)
+		}
+		if err != nil && (!strings.Contains(err.Error(), LockLeaseVar) || !strings.Contains(err.Error(), "at least 10s")) {
+			t.Errorf("LockLease() with %s=%q = %v, want an error naming %s and the shortest lease", LockLeaseVar, c.value, err, LockLeaseVar)
+		}
+	}
+}
+
 func TestHostsVar(t *testing.T) {
 	for _, c := range []struct {
 		value   string

@@ -21,27 +21,29 @@ func (Maint) Enable(ctx context.Context) error { return maintenance(ctx, true) }
 func (Maint) Disable(ctx context.Context) error { return maintenance(ctx, false) }
 
 // Restart restarts the app on every host of the environment.
-func (Maint) Restart(ctx context.Context) error {
+func (Maint) Restart(ctx context.Context) (err error) {
 	if err := refuseDryRun("maint:restart"); err != nil {
 		return err
 	}
-	r, err := newFleetRun(ctx, false)
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	return r.eachHost(ctx, "restart", func(ctx context.Context, h sshx.Host) error {
 		return release.Restart(ctx, h, r.opts)
 	})
 }
 
-func maintenance(ctx context.Context, on bool) error {
+func maintenance(ctx context.Context, on bool) (err error) {
 	if err := refuseDryRun(map[bool]string{true: "maint:enable", false: "maint:disable"}[on]); err != nil {
 		return err
 	}
-	r, err := newFleetRun(ctx, false)
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	what := map[bool]string{true: "maintenance mode on", false: "maintenance mode off"}[on]
 	return r.eachHost(ctx, what, func(ctx context.Context, h sshx.Host) error {
 		warning, err := release.Maintenance(ctx, h, r.opts, r.cfg.Settings, on)

@@ -17,14 +17,15 @@ import (
 type Pip mg.Namespace
 
 // Install reinstalls the environment's requirements, private packages and install scripts into the live release on every host, then restarts.
-func (Pip) Install(ctx context.Context) error {
+func (Pip) Install(ctx context.Context) (err error) {
 	if err := refuseDryRun("pip:install"); err != nil {
 		return err
 	}
-	r, err := newFleetRun(ctx, false)
+	r, ctx, err := newFleetRun(ctx, false)
 	if err != nil {
 		return err
 	}
+	defer r.end(&err)
 	archives, err := r.fetchExtras(ctx)
 	if err != nil {
 		return err

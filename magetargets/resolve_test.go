@@ -37,7 +37,7 @@ func runIsolated(m *testing.M) int {
 }
 
 // allVars are the variables the targets read.
-var allVars = []string{EnvVar, HostsVar, TagVar, YesVar, SkipTestsVar, DryRunVar, ReinstallVar, ParallelVar, LockWaitVar, NoAutoRollbackVar}
+var allVars = []string{EnvVar, HostsVar, TagVar, YesVar, SkipTestsVar, DryRunVar, ReinstallVar, ParallelVar, LockWaitVar, LockLeaseVar, NoAutoRollbackVar}
 
 // git runs git in dir and fails the test if it fails.
 func git(t *testing.T, dir string, args ...string) string {

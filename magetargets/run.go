@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/magefab/magefab/release"
@@ -69,40 +68,46 @@ type fleetRun struct {
 	console *sshx.Console
 	opts    *release.Options
 	fleet   *release.Fleet
-	mage    string // how the user runs a target in this environment, for the advice in errors
+	mage    string   // how the user runs a target in this environment, for the advice in errors
+	stop    *stopper // cancels the run on SIGINT, SIGTERM or SIGHUP (see catchSignals)
 }
 
 // newFleetRun reads and checks the configuration, the environment and its
 // hosts, and prepares the fleet every host-side operation shares. The
 // fleet holds interrupts while its hosts switch (see holdInterrupts), and
 // its errors and warnings name mage's targets and settings (see advise).
-func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, error) {
+//
+// The context it returns is the run's: SIGINT, SIGTERM and SIGHUP cancel
+// it (see catchSignals). The target works with it, and defers r.end(&err)
+// with its named error result.
+func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, context.Context, error) {
 	c, err := currentConfig()
 	if err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	if err := c.validate(forDeploy); err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	env, err := selectedEnvironment(c)
 	if err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	fl, err := newFleet(ctx, c, env, nil, stdout)
 	if err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	r := &fleetRun{cfg: c, env: env, hosts: fl.Hosts, console: fl.Options.Console, opts: fl.Options, fleet: fl, mage: mageCommand(c)}
 	fl.Switching = r.holdInterrupts
 	fl.Warn = func(err error) { r.say("%v", r.advise(err)) }
-	return r, nil
+	return r, r.catchSignals(ctx), nil
 }
 
 // NewFleet returns the release.Fleet with which this package's targets
 // deploy to the environment named env of cfg, for a program that deploys
 // without mage: its Options are what cfg says (with Configure's defaults
 // for the fields left zero), and the settings MAGEFAB_PARALLEL,
-// MAGEFAB_LOCK_WAIT and MAGEFAB_REINSTALL apply as they do to the targets.
+// MAGEFAB_LOCK_WAIT, MAGEFAB_LOCK_LEASE and MAGEFAB_REINSTALL apply as they
+// do to the targets.
 // Its progress goes to out.
 //
 // hosts are the hosts it works on, e.g. from the caller's own sshx.Pool.
@@ -177,6 +182,13 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 	if err != nil {
 		return nil, err
 	}
+	lease, err := LockLease()
+	if err != nil {
+		return nil, err
+	}
+	if lease == 0 {
+		lease = c.LockLease
+	}
 	parallel, err := Parallel()
 	if err != nil {
 		return nil, err
@@ -199,6 +211,7 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 		Group:        c.DeployGroup,
 		Restart:      restart,
 		LockWait:     wait,
+		LockLease:    lease,
 		Owner:        owner(ctx, c),
 		RunID:        runID(),
 		ForwardAgent: os.Getenv("SSH_AUTH_SOCK") != "",
@@ -215,16 +228,18 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 }
 
 // holdInterrupts is the fleet's Switching: from the first switch until
-// every host has switched (and, on a failure, been switched back), SIGINT
-// and SIGTERM do not stop mage, since stopping there would split the
-// fleet. Each is reported, and the switch goes on. Mage's own handler
+// every host has switched (and, on a failure, been switched back), SIGINT,
+// SIGTERM and SIGHUP do not stop mage, since stopping there would split
+// the fleet. Each is reported, and the switch goes on. Mage's own handler
 // would cancel the targets on Ctrl-C and exit 5 seconds later, whatever
 // they are doing: signal.Ignore takes the signals from it (and from every
-// other handler in the process), and this handler alone gets them. When
-// done is called, SIGINT and SIGTERM get their default action back: they
-// stop the process at once (mage's handler does not get them back).
+// other handler in the process, the run's stopper included), and this
+// handler alone gets them. When done is called, the run's stopper gets
+// them back (see catchSignals): a signal then stops the run, Ctrl-C
+// included (mage's handler does not get SIGINT back). Without a stopper,
+// they get their default action back and stop the process at once.
 func (r *fleetRun) holdInterrupts() (done func()) {
-	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	sigs := stopSignals
 	signal.Ignore(sigs...) // clears every channel registered by Notify
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)
@@ -233,15 +248,20 @@ func (r *fleetRun) holdInterrupts() (done func()) {
 		for {
 			select {
 			case s := <-ch:
-				r.say("%s: hosts are switching, and stopping now would split the fleet: the switch finishes first (SIGKILL stops this process at once)", s)
+				r.say("%s: hosts are switching, and stopping now would split the fleet: the switch finishes first (SIGKILL stops this process at once)", signalName(s))
 			case <-stop:
 				return
 			}
 		}
 	}()
 	return func() {
-		signal.Stop(ch)
-		signal.Reset(sigs...)
+		if r.stop != nil {
+			r.stop.resume() // before Stop: the signals never lose their handler
+			signal.Stop(ch)
+		} else {
+			signal.Stop(ch)
+			signal.Reset(sigs...)
+		}
 		close(stop)
 	}
 }

@@ -212,6 +212,9 @@ func (c Config) validateHostSide(p *problems) {
 			p.addf(t.field, "is negative (%v); give a duration such as 30 * time.Second, or 0 for the default", t.d)
 		}
 	}
+	if c.LockLease < minLockLease {
+		p.addf("LockLease", "is %v; give how long a deploy lock stays its holder's without a heartbeat, at least %v, such as 2 * time.Minute, or 0 for the default", c.LockLease, minLockLease)
+	}
 	if c.SSH.Port < 1 || c.SSH.Port > 65535 {
 		p.addf("SSH.Port", "is %d; give a port in 1..65535", c.SSH.Port)
 	}

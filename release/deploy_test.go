@@ -451,29 +451,35 @@ exec ` + sshx.Quote(sleep) + ` "$@"
 		t.Errorf("alice's lock was removed: %v", err)
 	}
 
-	// An old lock is reported as stale, with what clears it.
-	// A lock without its time (from an older magefab, or by hand) is as
-	// old as its dir.
+	// The time in the lock counts, not its dir's mtime; and its
+	// heartbeat counts over its time: a fresh lock is refused.
 	old := time.Now().Add(-3 * time.Hour)
-	os.Chtimes(lock, old, old)
-	_, err = fl.Deploy(ctx, v2)
-	if !errors.As(err, &le) || !le.Stale || !strings.Contains(err.Error(), "stale lock") ||
-		!strings.HasSuffix(err.Error(), "if no run holds it any more, remove it with ForceUnlock") {
-		t.Errorf("err = %v, want a stale lock removed with ForceUnlock", err)
-	}
-	// The time in the lock counts, not its dir's mtime.
 	os.WriteFile(filepath.Join(lock, "since"), []byte(fmt.Sprintln(time.Now().Unix())), 0o644)
 	os.Chtimes(lock, old, old)
 	if _, err = fl.Deploy(ctx, v2); !errors.As(err, &le) || le.Stale || time.Since(le.Since) > time.Minute {
 		t.Errorf("err = %v, want a fresh lock (its since file)", err)
 	}
 	os.WriteFile(filepath.Join(lock, "since"), []byte(fmt.Sprintln(old.Unix())), 0o644)
-	now := time.Now()
-	os.Chtimes(lock, now, now)
-	if _, err = fl.Deploy(ctx, v2); !errors.As(err, &le) || !le.Stale || le.Since.Unix() != old.Unix() {
-		t.Errorf("err = %v, want a stale lock (its since file)", err)
+	os.WriteFile(filepath.Join(lock, "beat"), []byte(fmt.Sprintln(time.Now().Unix())), 0o644)
+	if _, err = fl.Deploy(ctx, v2); !errors.As(err, &le) || le.Stale || le.Since.Unix() != old.Unix() || time.Since(le.Beat) > time.Minute {
+		t.Errorf("err = %v, want a fresh lock (its beat file)", err)
 	}
+
+	// A lock whose lease expired is taken over, and the run says so. A
+	// lock without its heartbeat (from an older magefab, or by hand) is
+	// as old as its time, and one without its time as old as its dir.
+	os.Remove(filepath.Join(lock, "beat"))
 	os.Remove(filepath.Join(lock, "since"))
+	os.Chtimes(lock, old, old)
+	if _, err = fl.Deploy(ctx, v2); err != nil {
+		t.Fatalf("deploy over an expired lock: %v\n%s", err, f.out.String())
+	}
+	if !strings.Contains(f.out.String(), "took over the lock of alice@desk deploying v0.0.9, silent for 3h0m") {
+		t.Errorf("the takeover was not said:\n%s", f.out.String())
+	}
+	f.assertAll(t, "after the takeover", "b", v2.SHA)
+	os.Mkdir(lock, 0o755)
+	os.WriteFile(filepath.Join(lock, "owner"), []byte("alice@desk deploying v0.0.9\n"), 0o644)
 
 	// Waiting for a lock that is released meanwhile succeeds. The lock
 	// goes once h3's script has begun to wait for it, however long the

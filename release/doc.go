@@ -35,14 +35,25 @@
 // # The lock
 //
 // A deploy, a rollback and a reinstall (ReinstallLive) hold each host's
-// deploy lock from their first step to their last: a directory made with
-// mkdir, which holds who took it, when, for which release and
-// the run's id (Options.RunID). A second run meets it and fails with a
-// *LockedError, or waits up to Options.LockWait. Two runs started at once
-// meet at the fleet's first host, so that they never split the fleet's
-// locks between them. A run removes only its own lock;
-// ForceUnlock removes anyone's, for a run that died; a lock left by a run
-// of this machine whose process is gone is taken over.
+// deploy lock from their first step to their last: a directory, built
+// under a temporary name and renamed into place (atomic), which holds who
+// took it (Options.Holder: user, machine, process, CI job), when, for
+// which release, the run's id (Options.RunID) and its last heartbeat. A
+// second run meets it and fails with a *LockedError, or waits up to
+// Options.LockWait. Two runs started at once meet at the fleet's first
+// host, so that they never split the fleet's locks between them.
+//
+// The lock is a lease: while a run holds it, the script working on the
+// host refreshes its heartbeat, and so does the run between phases over
+// its connection (only for a host with no session for a third of the
+// lease); a lock silent for longer than Options.LockLease (its run died,
+// or lost its network) is taken over by the next run, which says whose it
+// was. A live holder is never taken over, however long it works. Every
+// removal or take-over renames the lock aside first and checks, in what
+// it renamed, that it is the lock it meant to remove (putting back one
+// that is not): a run removes only its own lock, even a run's detached
+// part finishing long after. ForceUnlock removes anyone's; a lock left by
+// a run of this machine whose process is gone is taken over at once.
 //
 // # Host scripts
 //

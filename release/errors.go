@@ -14,25 +14,69 @@ import (
 // (magetargets) finds them with errors.As and words its own advice.
 
 // LockedError reports a deploy lock held by someone else. The lock clears
-// when the run holding it ends (Options.LockWait waits for that);
-// ForceUnlock removes a lock whose run died.
+// when the run holding it ends (Options.LockWait waits for that); a lock
+// whose lease expired (its holder stopped refreshing it: its run died, or
+// lost its network) is taken over by the next run; ForceUnlock removes a
+// lock at once.
 type LockedError struct {
 	Host    string
 	Owner   string    // what the holder wrote: who, what, from where
 	Release string    // the release the holder deploys, "" if it did not say
 	Since   time.Time // when the lock was taken
-	Stale   bool      // older than Options.LockStale: its run may have died
+	Stale   bool      // its lease expired: its run stopped refreshing it
+
+	User    string        // who holds it: the holder's login name, "" if the lock does not say
+	Machine string        // the holder's machine (its hostname)
+	PID     string        // the holding process on Machine
+	Job     string        // the CI job URL of the holder, "" if none
+	Beat    time.Time     // the holder's last heartbeat; zero if the lock has none
+	Lease   time.Duration // the lease it was judged by (Options.LockLease)
 
 	holder, id string // the holding process ("host pid") and the lock's run id
 }
 
+// Silent is how long the holder has not refreshed the lock (since Beat,
+// else since Since), as of now.
+func (e *LockedError) Silent() time.Duration {
+	t := e.Beat
+	if t.IsZero() {
+		t = e.Since
+	}
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t).Round(time.Second)
+}
+
 func (e *LockedError) Error() string {
 	if e.Stale {
-		return fmt.Sprintf("release: %s: stale lock: held by %s since %s; if no run holds it any more, remove it with ForceUnlock",
-			e.Host, e.Owner, e.Since.Format(time.RFC3339))
+		return fmt.Sprintf("release: %s: stale lock: held by %s since %s%s; if no run holds it any more, remove it with ForceUnlock",
+			e.Host, e.Owner, e.Since.Format(time.RFC3339), e.details())
 	}
-	return fmt.Sprintf("release: %s: locked by %s since %s; it clears when that run ends (Options.LockWait waits for it), or remove it with ForceUnlock if that run died",
-		e.Host, e.Owner, e.Since.Format(time.RFC3339))
+	return fmt.Sprintf("release: %s: locked by %s since %s%s; it clears when that run ends (Options.LockWait waits for it), or remove it with ForceUnlock if that run died",
+		e.Host, e.Owner, e.Since.Format(time.RFC3339), e.details())
+}
+
+// details says, in parentheses, what the lock says of its holder beyond
+// its owner line: user, machine, process, CI job, last heartbeat.
+func (e *LockedError) details() string {
+	var d []string
+	if e.User != "" || e.Machine != "" {
+		d = append(d, e.User+"@"+e.Machine)
+	}
+	if e.PID != "" {
+		d = append(d, "pid "+e.PID)
+	}
+	if e.Job != "" {
+		d = append(d, "job "+e.Job)
+	}
+	if !e.Beat.IsZero() {
+		d = append(d, "last heartbeat "+e.Silent().String()+" ago")
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(d, ", ") + ")"
 }
 
 // SwitchError is a failed switch or restart on one host, and what the host
@@ -126,22 +170,7 @@ func (e *UnlockError) Unwrap() error { return e.Err }
 func scriptError(h sshx.Host, what string, out *scriptOutput, err error, o *Options) error {
 	var ee *sshx.ExitError
 	if errors.As(err, &ee) && ee.Status == exitLocked {
-		f := out.result("locked")
-		le := &LockedError{Host: h.Name(), Owner: "unknown"}
-		if len(f) >= 2 {
-			le.Since = parseLockTime(f[0])
-			if strings.TrimSpace(f[1]) != "" {
-				le.Owner = strings.TrimSpace(f[1])
-			}
-		}
-		if len(f) >= 4 {
-			le.holder, le.id = strings.TrimSpace(f[2]), strings.TrimSpace(f[3])
-		}
-		if len(f) >= 5 {
-			le.Release = strings.TrimSpace(f[4])
-		}
-		le.Stale = time.Since(le.Since) > o.lockStale()
-		return le
+		return parseLocked(h.Name(), out.result("locked"), o)
 	}
 	if ee == nil {
 		return fmt.Errorf("%s: %w", what, err)

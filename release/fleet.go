@@ -101,6 +101,7 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 	if len(f.Hosts) == 0 {
 		return nil, errors.New("release: no hosts to deploy to")
 	}
+	defer f.keepLeases()()
 	f.say("preparing %s (%s) on %d host(s)", t.Name, t.Short(), len(f.Hosts))
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/magefab/magefab/internal/shtext"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -15,16 +16,26 @@ import (
 // is constant: every input reaches a script as an environment variable
 // (see vars), set through sshx.Cmd.Env, which quotes every value. A phase
 // is one script made of whole files joined in order (lib.sh first), so
-// that it costs one SSH session.
+// that it costs one SSH session; their comments stay here, for readers,
+// and are not sent.
 //
 //go:embed hostsh/*.sh
 var hostFS embed.FS
 
 // hostScript joins the named files of hostsh/ (without ".sh") after
-// lib.sh. A file's "# After:" line names the files whose functions and
-// variables it uses: they must come before it. A name that is not there,
-// or a file before one it uses, is a programming error.
-func hostScript(names ...string) string {
+// lib.sh, as a host is sent them: without their comment-only and blank
+// lines (see shtext.Strip). A file's "# After:" line names the files whose
+// functions and variables it uses: they must come before it. A name that
+// is not there, or a file before one it uses, is a programming error.
+func hostScript(names ...string) string { return joinHostFiles(shtext.Strip, names) }
+
+// hostSource is hostScript with the files as they are written, comments
+// and all.
+func hostSource(names ...string) string {
+	return joinHostFiles(func(s string) string { return s }, names)
+}
+
+func joinHostFiles(trim func(string) string, names []string) string {
 	var b strings.Builder
 	seen := []string{"lib"}
 	for _, n := range append([]string{"lib"}, names...) {
@@ -35,6 +46,7 @@ func hostScript(names ...string) string {
 			}
 		}
 		seen = append(seen, n)
+		text = trim(text)
 		b.WriteString(text)
 		if len(text) > 0 && text[len(text)-1] != '\n' {
 			b.WriteByte('\n')
@@ -124,7 +136,7 @@ func phase(parts ...part) part {
 	return p
 }
 
-// script is the part's text: lib.sh and its files.
+// script is the part's text as a host is sent it: lib.sh and its files.
 func (p part) script() string { return hostScript(p.files...) }
 
 // run runs the part as one script on h (one SSH session), parsing its

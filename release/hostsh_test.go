@@ -1,6 +1,7 @@
 package release
 
 import (
+	"context"
 	"io/fs"
 	"os/exec"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/sshx"
 )
 
 // Every host script is valid sh for dash (Debian's /bin/sh), passes
@@ -40,7 +42,7 @@ func TestHostScriptsLint(t *testing.T) {
 		// finding is reported.
 		full := string(text)
 		if name != "hostsh/lib.sh" {
-			full = hostScript(hostDeps(full)...) + full
+			full = hostSource(hostDeps(full)...) + full
 		}
 		cmd = exec.Command(shellcheck, "--shell=sh", "--severity=style", "-")
 		cmd.Stdin = strings.NewReader(full)
@@ -74,5 +76,47 @@ func TestHostScriptsNameTheirInputs(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPhaseBytes logs what a host is sent for the phases of a deploy and
+// a rollback: the script (and its files' size with their comments), its
+// inputs, and the command line as a whole, inputs quoted.
+func TestPhaseBytes(t *testing.T) {
+	t.Parallel()
+	o := &Options{
+		Layout:  Layout{Path: "/var/webapps/five", ReleasesRoot: "releases", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"},
+		Restart: "/etc/init.d/five restart", RunID: "r1", Owner: "deployer", Sudo: true,
+		Crontab: "deploy/crontab", CrontabUser: "deploy",
+		Services: []string{"/etc/init.d/celeryd-five"}, Staged: []string{"/etc/init.d/celeryd-five"},
+		Requirements: []string{"requirements.txt"},
+	}
+	t1, t2 := Target{Name: "v2", SHA: "2222222222222222222222222222222222222222"}, Target{Name: "v1", SHA: "1111111111111111111111111111111111111111"}
+	sw := func(m switchMode) part {
+		return switchParams{Mode: m, Host: "web1:22", Dir: "b", Prev: "a", Target: t1, Was: t2, What: "deploy"}.part(o)
+	}
+	phases := []struct {
+		name string
+		p    part
+	}{
+		{"prepare", phase(lockParams{Owner: "deployer deploying v2", Release: "v2"}.part(), venvPart(o), part{files: []string{"inspect", "after", "prepare"}, in: vars{
+			"MF_PATH=" + o.Layout.Path, "MF_GROUP=", "MF_SCM=git@example.org:five.git",
+			"MF_TARGET_NAME=v2", "MF_TARGET_SHA=" + t1.SHA, "MF_TARGET_SHORT=" + t1.Short(), "MF_CRONTAB=" + o.Crontab}})},
+		{"switch forward", sw(forward)},
+		{"rollback check", phase(lockParams{Owner: "deployer rolling back"}.part(), part{files: []string{"inspect", "after", "rollback"}, in: crontabVars(o)})},
+		{"switch backward", phase(lockParams{Owner: "deployer rolling back", TakeOver: false}.part(), sw(backward))},
+	}
+	for _, ph := range phases {
+		written := len(hostSource(ph.p.files...))
+		cmd := sshx.NewLocal("web1").Script(context.Background(), ph.p.script())
+		// As runWith sets them.
+		cmd.Env = append(vars{"MF_ROOT=" + o.Layout.Root(), "MF_SUDO=1", "MF_RUN_ID=" + o.RunID, "MF_CURRENT=current",
+			"MF_DIR0=a", "MF_DIR1=b", "MF_VENV=env"}, ph.p.in...)
+		in := 0
+		for _, kv := range cmd.Env {
+			in += len(kv)
+		}
+		t.Logf("%-16s script %6d bytes (%6d as written), inputs %6d, command line %6d",
+			ph.name, len(ph.p.script()), written, in, len(cmd.String()))
 	}
 }

@@ -115,18 +115,118 @@ func orphaned(holder string) bool {
 	return syscall.Kill(n, 0) == syscall.ESRCH
 }
 
+// lockInfo is a lock as lock_desc (hostsh/lock.sh) describes it: the
+// fields after the result's key.
+type lockInfo struct {
+	since, beat    time.Time
+	owner, holder  string
+	id, release    string
+	user, machine  string
+	pid, job       string
+	stale, present bool
+}
+
+func parseLockInfo(f []string) lockInfo {
+	var l lockInfo
+	if len(f) < 2 {
+		return l
+	}
+	get := func(i int) string {
+		if i < len(f) {
+			return strings.TrimSpace(f[i])
+		}
+		return ""
+	}
+	l.present = true
+	l.since = parseLockTime(get(0))
+	l.owner, l.holder, l.id, l.release = get(1), get(2), get(3), get(4)
+	l.user, l.machine, l.pid, l.job = get(5), get(6), get(7), get(8)
+	l.beat = parseLockTime(get(9))
+	l.stale = get(11) == "1"
+	if l.owner == "" {
+		l.owner = "unknown"
+	}
+	return l
+}
+
+// parseLocked makes the LockedError of a script that found the lock held
+// (its "locked" result).
+func parseLocked(host string, f []string, o *Options) *LockedError {
+	l := parseLockInfo(f)
+	le := &LockedError{Host: host, Owner: "unknown", Lease: o.lockLease()}
+	if !l.present {
+		return le
+	}
+	le.Owner, le.Since, le.Release = l.owner, l.since, l.release
+	le.holder, le.id = l.holder, l.id
+	le.User, le.Machine, le.PID, le.Job, le.Beat = l.user, l.machine, l.pid, l.job, l.beat
+	if le.Machine == "" && le.PID == "" {
+		// A lock of an older magefab: its holder file says "host pid".
+		le.Machine, le.PID, _ = strings.Cut(l.holder, " ")
+	}
+	if len(f) >= 12 {
+		le.Stale = l.stale
+	} else {
+		le.Stale = time.Since(le.Since) > le.Lease
+	}
+	return le
+}
+
 // parseLock reads the result of lock_state (hostsh/lock.sh).
 func parseLock(out *scriptOutput) (owner string, at time.Time) {
-	l := out.result("lock")
-	if len(l) < 2 {
+	l := parseLockInfo(out.result("lock"))
+	if !l.present {
 		return "", time.Time{}
 	}
-	at = parseLockTime(l[0])
-	owner = strings.TrimSpace(l[1])
-	if owner == "" {
-		owner = "unknown"
+	return l.owner, l.since
+}
+
+// takeoverLine is the console line of a script that took over a lock
+// whose lease expired: its "takeover" result, OWNER USER MACHINE PID
+// RELEASE SILENT JOB.
+func takeoverLine(f []string) string {
+	get := func(i int) string {
+		if i < len(f) {
+			return strings.TrimSpace(f[i])
+		}
+		return ""
 	}
-	return owner, at
+	who := get(1) + "@" + get(2)
+	if get(1) == "" && get(2) == "" {
+		who = get(0)
+		if who == "" {
+			who = "unknown"
+		}
+	}
+	var what []string
+	if p := get(3); p != "" {
+		what = append(what, "pid "+p)
+	}
+	if r := get(4); r != "" {
+		what = append(what, "deploying "+r)
+	}
+	if j := get(6); j != "" {
+		what = append(what, "job "+j)
+	}
+	line := "took over the lock of " + who
+	if len(what) > 0 {
+		line += " (" + strings.Join(what, ", ") + ")"
+	}
+	if n, err := strconv.Atoi(get(5)); err == nil {
+		line += ", silent for " + (time.Duration(n) * time.Second).String()
+	}
+	return line
+}
+
+// refreshLease refreshes the lease of this run's lock on h (hostsh/
+// heartbeat.sh): one session, for a host the run holds but works on in no
+// phase. It fails if the lock is no longer this run's.
+func refreshLease(ctx context.Context, h sshx.Host, o *Options) error {
+	out, err := (part{files: []string{"lock", "heartbeat"}}).run(ctx, h, o, false)
+	if err != nil {
+		return scriptError(h, "lease", out, err, o)
+	}
+	return nil
 }
 
 func parseLockTime(secs string) time.Time {

@@ -24,6 +24,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	if len(f.Hosts) == 0 {
 		return nil, errors.New("release: no hosts to roll back")
 	}
+	defer f.keepLeases()()
 	f.say("checking %d host(s) for a previous release", len(f.Hosts))
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.switchTimeout())
@@ -114,12 +115,19 @@ func rollbackTo(o *Options, st HostState, refused []string) (other string, back,
 
 // HostStatus is what deploy:status shows for a host.
 type HostStatus struct {
-	Host    string
-	State   HostState
-	Lock    string    // the lock's owner line, "" if unlocked
-	LockAt  time.Time // when it was taken
-	LogTail []string  // the last lines of revisions.log
-	Err     error     // the host could not be inspected
+	Host   string
+	State  HostState
+	Lock   string    // the lock's owner line, "" if unlocked
+	LockAt time.Time // when it was taken
+	// LockHolder is the lock's holder, when there is a lock: who, on
+	// which machine, which process, the CI job; fields the lock does not
+	// say (a lock of an older magefab) are empty.
+	LockHolder  Holder
+	LockRelease string    // the release the holder deploys, "" if it does not say
+	LockBeat    time.Time // the holder's last heartbeat; zero if the lock has none
+	LockStale   bool      // its lease expired: the next run takes it over
+	LogTail     []string  // the last lines of revisions.log
+	Err         error     // the host could not be inspected
 }
 
 // Status inspects every host in one session each: where current points,
@@ -140,8 +148,12 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 			return st, nil
 		}
 		st.State = parseState(out)
-		if l := out.result("lock"); len(l) >= 2 {
-			st.Lock, st.LockAt = strings.TrimSpace(l[1]), parseLockTime(l[0])
+		if l := parseLockInfo(out.result("lock")); l.present {
+			st.Lock, st.LockAt = l.owner, l.since
+			le := parseLocked(h.Name(), out.result("lock"), o)
+			pid, _ := strconv.Atoi(le.PID)
+			st.LockHolder = Holder{User: le.User, Machine: le.Machine, PID: pid, Job: le.Job}
+			st.LockRelease, st.LockBeat, st.LockStale = le.Release, le.Beat, le.Stale
 		}
 		for _, l := range out.all("log") {
 			st.LogTail = append(st.LogTail, strings.Join(l, "\t"))

@@ -1,6 +1,9 @@
 package release
 
 import (
+	"os"
+	"os/user"
+	"strings"
 	"time"
 
 	"github.com/magefab/magefab/sshx"
@@ -20,14 +23,25 @@ type Options struct {
 	Group        string   // group owning the deploy root, e.g. deploy
 	Restart      string   // shell command that restarts the app; "" restarts nothing
 	LockWait     time.Duration
-	LockStale    time.Duration // a lock older than this is reported as stale; zero means 1h
-	Owner        string        // who deploys, written into the lock and the log: "alice@laptop"
-	RunID        string        // identifies this run's locks: Unlock removes only a lock with this id
-	ForwardAgent bool          // forward the SSH agent to git on the hosts (clone and fetch over SSH)
-	Crontab      string        // crontab file in the release dir installed after each switch; "" none
-	CrontabUser  string        // whose crontab, e.g. deploy
-	Services     []string      // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
-	ExtraStamp   string        // mixed into the requirements stamp, e.g. a hash of private package archives
+	// LockLease is how long a lock stays its holder's without a
+	// heartbeat: the run holding a lock refreshes it on every host while
+	// it works (and so does the detached part of an interrupted switch),
+	// and a lock silent for longer is taken over by the next run, which
+	// says so. Zero means 2 minutes.
+	LockLease time.Duration
+	// LockStale is no longer used: a lock is stale when its lease
+	// (LockLease) expired.
+	LockStale time.Duration
+	// Holder says who holds the locks this run takes; its zero value
+	// means CurrentHolder().
+	Holder       Holder
+	Owner        string   // who deploys, written into the lock and the log: "alice@laptop"
+	RunID        string   // identifies this run's locks: Unlock removes only a lock with this id
+	ForwardAgent bool     // forward the SSH agent to git on the hosts (clone and fetch over SSH)
+	Crontab      string   // crontab file in the release dir installed after each switch; "" none
+	CrontabUser  string   // whose crontab, e.g. deploy
+	Services     []string // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
+	ExtraStamp   string   // mixed into the requirements stamp, e.g. a hash of private package archives
 
 	// Staged are files on the hosts (absolute, or relative to the login
 	// directory) whose new version each host received at
@@ -41,6 +55,7 @@ type Options struct {
 	Staged []string
 
 	onLock func(host string) // called when a script has taken the lock on host
+	leases *leaseKeeper      // the run's sessions and held locks, while a Fleet keeps their leases
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
@@ -53,9 +68,64 @@ func (o *Options) sudo() string {
 	return ""
 }
 
-func (o *Options) lockStale() time.Duration {
-	if o.LockStale <= 0 {
-		return time.Hour
+// DefaultLockLease is the lease of a lock when Options.LockLease is zero.
+const DefaultLockLease = 2 * time.Minute
+
+func (o *Options) lockLease() time.Duration {
+	if o.LockLease <= 0 {
+		return DefaultLockLease
 	}
-	return o.LockStale
+	return o.LockLease
+}
+
+// holder is o.Holder, or CurrentHolder() for its zero value.
+func (o *Options) holder() Holder {
+	if o.Holder == (Holder{}) {
+		return CurrentHolder()
+	}
+	return o.Holder
+}
+
+// Holder says who holds a deploy lock and how to reach them: it is written
+// into the lock, and a run refused by the lock, or taking it over, names
+// it.
+type Holder struct {
+	User    string // the login name
+	Machine string // the hostname of the deploying machine
+	PID     int    // the deploying process
+	Job     string // the CI job's URL, "" when not run by a CI job
+}
+
+// CurrentHolder describes this process: the user (os/user, else $USER),
+// the hostname, the process id and, from the usual CI variables, the job's
+// URL: CI_JOB_URL (GitLab), GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/
+// runs/GITHUB_RUN_ID (GitHub Actions), BUILD_URL (Jenkins).
+func CurrentHolder() Holder {
+	h := Holder{PID: os.Getpid(), Job: ciJobURL(os.Getenv)}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		h.User = u.Username
+	} else {
+		h.User = os.Getenv("USER")
+	}
+	if h.User == "" {
+		h.User = "unknown"
+	}
+	if m, err := os.Hostname(); err == nil && m != "" {
+		h.Machine = m
+	} else {
+		h.Machine = "unknown"
+	}
+	return h
+}
+
+// ciJobURL is the URL of the CI job running this process, from the
+// variables the usual CI services set; "" when none says one.
+func ciJobURL(getenv func(string) string) string {
+	if u := getenv("CI_JOB_URL"); u != "" {
+		return u
+	}
+	if s, r, id := getenv("GITHUB_SERVER_URL"), getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID"); s != "" && r != "" && id != "" {
+		return strings.TrimSuffix(s, "/") + "/" + r + "/actions/runs/" + id
+	}
+	return getenv("BUILD_URL")
 }

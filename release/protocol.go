@@ -30,6 +30,7 @@ type scriptOutput struct {
 	console *sshx.Console
 	verbose bool
 	onLock  func(host string) // called as soon as the script says it holds the lock
+	leases  *leaseKeeper      // told when the script takes or releases the lock
 
 	mu      sync.Mutex
 	partial []byte
@@ -71,9 +72,16 @@ func (o *scriptOutput) line(l string) {
 	case strings.HasPrefix(rest, "error "):
 		o.errors = append(o.errors, strings.TrimPrefix(rest, "error "))
 	default:
-		o.results = append(o.results, strings.Split(rest, "\t"))
+		f := strings.Split(rest, "\t")
+		o.results = append(o.results, f)
 		if rest == "lock" && o.onLock != nil {
 			o.onLock(o.host)
+		}
+		if o.leases != nil && (rest == "lock" || rest == "unlocked") {
+			o.leases.hold(o.host, rest == "lock")
+		}
+		if f[0] == "takeover" {
+			o.say(takeoverLine(f[1:]))
 		}
 	}
 }

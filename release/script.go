@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/magefab/magefab/sshx"
 )
@@ -10,7 +11,11 @@ import (
 // phase reads (see hostsh/lib.sh) and the project's own environment
 // (o.Env), parsing its output.
 func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in vars, forwardAgent bool) (*scriptOutput, error) {
-	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock}
+	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock, leases: o.leases}
+	if o.leases != nil {
+		o.leases.begin(h)
+		defer o.leases.end(h)
+	}
 	cmd := h.Script(ctx, script)
 	var env vars
 	env.set("MF_ROOT", o.Layout.Root())
@@ -20,9 +25,23 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in var
 	env.set("MF_DIR0", o.Layout.Dirs[0])
 	env.set("MF_DIR1", o.Layout.Dirs[1])
 	env.set("MF_VENV", o.Layout.Virtualenv)
+	env = append(env, lockEnv(o)...)
 	cmd.Env = append(append(env, o.Env...), in...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ForwardAgent = forwardAgent
 	err := cmd.Run()
 	return out, err
+}
+
+// lockEnv are the inputs of hostsh/lock.sh that every phase gets: the
+// lease and who holds the locks this run takes.
+func lockEnv(o *Options) vars {
+	var env vars
+	env.set("MF_LOCK_LEASE", strconv.Itoa(max(int(o.lockLease().Seconds()), 1)))
+	hd := o.holder()
+	env.set("MF_LOCK_USER", hd.User)
+	env.set("MF_LOCK_MACHINE", hd.Machine)
+	env.set("MF_LOCK_PID", strconv.Itoa(hd.PID))
+	env.set("MF_LOCK_JOB", hd.Job)
+	return env
 }

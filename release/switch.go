@@ -67,7 +67,7 @@ func (p switchParams) part(o *Options) part {
 
 // detachedScript is the part of a switch that an interruption runs
 // detached (hostsh/detached.sh), whole: the switch runs it with sh -c.
-func detachedScript() string { return hostScript("after", "detached") }
+func detachedScript() string { return hostScript("lock", "after", "detached") }
 
 // afterSwitchVars are the inputs of the after-switch steps and the app's
 // restart (hostsh/after.sh).

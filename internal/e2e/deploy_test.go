@@ -201,7 +201,13 @@ func TestDeployOnTheFleet(t *testing.T) {
 		t.Errorf("deploy with a held lock: %v\n%s", r.Err, r.Out)
 	}
 	assertServing(t, p, "held lock", sha1)
-	r = p.MustRun(t, nil, "env:production", "deploy:unlock")
+	// The lock is fresh: without a terminal to ask on, deploy:unlock
+	// refuses and says how to answer; MAGEFAB_YES=1 answers.
+	r = p.Run(t, nil, "env:production", "deploy:unlock")
+	if r.Err == nil || !strings.Contains(r.Out, "MAGEFAB_YES=1") {
+		t.Errorf("unlock of a fresh lock without a terminal: %v\n%s", r.Err, r.Out)
+	}
+	r = p.MustRun(t, []string{"MAGEFAB_YES=1"}, "env:production", "deploy:unlock")
 	if !strings.Contains(r.Out, "removed the lock held by alice@desk") {
 		t.Errorf("unlock output:\n%s", r.Out)
 	}

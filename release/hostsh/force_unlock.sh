@@ -1,5 +1,6 @@
 # force_unlock.sh: the ForceUnlock phase. Removes the lock whoever holds
-# it.
+# it: renamed aside at once (atomic), so that a lock taken after that
+# stays, then removed.
 # After: lock.sh
 #
 # Inputs (environment): only lib.sh's.
@@ -7,6 +8,10 @@
 # says nothing) when there was a lock; magefab:error and exit 1 when it
 # cannot be removed.
 if [ -d "$lock" ]; then
-  printf 'magefab:held\t%s\n' "$(head -c 500 "$lock/owner" 2>/dev/null | tr '\t\n' '  ' || true)"
-  rm -rf "$lock" || die "cannot remove $lock"
+  aside="$root/.lock.force.$$.$(date +%s)"
+  mv -T "$lock" "$aside" 2>/dev/null || { [ ! -d "$lock" ] || die "cannot remove $lock"; }
+  if [ -d "$aside" ]; then
+    printf 'magefab:held\t%s\n' "$(lock_field owner 500 "$aside" || true)"
+    rm -rf "$aside" || die "cannot remove $aside"
+  fi
 fi

@@ -11,6 +11,10 @@
 #   MF_DIR0, MF_DIR1
 #               the names of the two release dirs
 #   MF_VENV     the name of the virtualenv dir inside a release dir
+#   MF_LOCK_LEASE
+#               the lock's lease in seconds (lock.sh)
+#   MF_LOCK_USER, MF_LOCK_MACHINE, MF_LOCK_PID, MF_LOCK_JOB
+#               who deploys, for the lock a phase takes (lock.sh)
 # A list is one variable with one value a line (a value cannot hold a
 # newline).
 # Sets: root, the absolute releases root; nl, a newline; ifs0, the

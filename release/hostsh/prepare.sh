@@ -4,7 +4,8 @@
 # already holds the release or updates the dir current does not point to
 # (fetch, checkout, submodules), checks what the after-switch steps need,
 # then makes the virtualenv and installs the requirements unless their
-# stamp matches. A failure releases the lock.
+# stamp matches. A failure releases the lock. Its heartbeat runs while it
+# works (lock.sh).
 # After: lock.sh inspect.sh after.sh venv.sh
 #
 # Inputs (environment):
@@ -38,7 +39,7 @@ if [ ! -d "$root" ]; then
 fi
 
 take_lock
-trap 'rm -rf "$lock"' EXIT
+release_on_exit=1
 
 # Bootstrap: the repository cloned into the first release dir and copied
 # to the second (without its virtualenv), each through a temporary name
@@ -106,5 +107,5 @@ cd "$root/$use" || die "cannot enter $root/$use"
 check_crontab "$use" "add it to the release, or change the environment's Crontab" die
 venv_install "$root/$use/$MF_VENV"
 
-trap - EXIT
+release_on_exit=
 res "prepared	$use	$prev	$reused	$installed	$root"

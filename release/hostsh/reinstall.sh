@@ -12,13 +12,13 @@
 #   venv_install's (venv.sh) inputs
 # Prints: magefab:lock, steps, with MF_KEEP_LOCK magefab:live DIR (the
 # live release dir, absolute); magefab:error and exit 1 on a failure; 75
-# if the lock is held.
+# if the lock is held. Its heartbeat runs while it works (lock.sh).
 take_lock
-trap 'rm -rf "$lock"' EXIT
+release_on_exit=1
 enter_live
 venv_install "$root/$live/$MF_VENV"
 if [ "${MF_KEEP_LOCK:-}" = 1 ]; then
-  trap - EXIT
+  release_on_exit=
   res "live	$root/$live"
 else
   restart_app

@@ -1,5 +1,5 @@
 # rollback.sh: the first phase of a rollback. Takes the lock (held for the
-# switch that follows), inspects the host, and checks what the
+# switch that follows; its heartbeat runs while it works), inspects the host, and checks what the
 # after-switch steps need in the release dir current does not point to.
 # After: lock.sh inspect.sh after.sh
 #

@@ -37,8 +37,11 @@
 # host as failed and switches the other hosts back too), restarts and
 # undoes what the after-switch steps did; backward and recovery, it goes
 # on switching back to MF_DIR: it restarts and undoes the after-switch
-# steps. Then it releases the lock, which it marks as its own meanwhile
-# (see detached_alive): no other script removes it while it runs. The trap
+# steps. The restart under way when the switch is stopped is ended first
+# (restart_bg, stop_restart), so that the switch back begins at once.
+# Then it releases the lock, which it marks as its own meanwhile (see
+# detached_alive) and whose lease it keeps: no other script removes it
+# while it runs. The trap
 # waits until the detached part has written its mark, and so has left the
 # session's process group, which may be killed once the script exits.
 #
@@ -52,9 +55,11 @@
 #   MF_WAS_NAME, MF_WAS_SHA
 #                   the release MF_PREV holds, for revisions.log
 #   MF_WHAT         the note of the switch in revisions.log ("deploy")
-#   MF_DETACHED     the text of the detached part (lib.sh, after.sh and
-#                   detached.sh), run with sh -c on an interruption
-#   MF_RUN_ID, MF_CURRENT  (every phase)
+#   MF_DETACHED     the text of the detached part (lib.sh, lock.sh,
+#                   after.sh and detached.sh), run with sh -c on an interruption
+#   MF_RESTART      the app's restart command (after.sh), which restart_bg
+#                   runs in the background
+#   MF_RUN_ID, MF_CURRENT, MF_SUDO  (every phase)
 #   backward and recovery, take_lock's inputs (lock.sh)
 #   after.sh's inputs, MF_STAGED among them
 # The detached part gets them too, and from the switch MF_UNDO_DIR,
@@ -68,10 +73,11 @@ mode=$MF_MODE dir=$MF_DIR prev=$MF_PREV
 
 if [ "$mode" != forward ]; then
   take_lock
-  trap 'rm -rf "$lock"' EXIT
+  release_on_exit=1
 fi
-id=; [ -f "$root/.lock/id" ] && read -r id < "$root/.lock/id"
-[ "$id" = "$MF_RUN_ID" ] || die "the deploy lock is no longer held by this run"
+lock_read
+[ "$lid" = "$MF_RUN_ID" ] || die "the deploy lock is no longer held by this run"
+start_heartbeat
 [ -d "$root/$dir/.git" ] || die "release dir $dir is missing"
 undo_failed='' down=''
 
@@ -161,22 +167,60 @@ back() {
   fi
 }
 
-# interrupted starts the detached part (see above) and exits.
+# restart_bg restarts the app (like restart) in the background and waits
+# for it, so that a signal the script traps interrupts the wait at once:
+# the restart runs in a process group of its own (setsid) under a small
+# shell that, on TERM, ends that whole group. sudo relays TERM to the
+# command it runs, also with use_pty. rpid is the background job while it
+# runs (see stop_restart).
+rpid=
+# shellcheck disable=SC2016 # expanded by the shell that runs it
+rwrap='trap '\''[ -z "$p" ] || kill -TERM "-$p" 2>/dev/null; exit 143'\'' TERM INT HUP; p=; setsid /bin/sh -c "$1" & p=$!; wait "$p"'
+restart_bg() {
+  [ -n "$MF_RESTART" ] || return 0
+  if [ "${MF_SUDO:-}" = 1 ]; then
+    sudo -n /bin/sh -c "$rwrap" restart "$MF_RESTART" 2>&1 &
+  else
+    /bin/sh -c "$rwrap" restart "$MF_RESTART" 2>&1 &
+  fi
+  rpid=$!
+  wait "$rpid"; r_rc=$?
+  rpid=
+  return "$r_rc"
+}
+
+# stop_restart ends the restart that restart_bg runs, if any, and waits
+# for it to end (for a few seconds at most).
+stop_restart() {
+  [ -n "$rpid" ] || return 0
+  kill -TERM "$rpid" 2>/dev/null
+  ( sleep 5; kill -KILL "$rpid" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
+  s_dog=$!
+  wait "$rpid" 2>/dev/null
+  kill "$s_dog" 2>/dev/null
+  rpid=
+}
+
+# interrupted ends the restart under way, starts the detached part (see
+# above) and exits.
 interrupted() {
   trap - TERM INT HUP PIPE EXIT
+  stop_restart >/dev/null 2>&1
+  stop_heartbeat
   {
     if [ "$mode" = forward ]; then point_current "$prev" "$MF_WAS_NAME" "$MF_WAS_SHA" 'switched back: interrupted during the restart'; fi
-    : > "$root/.lock/detached"
+    lock_read
+    [ "$lid" != "$MF_RUN_ID" ] || : > "$lock/detached"
     MF_UNDO_DIR=$undo_dir MF_DID_CRON=$did_cron MF_DID_FILES=$did_files MF_DID_SVCS=$did_svcs setsid /bin/sh -c "$MF_DETACHED" </dev/null &
   } >/dev/null 2>&1
-  n=0; while [ -d "$root/.lock" ] && [ ! -s "$root/.lock/detached" ] && [ $n -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+  n=0; while [ -d "$lock" ] && [ -f "$lock/detached" ] && [ ! -s "$lock/detached" ] && [ $n -lt 20 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
   exit 143
 }
 
 point_current "$dir" "$MF_TARGET_NAME" "$MF_TARGET_SHA" "$MF_WHAT"
 if [ -n "$flip" ] || [ "$mode" != forward ]; then trap interrupted TERM INT HUP PIPE; fi
 step "$MF_CURRENT -> $dir ($MF_TARGET_NAME); restarting"
-restart 2>&1 || back "restart failed with $MF_CURRENT -> $dir" 'switched back: restart failed'
+restart_bg || back "restart failed with $MF_CURRENT -> $dir" 'switched back: restart failed'
 if [ "$mode" = forward ]; then
   after_switch "$dir"
 else
@@ -187,7 +231,7 @@ if [ "$mode" = forward ]; then
   unlock_own
 else
   unlock_own
+  release_on_exit=
   [ -z "$down" ] || exit 77 # exitCompFail
   [ -z "$undo_failed" ] || exit 78 # exitUndoFail
-  trap - EXIT
 fi

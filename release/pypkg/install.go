@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/magefab/magefab/internal/shtext"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -106,13 +107,14 @@ var errCommandEnded = errors.New("pypkg: install command ended")
 //go:embed hostsh/*.sh
 var hostFS embed.FS
 
-// hostFile returns the text of hostsh/<name>.sh.
+// hostFile returns the text of hostsh/<name>.sh as a host is sent it:
+// without its comment-only and blank lines (see shtext.Strip).
 func hostFile(name string) string {
 	text, err := hostFS.ReadFile("hostsh/" + name + ".sh")
 	if err != nil {
 		panic("pypkg: no host script " + name)
 	}
-	return string(text)
+	return shtext.Strip(string(text))
 }
 
 // writeBundle writes an uncompressed tar holding each archive under its
