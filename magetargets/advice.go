@@ -169,12 +169,7 @@ func holderText(user, machine, pid, rel, job string) string {
 // splitText is a split fleet's report with the command that reunites it.
 func splitText(e *release.SplitError, mage string) string {
 	var b strings.Builder
-	b.WriteString(e.What + "; ")
-	if e.Split {
-		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
-	} else {
-		b.WriteString("THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone.\n")
-	}
+	b.WriteString(e.Headline() + "\n")
 	b.WriteString("what each host serves now:")
 	for _, s := range e.Serving {
 		b.WriteString("\n  " + s.String())

@@ -229,14 +229,18 @@ type SplitError struct {
 	Err      error // why the switch failed
 }
 
+// Headline is the report's first line: what failed, and whether the fleet
+// is split or only not whole.
+func (e *SplitError) Headline() string {
+	if e.Split {
+		return e.What + "; THE FLEET IS SPLIT: some hosts could not be switched back."
+	}
+	return e.What + "; THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone."
+}
+
 func (e *SplitError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.What + "; ")
-	if e.Split {
-		b.WriteString("THE FLEET IS SPLIT: some hosts could not be switched back.\n")
-	} else {
-		b.WriteString("THE FLEET IS NOT WHOLE: every host serves the previous release, but on some not every after-switch step (crontab, staged files, services) was undone.\n")
-	}
+	b.WriteString(e.Headline() + "\n")
 	b.WriteString("what each host serves now:")
 	for _, s := range e.Serving {
 		b.WriteString("\n  " + s.String())

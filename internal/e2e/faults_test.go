@@ -253,7 +253,8 @@ func TestHostFaultsDuringPrepare(t *testing.T) {
 }
 
 // sleeping returns the processes of this machine that run `sleep secs`
-// as the child of a command line holding every one of parent. The
+// (any sleep, for secs "") as the child of a command line holding every
+// one of parent. The
 // fleet's hosts run here, each in a mount namespace of its own but all
 // in this machine's process table, so a host's scripts show here: a slow
 // install script or app restart sleeping, a lock script waiting.
@@ -262,7 +263,7 @@ func sleeping(secs string, parent ...string) map[int]bool {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, dir := range dirs {
 		argv := procArgs(dir)
-		if len(argv) != 2 || filepath.Base(argv[0]) != "sleep" || argv[1] != secs {
+		if len(argv) < 1 || filepath.Base(argv[0]) != "sleep" || secs != "" && (len(argv) != 2 || argv[1] != secs) {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join(dir, "stat"))

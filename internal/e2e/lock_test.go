@@ -406,35 +406,8 @@ func runGone(t *testing.T, what, id string, within time.Duration) {
 }
 
 // sleepingUnder returns the sleep processes (whatever their duration)
-// whose parent's command line holds every one of parent.
-func sleepingUnder(parent ...string) map[int]bool {
-	found := map[int]bool{}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, dir := range dirs {
-		argv := procArgs(dir)
-		if len(argv) < 1 || filepath.Base(argv[0]) != "sleep" {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-		i := strings.LastIndexByte(string(stat), ')')
-		if err != nil || i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		line := strings.Join(procArgs(filepath.Join("/proc", fields[1])), " ")
-		all := line != ""
-		for _, s := range parent {
-			all = all && strings.Contains(line, s)
-		}
-		if pid, err := strconv.Atoi(filepath.Base(dir)); all && err == nil {
-			found[pid] = true
-		}
-	}
-	return found
-}
+// that are children of a command line holding every one of parent.
+func sleepingUnder(parent ...string) map[int]bool { return sleeping("", parent...) }
 
 // newSleeps waits up to within until sleeping(secs, parent...) has a
 // process not in before, and returns the new ones.
