@@ -43,15 +43,17 @@ exec ` + gitPath + ` "$@"
 		return nil
 	}
 	v2 := f.tag(t, "v0.2.0")
+	// The second run's options are copied before the first run starts:
+	// a running Fleet keeps its state in its Options.
+	other := *f.opts
+	other.RunID, other.Owner, other.Console = "run-2", "bob@desk", nil
+	other.Holder = release.Holder{User: "bob", Machine: "desk", PID: 1}
+	second := &release.Fleet{Hosts: f.hosts[:1], Options: &other}
 	done := make(chan error, 1)
 	go func() {
 		_, err := fl.Deploy(context.Background(), v2)
 		done <- err
 	}()
-	other := *f.opts
-	other.RunID, other.Owner, other.Console = "run-2", "bob@desk", nil
-	other.Holder = release.Holder{User: "bob", Machine: "desk", PID: 1}
-	second := &release.Fleet{Hosts: f.hosts[:1], Options: &other}
 	try := func(when string) {
 		var le *release.LockedError
 		_, err := second.Deploy(context.Background(), v2)
