@@ -110,11 +110,12 @@ if [ "$cur" = b ] && [ -e "$HOME/hang" ]; then sleep 60 & echo $! > "$HOME/sleep
 	if _, err := fl.Deploy(context.Background(), f.tag(t, "v0.2.0")); err == nil || !strings.Contains(err.Error(), "switch timed out") {
 		t.Fatalf("err = %v", err)
 	}
-	// h2 is back on a, unlocked, within seconds of the run's end, and
+	// h2 is back on a, unlocked, well before the restart's 60 s sleep
+	// would have ended (a third of it, which a busy machine manages), and
 	// the restart's sleep is gone.
 	start := time.Now()
 	f.waitUnlocked(t, 1)
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("h2 was unlocked %s after the run ended, want within seconds", d.Round(time.Second))
 	}
 	f.assertAll(t, "after the interrupted restart", "a", v1.SHA)
@@ -122,7 +123,7 @@ if [ "$cur" = b ] && [ -e "$HOME/hang" ]; then sleep 60 & echo $! > "$HOME/sleep
 	if err != nil {
 		t.Fatalf("the restart ran no sleep: %v", err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !gone(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
