@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -412,19 +411,7 @@ func (p *Project) env(extra []string) []string {
 // environment variables added, and no terminal on stdin.
 func (p *Project) Run(t testing.TB, env []string, args ...string) Result {
 	t.Helper()
-	cmd := exec.Command(p.mage, args...)
-	cmd.Dir = p.Dir
-	cmd.Env = p.env(env)
-	cmd.Stdin = nil
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	r := Result{Out: out.String(), Err: err, Took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.Code = ee.ExitCode()
-	}
-	return r
+	return p.RunOn(t, "", env, args...)
 }
 
 // Start starts mage in its own process group (as a terminal's foreground
