@@ -132,6 +132,11 @@ type Config struct {
 	// "/etc/init.d/{{.Unit}} restart".
 	RestartCommand string
 
+	// Slots, when its Start is set, runs each release dir as processes of
+	// its own and moves traffic between them instead of restarting: no
+	// request fails while the fleet switches (see Slots).
+	Slots Slots
+
 	// NoSudo runs the privileged steps (creating Path, restarting)
 	// without sudo -n. False means sudo is used.
 	NoSudo bool

@@ -170,6 +170,10 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 	if err != nil {
 		return nil, err
 	}
+	slots, err := c.slotOptions()
+	if err != nil {
+		return nil, err
+	}
 	pip, err := splitCommand("PipInstallCommand", c.PipInstallCommand)
 	if err != nil {
 		return nil, err
@@ -210,6 +214,7 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 		Sudo:         !c.NoSudo,
 		Group:        c.DeployGroup,
 		Restart:      restart,
+		Slots:        slots,
 		LockWait:     wait,
 		LockLease:    lease,
 		Owner:        owner(ctx, c),

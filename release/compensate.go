@@ -73,7 +73,7 @@ func switchBack(ctx context.Context, h sshx.Host, o *Options, p *Prepared, recov
 	if recover {
 		mode, lock = recovery, lockParams{Owner: lock.Owner, Wait: wait, TakeOver: true}
 	}
-	sp := switchParams{Mode: mode, Host: h.Name(), Dir: p.Previous, Prev: p.Dir, Target: p.Was, Was: p.Target, What: "switched back: " + p.Target.Name + " failed"}
+	sp := switchParams{Mode: mode, Host: h.Name(), Dir: p.Previous, Prev: p.Dir, Target: p.Was, Was: p.Target, What: "switched back: " + p.Target.Name + " failed", Slot: p.PrevSlot, PrevSlot: p.Slot}
 	out, err := phase(lock.part(), sp.part(o)).run(ctx, h, o, false)
 	if err == nil {
 		return nil

@@ -124,6 +124,9 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 	if err == nil && ctx.Err() == nil && f.AfterPrepare != nil {
 		err = f.AfterPrepare(ctx, prepared)
 	}
+	if err == nil && ctx.Err() == nil {
+		err = f.startSlots(ctx, prepared)
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -227,13 +230,16 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Previous: p.Was, Elapsed: p.Elapsed + r.Value}
 		}
 		if f.Verify == nil {
+			f.drainOld(prepared)
 			return out, nil
 		}
 		verr := f.Verify(sctx, out)
 		if verr == nil {
+			f.drainOld(prepared)
 			return out, nil
 		}
 		if f.KeepOnVerifyFailure {
+			f.drainOld(prepared)
 			return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
 		}
 		f.say("the check failed; switching every host back: %v", verr)
@@ -256,6 +262,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		case servesUnknown(r.Err):
 			failed, lost = append(failed, p), append(lost, p)
 		default:
+			// Its switch went back, and stopped its new slot.
 			failed, known = append(failed, p), append(known, p.Host)
 		}
 	}

@@ -14,11 +14,17 @@ import (
 // (hostsh/live.sh), with live.sh.
 func livePart(o *Options) part {
 	var in vars
-	in.set("MF_RESTART", o.Restart)
-	return part{files: []string{"live"}, in: in}
+	restart := o.Restart
+	if o.Slots != nil {
+		restart = "" // a slot takes the place of the one serving
+	}
+	in.set("MF_RESTART", restart)
+	return part{files: []string{"slot", "live"}, in: in}
 }
 
-// Restart restarts the app on h (one session).
+// Restart restarts the app on h (one session). With slots, a new slot of
+// the live release starts beside the one serving, takes its place once it
+// answers, and the other drains.
 func Restart(ctx context.Context, h sshx.Host, o *Options) error {
 	out, err := phase(livePart(o), part{files: []string{"restart"}}).run(ctx, h, o, false)
 	if err != nil {

@@ -59,6 +59,14 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	for i, r := range res {
 		prepared[i] = r.Value
 	}
+	err = f.startSlots(ctx, prepared)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		f.unlockAll(f.Hosts)
+		return nil, fmt.Errorf("no host was rolled back: %w", err)
+	}
 	return f.switchAll(ctx, prepared, "rollback")
 }
 
@@ -123,11 +131,19 @@ type HostStatus struct {
 	// which machine, which process, the CI job; fields the lock does not
 	// say (a lock of an older magefab) are empty.
 	LockHolder  Holder
-	LockRelease string    // the release the holder deploys, "" if it does not say
-	LockBeat    time.Time // the holder's last heartbeat; zero if the lock has none
-	LockStale   bool      // its lease expired: the next run takes it over
-	LogTail     []string  // the last lines of revisions.log
-	Err         error     // the host could not be inspected
+	LockRelease string      // the release the holder deploys, "" if it does not say
+	LockBeat    time.Time   // the holder's last heartbeat; zero if the lock has none
+	LockStale   bool        // its lease expired: the next run takes it over
+	LogTail     []string    // the last lines of revisions.log
+	Slots       []SlotState // with slots: each release dir's
+	Err         error       // the host could not be inspected
+}
+
+// SlotState is what runs of a release dir, with slots.
+type SlotState struct {
+	Dir     string   // the release dir
+	Serving string   // the slot that serves for it (app.sock's), "" for none
+	Running []string // the slots of it that answer on their socket
 }
 
 // Status inspects every host in one session each: where current points,
@@ -137,7 +153,7 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostStatus, error) {
 		var in vars
 		in.set("MF_LOG_LINES", strconv.Itoa(logLines))
-		out, err := (part{files: []string{"lock", "inspect", "status"}, in: in}).run(ctx, h, o, false)
+		out, err := (part{files: []string{"lock", "inspect", "slot", "status"}, in: in}).run(ctx, h, o, false)
 		st := HostStatus{Host: h.Name()}
 		if err != nil {
 			st.Err = scriptError(h, "status", out, err, o)
@@ -157,6 +173,11 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 		}
 		for _, l := range out.all("log") {
 			st.LogTail = append(st.LogTail, strings.Join(l, "\t"))
+		}
+		for _, l := range out.all("slots") {
+			if len(l) >= 2 {
+				st.Slots = append(st.Slots, SlotState{Dir: l[0], Serving: l[1], Running: l[2:]})
+			}
 		}
 		return st, nil
 	})
@@ -281,7 +302,15 @@ func switchSteps(o *Options, dir string) []string {
 	if o.Restart != "" {
 		restart = sudo + o.Restart
 	}
-	steps := []string{"ln -sfn " + dir + " " + l.Current + ".tmp && mv -T " + l.Current + ".tmp " + l.Current, "append to revisions.log", restart}
+	link := "ln -sfn " + dir + " " + l.Current + ".tmp && mv -T " + l.Current + ".tmp " + l.Current
+	steps := []string{link, "append to revisions.log", restart}
+	if s := o.Slots; s != nil {
+		start := "start a new slot of " + dir + " beside the serving one (" + sudo + s.Start + "), wait until it answers on its socket"
+		steps = []string{start + ", before any host switches", "point " + dir + "/run/app.sock at it", link + ": the traffic moves", "append to revisions.log"}
+		if s.Port != 0 {
+			steps = []string{start + " (it joins port " + strconv.Itoa(s.Port) + ")", "point " + dir + "/run/app.sock at it", link, "append to revisions.log"}
+		}
+	}
 	if o.Crontab != "" {
 		steps = append(steps, "install "+dir+"/"+o.Crontab+" as the crontab of "+o.CrontabUser)
 	}
@@ -291,7 +320,11 @@ func switchSteps(o *Options, dir string) []string {
 	for _, svc := range o.Services {
 		steps = append(steps, sudo+svc+" restart")
 	}
-	return append(steps, "unlock")
+	steps = append(steps, "unlock")
+	if s := o.Slots; s != nil {
+		steps = append(steps, "once every host switched and passed the check: drain the slot that served before ("+sudo+s.Stop+")")
+	}
+	return steps
 }
 
 func prefixEach(prefix string, xs []string) []string {

@@ -22,7 +22,11 @@ type Options struct {
 	Sudo         bool     // privileged steps run with sudo -n
 	Group        string   // group owning the deploy root, e.g. deploy
 	Restart      string   // shell command that restarts the app; "" restarts nothing
-	LockWait     time.Duration
+	// Slots, when not nil, runs each release dir as processes of its
+	// own and switches traffic between them instead of restarting (see
+	// Slots): Restart is not used then.
+	Slots    *Slots
+	LockWait time.Duration
 	// LockLease is how long a lock stays its holder's without a
 	// heartbeat: the run holding a lock refreshes it on every host while
 	// it works (and so does the detached part of an interrupted switch),

@@ -64,7 +64,10 @@ type Prepared struct {
 	Root      string // the releases root, absolute, as the host sees it
 	Target    Target // what Dir holds
 	Was       Target // what Previous holds
-	Elapsed   time.Duration
+	// With slots: Slot serves for Dir once it is live, PrevSlot served
+	// for Previous ("" when none did).
+	Slot, PrevSlot string
+	Elapsed        time.Duration
 }
 
 // prepareHost takes the lock on h and makes a release dir ready for t, in one

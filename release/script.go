@@ -26,6 +26,7 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in var
 	env.set("MF_DIR1", o.Layout.Dirs[1])
 	env.set("MF_VENV", o.Layout.Virtualenv)
 	env = append(env, lockEnv(o)...)
+	env = append(env, slotEnv(o)...)
 	cmd.Env = append(append(env, o.Env...), in...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ForwardAgent = forwardAgent

@@ -86,7 +86,9 @@ func TestPhasesParse(t *testing.T) {
 	phases := map[string]part{
 		"prepare":   phase(lockParams{}.part(), venvPart(o), part{files: []string{"inspect", "after", "prepare"}}),
 		"rollback":  phase(lockParams{}.part(), part{files: []string{"inspect", "after", "rollback"}}),
-		"status":    {files: []string{"lock", "inspect", "status"}},
+		"status":    {files: []string{"lock", "inspect", "slot", "status"}},
+		"slotup":    {files: []string{"lock", "slot", "slotup"}},
+		"slotdrain": {files: []string{"slot", "slotdrain"}},
 		"plan":      {files: []string{"lock", "inspect", "after", "plan"}},
 		"unlock":    {files: []string{"lock", "unlock"}},
 		"orphan":    {files: []string{"lock", "unlock_orphan"}},

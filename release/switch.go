@@ -45,6 +45,9 @@ type switchParams struct {
 	Target Target // what Dir holds
 	Was    Target // what Prev holds
 	What   string // the note of the switch in revisions.log
+	// With slots: the slot that serves for Dir, the one that serves
+	// for Prev.
+	Slot, PrevSlot string
 }
 
 // part is the switch script with its inputs. Forward, the lock is held
@@ -62,7 +65,9 @@ func (p switchParams) part(o *Options) part {
 	in.set("MF_WAS_SHA", p.Was.SHA)
 	in.set("MF_WHAT", p.What)
 	in.set("MF_DETACHED", detachedScript())
-	return part{files: []string{"lock", "after", "switch"}, in: in}
+	in.set("MF_SLOT_NEW", p.Slot)
+	in.set("MF_SLOT_OLD", p.PrevSlot)
+	return part{files: []string{"lock", "after", "slot", "switch"}, in: in}
 }
 
 // detachedScript is the part of a switch that an interruption runs
@@ -73,7 +78,11 @@ func detachedScript() string { return hostScript("lock", "after", "detached") }
 // restart (hostsh/after.sh).
 func afterSwitchVars(o *Options, host string) vars {
 	var in vars
-	in.set("MF_RESTART", o.Restart)
+	restart := o.Restart
+	if o.Slots != nil {
+		restart = "" // a slot serves without one
+	}
+	in.set("MF_RESTART", restart)
 	in.set("MF_CRONTAB", o.Crontab)
 	in.set("MF_CRONTAB_USER", o.CrontabUser)
 	in.list("MF_STAGED", stagedList(o, host))
@@ -123,8 +132,9 @@ func stagedName(file, host, what string) string {
 // changed is undone and the app restarted before switchHost returns its error
 // (*SwitchError tells whether that worked).
 func switchHost(ctx context.Context, p *Prepared, o *Options, what string) error {
-	sp := switchParams{Mode: forward, Host: p.Host.Name(), Dir: p.Dir, Prev: p.Previous, Target: p.Target, Was: p.Was, What: what}
+	sp := switchParams{Mode: forward, Host: p.Host.Name(), Dir: p.Dir, Prev: p.Previous, Target: p.Target, Was: p.Was, What: what, Slot: p.Slot, PrevSlot: p.PrevSlot}
 	out, err := sp.part(o).run(ctx, p.Host, o, false)
+	slotResult(out, p)
 	if err == nil {
 		return nil
 	}

@@ -1,10 +1,13 @@
 # live.sh: the live release and the app's restart. Defines functions;
 # runs nothing.
+# After: slot.sh
 #
 # Inputs (environment):
 #   MF_CURRENT  the name of the symlink to the live release dir (every phase)
 #   MF_RESTART  shell command that restarts the app; "" restarts nothing
 #   MF_SUDO     1: the restart runs with sudo -n (every phase)
+#   MF_SLOT_START and slot.sh's other inputs: with slots, restart_app
+#               restarts through a slot
 # Prints: steps; magefab:error (exit 1) when something fails.
 
 # enter_live enters the live release dir, whose name it leaves in live, or
@@ -19,6 +22,10 @@ enter_live() {
 # deploy's switch does, so that relative paths in it mean the same thing
 # everywhere.
 restart_app() {
+  if [ -n "$MF_SLOT_START" ]; then
+    slot_restart
+    return
+  fi
   if [ -z "$MF_RESTART" ]; then
     step "no restart command configured"
     return

@@ -4,7 +4,7 @@
 # follow) changes; a file missing, without such an assignment, or with one
 # whose value is anything else (os.environ.get(...), a name) is left as it
 # is, with a warning, and the app is restarted anyway.
-# After: live.sh
+# After: slot.sh live.sh
 #
 # Inputs (environment):
 #   MF_SETTINGS     the settings file, relative to the release dir

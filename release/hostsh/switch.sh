@@ -1,5 +1,5 @@
 # switch.sh: the switch phase, in three modes (MF_MODE).
-# After: lock.sh after.sh
+# After: lock.sh after.sh slot.sh
 #
 # It points current at MF_DIR atomically (a new link renamed over the old:
 # there is never a moment without one), logs the switch in revisions.log,
@@ -45,6 +45,14 @@
 # waits until the detached part has written its mark, and so has left the
 # session's process group, which may be killed once the script exits.
 #
+# With slots (MF_SLOT_START set) nothing restarts: the slot MF_SLOT_NEW
+# serves for MF_DIR once current points there (in shared port mode a
+# forward switch starts it first, and fails before the switch if it does
+# not answer). A forward switch leaves the slot that served, MF_SLOT_OLD,
+# running: the run drains it once every host passed the check; going back,
+# it serves again and the new slot stops. Backward and recovery stop the
+# slot MF_SLOT_OLD of MF_PREV, the release switched back from.
+#
 # Inputs (environment):
 #   MF_MODE         forward, backward or recovery
 #   MF_DIR          the release dir to make live
@@ -55,6 +63,10 @@
 #   MF_WAS_NAME, MF_WAS_SHA
 #                   the release MF_PREV holds, for revisions.log
 #   MF_WHAT         the note of the switch in revisions.log ("deploy")
+#   MF_SLOT_NEW     the slot that serves for MF_DIR; "" for none (and,
+#                   forward in shared port mode, the switch picks it)
+#   MF_SLOT_OLD     the slot that serves for MF_PREV; "" for none
+#   MF_SLOT_PORT and slot.sh's other inputs
 #   MF_DETACHED     the text of the detached part (lib.sh, lock.sh,
 #                   after.sh and detached.sh), run with sh -c on an interruption
 #   MF_RESTART      the app's restart command (after.sh), which restart_bg
@@ -64,7 +76,8 @@
 #   after.sh's inputs, MF_STAGED among them
 # The detached part gets them too, and from the switch MF_UNDO_DIR,
 # MF_DID_CRON, MF_DID_FILES and MF_DID_SVCS (see detached.sh).
-# Prints: steps; magefab:error for each failure, magefab:unlocked.
+# Prints: steps; magefab:error for each failure, magefab:unlocked; with
+# slots, forward, magefab:slot NEW OLD (MF_SLOT_NEW, MF_SLOT_OLD).
 # Exits: 0 switched (and, backward, every step undone); 1 failed before
 # the switch; 76 the restart or an after-switch step failed, and the host
 # is back on MF_PREV (forward) or stays on it (backward); 77 the app did
@@ -143,6 +156,7 @@ back() {
       printf 'magefab:error %s; %s\n' "$1" "switched back to $prev"
     fi
     point_current "$prev" "$MF_WAS_NAME" "$MF_WAS_SHA" "$2"
+    slot_back
     if ! restart 2>&1; then printf 'magefab:error %s\n' "restarting with $prev failed too"; down=1; fi
     undo_after_switch "$prev" record_failure
     [ -z "$down" ] || exit 77 # exitCompFail
@@ -164,6 +178,19 @@ back() {
     # Switching back in place: a failed restart leaves dir live, and the
     # undo goes on.
     printf 'magefab:error %s\n' "$1"; down=1
+  fi
+}
+
+# slot_back, when a forward switch goes back: the slot that served for
+# prev serves again (a redeploy points app.sock back at it), and the new
+# slot stops.
+slot_back() {
+  [ -n "$MF_SLOT_START" ] || return 0
+  if [ "$prev" = "$dir" ] && [ -n "$sold" ]; then
+    slot_link "$prev" "$sold" || record_failure "cannot point $prev/run/app.sock back at slot $sold"
+  fi
+  if [ -n "$snew" ] && [ "$snew" != "$sold" ]; then
+    slot_stop "$dir" "$snew" || record_failure "the new slot $snew of $dir did not stop"
   fi
 }
 
@@ -217,14 +244,32 @@ interrupted() {
   exit 143
 }
 
+# The slots: snew serves for dir, sold served for prev.
+snew=$MF_SLOT_NEW sold=$MF_SLOT_OLD
+if [ -n "$MF_SLOT_START" ]; then
+  if [ "$mode" = forward ] && [ "$MF_SLOT_PORT" != 0 ]; then
+    snew=$(slot_pick "$dir") sold=
+    [ -z "$prev" ] || sold=$(slot_linked "$prev")
+    slot_start "$dir" "$snew"
+  fi
+  [ "$mode" != forward ] || printf 'magefab:slot\t%s\t%s\n' "$snew" "$sold"
+  if [ -n "$snew" ] && ! slot_link "$dir" "$snew"; then
+    [ "$mode" != forward ] || [ "$MF_SLOT_PORT" = 0 ] || slot_stop "$dir" "$snew" >/dev/null 2>&1
+    die "cannot point $dir/run/app.sock at slot $snew"
+  fi
+fi
 point_current "$dir" "$MF_TARGET_NAME" "$MF_TARGET_SHA" "$MF_WHAT"
 if [ -n "$flip" ] || [ "$mode" != forward ]; then trap interrupted TERM INT HUP PIPE; fi
-step "$MF_CURRENT -> $dir ($MF_TARGET_NAME); restarting"
+if [ -n "$MF_SLOT_START" ]; then step "$MF_CURRENT -> $dir ($MF_TARGET_NAME), slot ${snew:-none}"
+else step "$MF_CURRENT -> $dir ($MF_TARGET_NAME); restarting"; fi
 restart_bg || back "restart failed with $MF_CURRENT -> $dir" 'switched back: restart failed'
 if [ "$mode" = forward ]; then
   after_switch "$dir"
 else
   undo_after_switch "$dir" record_failure
+  if [ -n "$MF_SLOT_START" ] && [ -n "$sold" ] && { [ "$prev" != "$dir" ] || [ "$sold" != "$snew" ]; }; then
+    slot_stop "$prev" "$sold" || record_failure "the slot $sold of $prev did not stop"
+  fi
 fi
 trap - TERM INT HUP PIPE
 if [ "$mode" = forward ]; then
