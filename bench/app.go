@@ -36,6 +36,7 @@ type workspace struct {
 	app      string // the app's work tree: the magefab project
 	src      string // the magefab source the magefiles build with
 	mage     string // the mage binary
+	ssh      string // the fleet's ssh_config
 	gitEnv   []string
 	releases []release // v0.1.0, v0.2.0, v0.3.0
 	initDone []string  // init scripts written, removed at the end
@@ -84,7 +85,7 @@ func writeFiles(dir string, files map[string]string) error {
 // The magefiles build with the magefab source in root, or, when rev is
 // set, with that commit of it exported by git archive.
 func newWorkspace(ctx context.Context, root, rev, id, magefabUnit, sshConfig string) (*workspace, error) {
-	w := &workspace{id: id}
+	w := &workspace{id: id, ssh: sshConfig}
 	var err error
 	if w.tmp, err = os.MkdirTemp("", "magefab-bench-"); err != nil {
 		return nil, err
@@ -137,10 +138,11 @@ func newWorkspace(ctx context.Context, root, rev, id, magefabUnit, sshConfig str
 	}
 	if err := writeFiles(w.app, map[string]string{
 		"app.py":           e2e.AppPy,
+		slotAppFile:        slotAppPy,
 		"requirements.txt": "magefab-testdep==1.0\n",
 		".gitignore":       "/env/\n*.pyc\n",
 		"go.mod":           goMod("bench"+w.id, w.src),
-		"magefile.go":      e2e.Magefile(magefabUnit, w.remote, w.wheels, sshConfig, []string{"web1"}, "", ""),
+		"magefile.go":      e2eMagefile(w, magefabUnit, ""),
 		"go.sum":           string(sum),
 	}); err != nil {
 		return nil, err
@@ -181,6 +183,12 @@ func newWorkspace(ctx context.Context, root, rev, id, magefabUnit, sshConfig str
 	return w, nil
 }
 
+// e2eMagefile is the e2e tests' magefile for unit, deploying the
+// workspace's app to the fleet, with extra Config fields.
+func e2eMagefile(w *workspace, unit, extra string) string {
+	return e2e.Magefile(unit, w.remote, w.wheels, w.ssh, []string{"web1"}, "", extra)
+}
+
 func goMod(name, root string) string {
 	return fmt.Sprintf("module example.com/%s\n\ngo 1.26\n\nrequire github.com/magefab/magefab v0.0.0\n\nreplace github.com/magefab/magefab => %s\n", name, root)
 }
@@ -209,6 +217,21 @@ func (w *workspace) writeInit(unit string, port int, current string) error {
 		return err
 	}
 	w.initDone = append(w.initDone, p)
+	return nil
+}
+
+// writeSlotInit writes /etc/init.d/<unit>-slot, the slot init script of a
+// slot tool, and /etc/init.d/<unit>, which stops every slot of the unit.
+func (w *workspace) writeSlotInit(unit string, port int) error {
+	for p, body := range map[string]string{
+		filepath.Join("/etc/init.d", unit+"-slot"): slotInitScript(unit, port),
+		filepath.Join("/etc/init.d", unit):         slotUnitScript(unit),
+	} {
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			return err
+		}
+		w.initDone = append(w.initDone, p)
+	}
 	return nil
 }
 

@@ -24,7 +24,10 @@ type bench struct {
 	maxHosts  int
 	samples   []sample
 	failures  []string
-	scaleApp  *scaleApp
+	// loadFailures are the slot tools' failed requests: each makes the
+	// benchmark fail at the end, after everything is measured.
+	loadFailures []string
+	scaleApp     *scaleApp
 }
 
 // step is one operation of the sequence every tool goes through in a run.
@@ -50,6 +53,10 @@ func (b *bench) steps() []step {
 	if out[len(out)-1].op != "floor" {
 		out = append(out, step{"floor", -1})
 	}
+	if b.o.load > 0 {
+		// the idle baseline of the load, once every app runs
+		out = slices.Insert(out, 2, step{"idle", -1})
+	}
 	return out
 }
 
@@ -66,10 +73,12 @@ func (b *bench) warmup(ctx context.Context) error {
 	// touches no host.
 	cmds := []*exec.Cmd{command(ctx, b.w.app, b.w.mageEnv(n), b.w.mage, "env:production")}
 	for _, t := range b.tools {
-		switch t.name {
-		case "capistrano":
+		switch {
+		case t.slots:
+			cmds = append(cmds, command(ctx, t.dir, b.w.mageEnv(n), b.w.mage, "env:production"))
+		case t.name == "capistrano":
 			cmds = append(cmds, command(ctx, t.dir, toolEnv(), "cap", "-T"))
-		case "fabric":
+		case t.name == "fabric":
 			cmds = append(cmds, command(ctx, t.dir, toolEnv(), "fab", "--list"))
 		}
 	}
@@ -110,6 +119,14 @@ func (b *bench) round(ctx context.Context, n, run int) error {
 	for i, s := range b.steps() {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.op == "idle" {
+			for _, t := range b.tools {
+				if !broken[t.name] && !(t.name == "magefab" && b.floorOnly) {
+					b.idle(ctx, n, run, t)
+				}
+			}
+			continue
 		}
 		if s.op == "floor" || s.op == "plainfloor" {
 			if !broken["magefab"] {
@@ -181,7 +198,14 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 	logPath := filepath.Join(b.logs, fmt.Sprintf("n%03d-run%d-%s-%s.log", n, run+1, op, name))
 	marks := b.f.marks(n)
 	cpu0 := b.f.hostCPU(n)
+	lr, lerr := b.startLoad(ctx, n, t, op)
 	err := measure(cmd, logPath, echo, fmt.Sprintf("[%s %s]", name, op), t.patterns, &s)
+	if lerr != nil && err == nil {
+		err = lerr
+	}
+	if lr != nil {
+		b.stopLoad(n, run, t, op, lr, &s)
+	}
 	s.Conns, s.Sessions = b.f.counts(marks)
 	if err == nil && check != nil {
 		if verr := check(ctx, n); verr != nil {
@@ -209,6 +233,9 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 	sess, most := s.perHost(s.Sessions)
 	fmt.Fprintf(os.Stderr, "bench: %6s n=%-3d run %d %-10s %-10s %7.2fs  cpu %6.2fs  rss %5.0f MB  host cpu/host %5.2fs  conns/host %.1f  sessions/host %.1f (max %d)  %s\n",
 		time.Since(b.start).Round(time.Second), n, run+1, op, name, s.Wall, s.CPU, s.MaxRSSMB, meanF(s.HostCPU), conns, sess, most, status)
+	if s.Load != nil {
+		fmt.Fprintf(os.Stderr, "bench:        load: %s\n", s.Load)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench:   %v\n", err)
 	}
@@ -222,6 +249,13 @@ func (b *bench) cleanupHosts() {
 	defer cancel()
 	if err := b.wipe(ctx, b.maxHosts); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: cleaning the hosts: %v\n", err)
+	}
+	for _, t := range b.tools {
+		if t.down != nil {
+			if err := t.down(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: stopping %s's front: %v\n", t.name, err)
+			}
+		}
 	}
 	for _, t := range b.tools {
 		os.RemoveAll("/tmp/" + t.unit)

@@ -46,6 +46,22 @@ func (f *fleet) ctl(ctx context.Context, args ...string) error {
 // fleet). It takes the fleet's test lock, so that tests and benchmarks
 // never share hosts at once.
 func openFleet(ctx context.Context, root, dir string, port, n int) (*fleet, error) {
+	for try := 0; ; try++ {
+		f, err := openFleetOnce(ctx, root, dir, port, n)
+		if err != nil {
+			return nil, err
+		}
+		// Another run that held the lock may have stopped the fleet we
+		// found up: look again, now that nobody else uses it.
+		if up, size := f.status(ctx); (up && size >= n) || try == 2 {
+			return f, nil
+		}
+		fmt.Fprintf(os.Stderr, "bench: the fleet in %s went down while waiting for its lock\n", f.dir)
+		f.close()
+	}
+}
+
+func openFleetOnce(ctx context.Context, root, dir string, port, n int) (*fleet, error) {
 	f := &fleet{script: filepath.Join(root, ".ci", "fleet"), dir: filepath.Clean(dir), port: port}
 	if up, size := f.status(ctx); up && size >= n && f.recordedPort() == port {
 		f.size = size

@@ -24,6 +24,21 @@
 // is asked over HTTP for its commit. SSH connections and sessions are
 // counted in the hosts' sshd logs.
 //
+// With -load RATE (e.g. -load 200) every deploy and rollback that replaces
+// a running app (cold2, warm, redeploy, rollback) runs under a steady load
+// of RATE requests per second, round robin over every host's /version
+// (internal/load: a new connection per request, 2 s timeout), and each run
+// measures an idle baseline (the same load, no deploy) once the apps run.
+// The results get a table "Requests during a switch": requests, failed,
+// worst outage of any host, p50/p99 latency, idle p99 and wall time. -load
+// adds two magefab tools that switch slots (magetargets.Slots) to the
+// default tools: magefab-slots (front mode: an nginx per host proxies to
+// the serving slot's unix socket through current) and magefab-port (the
+// slots share the app's port with SO_REUSEPORT). A request a slot tool
+// fails makes the benchmark fail, after everything is measured; the
+// classic tools' failed requests are only reported. -smoke includes
+// every tool and -load 200.
+//
 // The benchmark starts a fleet of its own (-fleet-dir, -fleet-port) unless
 // one is up there with enough hosts, and stops it at the end if it started
 // it. It never starts or stops the tests' fleet. It installs Capistrano
@@ -48,7 +63,11 @@ import (
 )
 
 var allOps = []string{"cold", "warm", "redeploy", "rollback"}
-var allTools = []string{"magefab", "capistrano", "fabric"}
+var allTools = []string{"magefab", "capistrano", "fabric", "magefab-slots", "magefab-port"}
+
+// classicTools are the tools measured when -tools is not given. The slot
+// tools are measured when named, or with -load.
+var classicTools = []string{"magefab", "capistrano", "fabric"}
 
 type options struct {
 	hosts     []int
@@ -63,6 +82,8 @@ type options struct {
 	out       string
 	rev       string
 	verbose   bool
+	load      float64       // requests per second during each deploy and rollback; 0 is off
+	idle      time.Duration // how long the idle baseline of the load lasts
 }
 
 func intList(s string) ([]int, error) {
@@ -102,9 +123,11 @@ func parseFlags(args []string) (options, error) {
 	hostsFlag := fs.String("hosts", "1,4,16", "host counts to measure, comma-separated")
 	runs := fs.Int("runs", 5, "runs per host count (medians are reported)")
 	ops := fs.String("ops", strings.Join(allOps, ","), "operations to report: cold,warm,redeploy,rollback")
-	tools := fs.String("tools", strings.Join(allTools, ","), "tools to measure: magefab,capistrano,fabric")
+	tools := fs.String("tools", "", "tools to measure: magefab,capistrano,fabric,magefab-slots,magefab-port (default: the first three, and the slot tools too with -load)")
 	scale := fs.String("scale", "", "host counts for the scaling run of magefab with a trivial app, e.g. 16,64,128; empty skips it")
-	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run; exits non-zero if any verification fails")
+	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run, a short load run (-load 200 unless given); exits non-zero if any verification fails or a slot tool fails a request")
+	load := fs.Float64("load", 0, "requests per second sent, round robin over every host's app, during each deploy and rollback (e.g. 200); 0 is off")
+	idle := fs.Duration("load-idle", 3*time.Second, "with -load: how long the idle baseline (load with no deploy) lasts per tool and run")
 	fleetDir := fs.String("fleet-dir", "/tmp/magefab-bench-fleet", "state directory of the benchmark's fleet (MAGEFAB_FLEET_DIR)")
 	fleetPort := fs.Int("fleet-port", 2222, "sshd port of the benchmark's fleet (MAGEFAB_FLEET_PORT)")
 	keepFleet := fs.Bool("keep-fleet", false, "leave a fleet the benchmark started running")
@@ -117,7 +140,13 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose}
+	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle}
+	if o.load < 0 || o.load > 5000 {
+		return o, fmt.Errorf("-load %g: want 0 (off) to 5000 requests per second", o.load)
+	}
+	if o.idle < 500*time.Millisecond {
+		return o, fmt.Errorf("-load-idle %s: want at least 500ms", o.idle)
+	}
 	var err error
 	if o.hosts, err = intList(*hostsFlag); err != nil {
 		return o, err
@@ -128,11 +157,24 @@ func parseFlags(args []string) (options, error) {
 	if o.ops, err = nameList(*ops, allOps, "operation"); err != nil {
 		return o, err
 	}
-	if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
-		return o, err
+	switch {
+	case *tools != "":
+		if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
+			return o, err
+		}
+	case o.load > 0 || o.smoke:
+		o.tools = allTools
+	default:
+		o.tools = classicTools
 	}
 	if o.smoke {
-		o.hosts, o.runs, o.ops, o.tools, o.scale = []int{2}, 1, allOps, allTools, nil
+		o.hosts, o.runs, o.ops, o.scale = []int{2}, 1, allOps, nil
+		if *tools == "" {
+			o.tools = allTools
+		}
+		if o.load == 0 {
+			o.load = 200
+		}
 	}
 	if len(o.hosts) == 0 || o.runs < 1 {
 		return o, errors.New("need at least one host count and one run")
@@ -179,6 +221,9 @@ func moduleRoot() (string, error) {
 // command is in the fabric package).
 var peerPackages = []string{"capistrano", "ruby-ed25519", "ruby-bcrypt-pbkdf", "python3-fabric", "fabric", "python3-venv", "python3-pip", "git", "openssh-client"}
 
+// frontPackages are what magefab-slots needs: nginx, the front server.
+var frontPackages = []string{"nginx"}
+
 // ensurePackages installs the missing packages with apt-get, without
 // letting maintainer scripts start services.
 func ensurePackages(ctx context.Context, pkgs []string) error {
@@ -221,7 +266,11 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := ensurePackages(ctx, peerPackages); err != nil {
+	pkgs := peerPackages
+	if slices.Contains(o.tools, "magefab-slots") {
+		pkgs = append(slices.Clone(pkgs), frontPackages...)
+	}
+	if err := ensurePackages(ctx, pkgs); err != nil {
 		return err
 	}
 	if o.out == "" {
@@ -247,7 +296,7 @@ func run(o options) error {
 	id := randomID()
 	// Ports 9400-9899, apart from the e2e tests' 8100-8899.
 	base := 9400 + int(id[0])%50*10
-	units := map[string]string{"magefab": "bmf" + id, "capistrano": "bcap" + id, "fabric": "bfab" + id}
+	units := map[string]string{"magefab": "bmf" + id, "capistrano": "bcap" + id, "fabric": "bfab" + id, "magefab-slots": "bms" + id, "magefab-port": "bmp" + id}
 	w, err := newWorkspace(ctx, root, o.rev, id, units["magefab"], f.sshConfig())
 	if err != nil {
 		return err
@@ -260,6 +309,13 @@ func run(o options) error {
 		"capistrano": newCapistrano(w, f, units["capistrano"], base+2),
 		"fabric":     newFabric(w, f, units["fabric"], base+3),
 	}
+	for i, name := range []string{"magefab-slots", "magefab-port"} {
+		if slices.Contains(o.tools, name) {
+			if all[name], err = newSlotTool(w, f, name, units[name], base+4+i, name == "magefab-slots"); err != nil {
+				return err
+			}
+		}
+	}
 	if !slices.Contains(o.tools, "magefab") {
 		// The floor is magefab's maint:restart of its own app: deploy
 		// it anyway, unreported.
@@ -268,7 +324,11 @@ func run(o options) error {
 	for _, name := range allTools {
 		if slices.Contains(o.tools, name) || name == "magefab" {
 			t := all[name]
-			if err := w.writeInit(t.unit, t.port, t.current); err != nil {
+			write := func() error { return w.writeInit(t.unit, t.port, t.current) }
+			if t.slots {
+				write = func() error { return w.writeSlotInit(t.unit, t.slotPort) }
+			}
+			if err := write(); err != nil {
 				return err
 			}
 			b.tools = append(b.tools, t)
@@ -286,6 +346,11 @@ func run(o options) error {
 		for _, t := range b.tools {
 			if err := t.configure(n); err != nil {
 				return err
+			}
+			if t.up != nil {
+				if err := t.up(ctx, n); err != nil {
+					return err
+				}
 			}
 		}
 		for r := range o.runs {

@@ -34,6 +34,9 @@ type sample struct {
 	// Markers holds, for each pattern the tool's output was searched for,
 	// the seconds since start of its first and last line.
 	Markers map[string][2]float64 `json:",omitempty"`
+	// Load is what the requests sent to the tool's app during the command
+	// saw (-load); nil without load.
+	Load *loadStats `json:",omitempty"`
 }
 
 func (s *sample) perHost(v []int) (mean float64, most int) {

@@ -203,6 +203,9 @@ func (b *bench) report() error {
 	if len(b.failures) > 0 {
 		return fmt.Errorf("%d command(s) or verification(s) failed:\n  %s", len(b.failures), strings.Join(b.failures, "\n  "))
 	}
+	if len(b.loadFailures) > 0 {
+		return fmt.Errorf("a slot tool failed requests in %d step(s):\n  %s", len(b.loadFailures), strings.Join(b.loadFailures, "\n  "))
+	}
 	if len(b.samples) == 0 {
 		return errors.New("nothing was measured")
 	}
@@ -323,6 +326,7 @@ func (b *bench) markdown() string {
 		}
 	}
 	b.goals(&w, r)
+	b.loadTable(&w)
 	b.hostWork(&w, r)
 	b.scalingTable(&w, r)
 	b.phases(&w, r)

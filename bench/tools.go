@@ -33,6 +33,15 @@ type tool struct {
 	patterns []string
 	// live is the commit its app serves now, as last verified.
 	live string
+	// slots says the tool switches slots: a request that fails during its
+	// switch is a failure of the benchmark. slotPort is the port the
+	// slots share, 0 in front mode.
+	slots    bool
+	slotPort int
+	// up, when set, starts what the tool needs on hosts web1..webN
+	// besides its app (nginx); down stops it at the end.
+	up   func(ctx context.Context, n int) error
+	down func(ctx context.Context) error
 }
 
 // toolEnv is the environment of every tool's command: no SSH agent, so

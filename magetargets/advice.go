@@ -1,6 +1,7 @@
 package magetargets
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -209,4 +210,27 @@ func releaseName(t release.Target) string {
 		return t.Name
 	}
 	return t.Short()
+}
+
+// nothingDeployed reports whether err, from release's Status of a host,
+// says that nothing was deployed there yet (its deploy root does not
+// exist): a state to report, not a failure. what is the rest of its text,
+// e.g. "/var/webapps/five/releases does not exist".
+func nothingDeployed(err error) (what string, ok bool) {
+	if !errors.Is(err, release.ErrNothingDeployed) {
+		return "", false
+	}
+	return strings.TrimPrefix(err.Error(), release.ErrNothingDeployed.Error()+": "), true
+}
+
+// stampLen is how much of a requirements stamp (64 hex digits) status
+// shows: enough to tell two apart.
+const stampLen = 12
+
+// shortStamp abbreviates a requirements stamp for display.
+func shortStamp(s string) string {
+	if len(s) > stampLen {
+		return s[:stampLen]
+	}
+	return s
 }

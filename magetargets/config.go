@@ -137,6 +137,11 @@ type Config struct {
 	// request fails while the fleet switches (see Slots).
 	Slots Slots
 
+	// Rollout switches the fleet in stages, a canary first, then
+	// batches, still all or nothing (see Rollout). Zero switches every
+	// host at once.
+	Rollout Rollout
+
 	// NoSudo runs the privileged steps (creating Path, restarting)
 	// without sudo -n. False means sudo is used.
 	NoSudo bool
@@ -146,8 +151,10 @@ type Config struct {
 	Settings string
 
 	// PrivateRequirements are files, relative to RootDir, listing private
-	// packages that are not on PyPI: "name==version" (an archive in S3) or
-	// "name==git-url==ref" (packed with git archive, submodules included).
+	// packages that are not on PyPI: "name==version" (an archive in S3),
+	// "name==git-url==ref" (packed with git archive, submodules included),
+	// and buedafab's "name" (the archive name.tar.gz in S3) and
+	// "name==git-url" (the repository's HEAD).
 	// They are fetched here and installed into every release's virtualenv
 	// when its requirements are installed. Nil means none.
 	PrivateRequirements []string
@@ -191,7 +198,11 @@ type Config struct {
 	// app serves. Before a deploy it gives the release live for the
 	// compare link; after the restart it is polled until it serves the new
 	// commit on every host, and a fleet that does not is rolled back unless
-	// MAGEFAB_NO_AUTO_ROLLBACK=1. Empty means no check.
+	// MAGEFAB_NO_AUTO_ROLLBACK=1. Empty means no check. The answer is the
+	// commit, whole or abbreviated to at least 7 hex digits: bare, a JSON
+	// string ("6b4943c..."), or a JSON object's "commit", "sha" or
+	// "version". A buedafab sha_url_template works as it is: each %s is
+	// {{.Subdomain}}.
 	VersionURL string
 
 	// Notifiers are told of every deploy and rollback, once, after it

@@ -15,10 +15,10 @@ import (
 )
 
 // Deploy holds the deploy targets: deploy:head, deploy:commit, deploy:tag,
-// deploy:rollback, deploy:status and deploy:unlock.
+// deploy:rollback, deploy:status, deploy:unlock and deploy:check.
 type Deploy mg.Namespace
 
-// Head deploys the environment's default revision; in production it tags HEAD of master as a new release first (or deploys the latest tag).
+// Head deploys the environment's default revision; in production it asks whether to tag HEAD of master as a new release (MAGEFAB_TAG=v1.2.3 answers; MAGEFAB_YES=1 takes the suggested tag), else deploys the latest tag.
 func (Deploy) Head(ctx context.Context) error {
 	return deploy(ctx, nil, func(r resolver) (release.Target, error) { return r.resolveHead(ctx) })
 }
@@ -84,9 +84,13 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	}
 	rs := newResolver(r.cfg, r.env, stdout)
 	rs.dryRun = dry
+	rs.preview = r.previewer(dry, live)
 	t, err = resolve(rs)
 	if err != nil {
 		return err
+	}
+	if rs.preview != nil {
+		rs.preview(ctx, t.SHA, t.Name) // what goes live, unless the resolver showed it
 	}
 	if dry {
 		return r.dryRun(ctx, t)
@@ -94,10 +98,10 @@ func deploy(ctx context.Context, check func(Config) error, resolve func(resolver
 	r.say("deploying %s (%s) to %s: %s", t.Name, t.Short(), r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Deploy(ctx, t)
 	if err != nil {
-		return splitExit(r.advise(fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err)))
+		return splitExit(redError(r.advise(fmt.Errorf("deploy of %s to %s failed: %w", t.Name, r.env.DeploymentType, err))))
 	}
 	r.summary(res)
-	fmt.Fprintf(stdout, "%s is now deployed to %s (%.1fs)\n", t.Name, r.env.DeploymentType, time.Since(start).Seconds())
+	fmt.Fprintln(stdout, green(stdout, fmt.Sprintf("%s is now deployed to %s (%.1fs)", t.Name, r.env.DeploymentType, time.Since(start).Seconds())))
 	r.notify(ctx, notify.KindDeploy, t, res, live)
 	return nil
 }
@@ -111,6 +115,8 @@ func (r *fleetRun) runTests(ctx context.Context) error {
 	if skip || r.cfg.TestRunner == nil {
 		if skip {
 			r.say("tests skipped (%s)", SkipTestsVar)
+		} else {
+			r.say("no tests configured (set Config.TestRunner to run them before every deploy)")
 		}
 		return nil
 	}
@@ -131,6 +137,16 @@ func (r *fleetRun) dryRun(ctx context.Context, t release.Target) error {
 // printPlans prints each host's plan of a dry run: where current points,
 // where it would point and the commands; or why the host would fail.
 func (r *fleetRun) printPlans(plans []release.Plan, what func(release.Plan) string) {
+	if r.fleet.Rollout != (release.Rollout{}) {
+		fmt.Fprintf(stdout, "\nthe switch would go in stages, in this order (a failure in any stage switches back every host that switched):\n")
+		var names []string
+		for _, h := range r.hosts {
+			names = append(names, h.Name())
+		}
+		for _, l := range r.fleet.Rollout.Plan(names) {
+			fmt.Fprintf(stdout, "  %s\n", l)
+		}
+	}
 	for _, p := range plans {
 		if p.Host == "" {
 			continue
@@ -181,7 +197,7 @@ func (Deploy) Rollback(ctx context.Context) (err error) {
 	r.say("rolling back %s: %s", r.env.DeploymentType, r.hostNames())
 	res, err := r.fleet.Rollback(ctx)
 	if err != nil {
-		return splitExit(r.advise(fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err)))
+		return splitExit(redError(r.advise(fmt.Errorf("rollback of %s failed: %w", r.env.DeploymentType, err))))
 	}
 	r.summary(res)
 	releases := map[string]bool{}
@@ -189,7 +205,7 @@ func (Deploy) Rollback(ctx context.Context) (err error) {
 		releases[h.Release] = true
 	}
 	if len(releases) == 1 {
-		fmt.Fprintf(stdout, "%s is now deployed to %s again\n", res[0].Release, r.env.DeploymentType)
+		fmt.Fprintln(stdout, green(stdout, fmt.Sprintf("%s is now deployed to %s again", res[0].Release, r.env.DeploymentType)))
 	} else {
 		fmt.Fprintf(stdout, "%s rolled back; the hosts now serve different releases (see above)\n", r.env.DeploymentType)
 	}
@@ -207,6 +223,10 @@ func (Deploy) Status(ctx context.Context) (err error) {
 	failed := 0
 	for _, st := range r.fleet.Status(ctx, 3) {
 		fmt.Fprintf(stdout, "%s\n", st.Host)
+		if what, ok := nothingDeployed(st.Err); ok {
+			fmt.Fprintf(stdout, "  nothing deployed yet (%s)\n", what)
+			continue
+		}
 		if st.Err != nil {
 			fmt.Fprintf(stdout, "  %v\n", r.advise(st.Err))
 			failed++
@@ -226,7 +246,7 @@ func (Deploy) Status(ctx context.Context) (err error) {
 			if stamp == "" {
 				stamp = "no virtualenv"
 			} else {
-				stamp = "requirements " + stamp
+				stamp = "requirements " + shortStamp(stamp)
 			}
 			fmt.Fprintf(stdout, "  %s %-4s %-24s %s  %s\n", mark, d.Name, d.Describe, shortSHA(d.Head), stamp)
 		}
@@ -234,6 +254,9 @@ func (Deploy) Status(ctx context.Context) (err error) {
 			fmt.Fprintf(stdout, "  locked by %s (deploy:unlock clears it)\n", lockHolder(st))
 		} else {
 			fmt.Fprintf(stdout, "  not locked\n")
+		}
+		for _, s := range st.Slots {
+			fmt.Fprintf(stdout, "  %s\n", slotLine(st, s))
 		}
 		for _, l := range st.LogTail {
 			fmt.Fprintf(stdout, "  log: %s\n", strings.ReplaceAll(l, "\t", "  "))
@@ -263,7 +286,7 @@ func (Deploy) Unlock(ctx context.Context) (err error) {
 	var fresh []release.HostStatus
 	for _, st := range r.fleet.Status(ctx, 0) {
 		switch {
-		case st.Err != nil && strings.HasPrefix(st.Err.Error(), "nothing deployed"):
+		case errors.Is(st.Err, release.ErrNothingDeployed):
 			r.console.Println(st.Host, "was not locked (nothing deployed)")
 		case st.Err != nil:
 			failed = append(failed, st.Host)

@@ -438,3 +438,29 @@ func TestElbTargets(t *testing.T) {
 		t.Errorf("Elb methods = %q, want %q", names, want)
 	}
 }
+
+// An instance that fails its health check runs all the same: it is one
+// of the hosts (left out, it would serve the old release once back in
+// service), and the output names it.
+func TestLoadBalancerHostsOutOfService(t *testing.T) {
+	srv := elbFleet(t)
+	srv.SetOutOfService("web", instanceID(3), true)
+	c, out := elbConfigure(t, srv, "web", nil)
+	got, err := resolveHosts(t.Context(), c, c.Environments["production"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ec2Name(1), ec2Name(3)}; !slices.Equal(got, want) {
+		t.Errorf("resolveHosts(production) with %s OutOfService = %q, want every running registered instance %q", instanceID(3), got, want)
+	}
+	want := fmt.Sprintf("warning: load balancer \"web\" (production): %s (%s) is OutOfService; it is one of the hosts all the same, so that it serves the same release when it is back in service\n",
+		ec2Name(3), instanceID(3))
+	if out.String() != want {
+		t.Errorf("resolveHosts printed\n%q\nwant\n%q", out.String(), want)
+	}
+	out.Reset()
+	srv.SetOutOfService("web", instanceID(3), false)
+	if _, err := resolveHosts(t.Context(), c, c.Environments["production"]); err != nil || out.Len() != 0 {
+		t.Errorf("resolveHosts with every instance in service: %v, printed %q", err, out)
+	}
+}

@@ -65,14 +65,63 @@ func selectedEnvironment(c Config) (Environment, error) {
 		name, source = c.DefaultEnvironment, "Config.DefaultEnvironment"
 	}
 	if name == "" {
-		return Environment{}, fmt.Errorf("magetargets: no environment selected: run e.g. mage env:production deploy:tag v1.2.3, or set %s (or Config.DefaultEnvironment) to one of: %s",
-			EnvVar, strings.Join(c.envNames(), ", "))
+		return Environment{}, noEnvironment(c, commandLine())
 	}
 	e, ok := c.Environments[name]
 	if !ok {
 		return Environment{}, unknownEnv(c, name, source)
 	}
 	return e.clone(), nil
+}
+
+// noEnvironment is the error of a target run with no environment: it
+// guesses none (production least of all), and offers the command line
+// that was run (args, the targets and their arguments; nil when unknown)
+// in each environment.
+func noEnvironment(c Config, args []string) error {
+	run := "<target>"
+	if len(args) > 0 {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = sshx.Quote(a)
+		}
+		run = strings.Join(quoted, " ")
+	}
+	var b strings.Builder
+	b.WriteString("magetargets: no environment selected, and none is guessed: run it in the one you mean, e.g.")
+	names := c.envNames()
+	for _, n := range []string{envProduction, envStaging, envDevelopment, envLocalhost} {
+		if _, ok := c.Environments[n]; ok {
+			fmt.Fprintf(&b, "\n  mage env:%s %s", n, run)
+		}
+	}
+	for _, n := range names {
+		switch n {
+		case envProduction, envStaging, envDevelopment, envLocalhost:
+		default:
+			fmt.Fprintf(&b, "\n  %s=%s mage %s", EnvVar, sshx.Quote(n), run)
+		}
+	}
+	fmt.Fprintf(&b, "\nor set %s, or Config.DefaultEnvironment in the magefile, to one of: %s", EnvVar, strings.Join(names, ", "))
+	return errors.New(b.String())
+}
+
+// commandLine returns the targets and arguments mage was run with, as the
+// compiled magefile receives them after its own flags; nil when the
+// process is not a magefile's (a test, or a program calling NewFleet).
+// Tests replace it.
+var commandLine = func() []string {
+	args := os.Args[1:]
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		if strings.HasPrefix(args[0], "-test.") {
+			return nil
+		}
+		args = args[1:]
+	}
+	if len(args) == 0 || !strings.Contains(args[0], ":") {
+		return nil
+	}
+	return args
 }
 
 func unknownEnv(c Config, name, source string) error {
@@ -111,8 +160,10 @@ func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error
 }
 
 // loadBalancerHosts returns the hosts behind e.LoadBalancer: the DNS names
-// of its running InService instances, sorted, with ":port" when SSH.Port
-// is not 22.
+// of every running instance registered with it, sorted, with ":port" when
+// SSH.Port is not 22. Those that are OutOfService are hosts all the same,
+// as they were for buedafab (left out, one would serve the old release
+// once back in service); each is named in the output.
 func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
 	client, err := elbClient(ctx, c)
 	if errors.Is(err, errNoAWSRegion) {
@@ -122,16 +173,33 @@ func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, 
 	if err != nil {
 		return nil, fmt.Errorf("magetargets: environment %s: load balancer %q: %w", e.Name, e.LoadBalancer, err)
 	}
-	hosts, err := client.Hosts(ctx, e.LoadBalancer)
+	backends, err := client.Backends(ctx, e.LoadBalancer)
 	if err != nil {
 		return nil, fmt.Errorf("magetargets: environment %s: the hosts behind load balancer %q: %w", e.Name, e.LoadBalancer, err)
 	}
-	for _, h := range hosts {
-		if err := checkHost(h); err != nil {
+	hosts := make([]string, 0, len(backends))
+	for _, b := range backends {
+		if err := checkHost(b.Host); err != nil {
 			return nil, fmt.Errorf("magetargets: environment %s: load balancer %q in region %s gave a host that is not usable: %w", e.Name, e.LoadBalancer, client.Region(), err)
+		}
+		hosts = append(hosts, b.Host)
+	}
+	for _, b := range backends {
+		if !b.InService() {
+			fmt.Fprintf(stdout, "%s: load balancer %q (%s): %s (%s) is %s; it is one of the hosts all the same, so that it serves the same release when it is back in service\n",
+				warningLabel(), e.LoadBalancer, e.Name, b.Host, b.ID, orUnknown(b.State))
 		}
 	}
 	return hosts, nil
+}
+
+// orUnknown is a load balancer's health state, "Unknown" when it gave
+// none.
+func orUnknown(state string) string {
+	if state == "" {
+		return "Unknown"
+	}
+	return state
 }
 
 // Environment variables that set the options of the targets, the Mage

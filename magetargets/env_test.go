@@ -2,6 +2,7 @@ package magetargets
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -61,8 +62,8 @@ func TestEnvSelection(t *testing.T) {
 		{variable: "production", def: "development", want: "production"},
 		{def: "development", want: "development"},
 		{wantErr: []string{
-			"no environment selected",
-			"mage env:production deploy:tag v1.2.3",
+			"no environment selected, and none is guessed",
+			"mage env:production <target>",
 			"MAGEFAB_ENV",
 			"one of: development, localhost, production, staging",
 		}},
@@ -349,5 +350,61 @@ func TestStringVars(t *testing.T) {
 	t.Setenv(TagVar, "")
 	if got := ReleaseTag(); got != "" {
 		t.Errorf("ReleaseTag() with %s unset = %q, want \"\"", TagVar, got)
+	}
+}
+
+// With no environment, the error offers the command that was run, in
+// every environment, production first but chosen by nobody.
+func TestNoEnvironmentOffersTheCommand(t *testing.T) {
+	cfg := configure(t, Config{Unit: "five", Environments: map[string]Environment{"qa": {Hosts: []string{"qa1"}}}})
+	resetSelection()
+	t.Setenv(EnvVar, "")
+	old := commandLine
+	t.Cleanup(func() { commandLine = old })
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy:rollback"}, `magetargets: no environment selected, and none is guessed: run it in the one you mean, e.g.
+  mage env:production deploy:rollback
+  mage env:staging deploy:rollback
+  mage env:development deploy:rollback
+  mage env:localhost deploy:rollback
+  MAGEFAB_ENV=qa mage deploy:rollback
+or set MAGEFAB_ENV, or Config.DefaultEnvironment in the magefile, to one of: development, localhost, production, qa, staging`},
+		{[]string{"deploy:tag", "v1.2.3", "deploy:status"}, `magetargets: no environment selected, and none is guessed: run it in the one you mean, e.g.
+  mage env:production deploy:tag v1.2.3 deploy:status
+  mage env:staging deploy:tag v1.2.3 deploy:status
+  mage env:development deploy:tag v1.2.3 deploy:status
+  mage env:localhost deploy:tag v1.2.3 deploy:status
+  MAGEFAB_ENV=qa mage deploy:tag v1.2.3 deploy:status
+or set MAGEFAB_ENV, or Config.DefaultEnvironment in the magefile, to one of: development, localhost, production, qa, staging`},
+		{[]string{"deploy:commit", "it's"}, "  mage env:production deploy:commit 'it'\\''s'\n"},
+	} {
+		commandLine = func() []string { return c.args }
+		_, err := selectedEnvironment(cfg)
+		if err == nil || !strings.Contains(err.Error()+"\n", c.want) {
+			t.Errorf("selectedEnvironment() run as %q: error =\n%v\nwant\n%s", c.args, err, c.want)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	old := os.Args
+	t.Cleanup(func() { os.Args = old })
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"bin", "deploy:rollback"}, []string{"deploy:rollback"}},
+		{[]string{"bin", "-v", "deploy:tag", "v1"}, []string{"deploy:tag", "v1"}},
+		{[]string{"bin", "-test.v", "-test.run=X"}, nil},
+		{[]string{"bin"}, nil},
+		{[]string{"bin", "build"}, nil},
+	} {
+		os.Args = c.args
+		if got := commandLine(); !slices.Equal(got, c.want) {
+			t.Errorf("commandLine() with os.Args %q = %q, want %q", c.args, got, c.want)
+		}
 	}
 }

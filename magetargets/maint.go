@@ -44,14 +44,27 @@ func maintenance(ctx context.Context, on bool) (err error) {
 		return err
 	}
 	defer r.end(&err)
-	what := map[bool]string{true: "maintenance mode on", false: "maintenance mode off"}[on]
+	what := map[bool]string{true: "enable maintenance mode", false: "disable maintenance mode"}[on]
 	return r.eachHost(ctx, what, func(ctx context.Context, h sshx.Host) error {
-		warning, err := release.Maintenance(ctx, h, r.opts, r.cfg.Settings, on)
-		if warning != "" {
-			r.console.Println(h.Name(), "warning: "+warning)
+		left, err := release.Maintenance(ctx, h, r.opts, r.cfg.Settings, on)
+		if err != nil {
+			return err
 		}
-		return err
+		if left != "" {
+			// The settings file had nothing to change: maintenance
+			// mode is not what the target says, and that is a failure.
+			return maintenanceUnchanged(left, r.cfg.Settings, on)
+		}
+		return nil
 	})
+}
+
+// maintenanceUnchanged is the error of a host whose settings file was left
+// as it was (left says why, naming the host and the file).
+func maintenanceUnchanged(left, settings string, on bool) error {
+	value := map[bool]string{true: "True", false: "False"}[on]
+	return fmt.Errorf("%s: MAINTENANCE_MODE was not set to %s there; Config.Settings (%s) must assign it True or False at the start of a line, e.g. MAINTENANCE_MODE = False, in the release that is live",
+		left, value, settings)
 }
 
 // eachHost runs fn on every host of the run in parallel, each bounded by

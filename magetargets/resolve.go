@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/release/notify"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -23,6 +27,10 @@ type resolver struct {
 	prompt *prompter   // asks for tags and confirmations
 	out    io.Writer   // progress for the user
 	dryRun bool        // push nothing, tag nothing: say what would be done
+	// preview, when set, shows what would go live if the commit sha
+	// (called name) were deployed; the resolver calls it before it asks
+	// to tag a release, so that the question comes with the answer.
+	preview func(ctx context.Context, sha, name string)
 }
 
 // newResolver returns the resolver the deploy targets use: the repository
@@ -84,6 +92,9 @@ func (r resolver) resolveCommit(ctx context.Context, sha string) (release.Target
 		return release.Target{}, err
 	}
 	if !r.env.AllowNoTag {
+		if r.preview != nil {
+			r.preview(ctx, full, sha)
+		}
 		return r.tagRelease(ctx, full)
 	}
 	return r.untagged(ctx, full)
@@ -121,6 +132,11 @@ func (r resolver) resolveHead(ctx context.Context) (release.Target, error) {
 	}
 
 	if tagged {
+		if r.preview != nil {
+			if sha, err := r.git.ResolveCommit(ctx, rev); err == nil {
+				r.preview(ctx, sha, rev)
+			}
+		}
 		yes, err := r.prompt.confirm(ctx, "Tag this release?", TagVar)
 		if err != nil {
 			return release.Target{}, err
@@ -340,4 +356,206 @@ func (r resolver) remote() string {
 // short abbreviates a commit id for messages.
 func short(sha string) string {
 	return release.Target{SHA: sha}.Short()
+}
+
+// maxLiveCommits caps the commit list of "what goes live".
+const maxLiveCommits = 20
+
+// liveChange is what a production deploy changes: the commits between
+// what the hosts serve and the release.
+type liveChange struct {
+	env     string         // the deployment type, e.g. PRODUCTION
+	from    release.Target // what the hosts serve; zero when nothing is live
+	to      release.Target // the release
+	hosts   string         // when the hosts serve different releases, which serves what
+	known   bool           // this repository has from's commit
+	adds    []string       // git log --oneline from..to, newest first, capped
+	addsAll int            // how many commits from..to holds
+	drops   []string       // git log --oneline to..from: commits that leave (an older release)
+	dropAll int
+	compare string // the compare URL, "" without SCMWebURL
+}
+
+// write prints c, the "what goes live" of a production deploy.
+func (c liveChange) write(w io.Writer) {
+	to := liveName(c.to)
+	switch {
+	case c.from.SHA == "":
+		fmt.Fprintf(w, "What goes live on %s: %s; nothing is live there yet.\n", c.env, to)
+		return
+	case c.from.SHA == c.to.SHA:
+		fmt.Fprintf(w, "What goes live on %s: nothing new; the hosts serve %s already.\n", c.env, to)
+		return
+	}
+	from := liveName(c.from)
+	if c.hosts != "" {
+		from += " (" + c.hosts + ")"
+	}
+	if !c.known {
+		fmt.Fprintf(w, "What goes live on %s: %s -> %s; this repository does not have %s (git fetch gets it), so its commits are not listed.\n",
+			c.env, from, to, c.from.Short())
+	} else {
+		fmt.Fprintf(w, "What goes live on %s: %s -> %s, %d new commit(s)", c.env, from, to, c.addsAll)
+		if c.dropAll > 0 {
+			fmt.Fprintf(w, ", %d commit(s) leave", c.dropAll)
+		}
+		fmt.Fprintln(w, ":")
+		list := func(prefix string, lines []string, all int) {
+			for _, l := range lines {
+				fmt.Fprintf(w, "  %s%s\n", prefix, l)
+			}
+			if more := all - len(lines); more > 0 {
+				fmt.Fprintf(w, "  %s... and %d more\n", prefix, more)
+			}
+		}
+		list("+ ", c.adds, c.addsAll)
+		list("- ", c.drops, c.dropAll)
+	}
+	if c.compare != "" {
+		fmt.Fprintf(w, "  %s\n", c.compare)
+	}
+}
+
+// liveName names a release for "what goes live": v0.1.1 (6b4943c).
+func liveName(t release.Target) string {
+	name := t.Name
+	if name == "" || name == t.SHA {
+		return t.Short()
+	}
+	if short := t.Short(); short != "" && !strings.Contains(name, short) {
+		return name + " (" + short + ")"
+	}
+	return name
+}
+
+// whatGoesLive works out the liveChange of deploying to (see liveChange)
+// from what the hosts serve, live: distinct releases in host order, each
+// with the hosts that serve it ("web1, web2"). A repository it cannot read
+// leaves the commit lists empty.
+func whatGoesLive(ctx context.Context, c Config, env string, live []servedRelease, to release.Target) liveChange {
+	ch := liveChange{env: env, to: to}
+	if len(live) == 0 {
+		return ch
+	}
+	ch.from = live[0].Target
+	if len(live) > 1 {
+		var parts []string
+		for _, l := range live {
+			parts = append(parts, liveName(l.Target)+" on "+l.hosts)
+		}
+		ch.hosts = "the hosts differ: " + strings.Join(parts, "; ")
+	}
+	if sameCommit(ch.from.SHA, to.SHA) {
+		ch.from.SHA = to.SHA
+		return ch
+	}
+	git := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", c.RootDir}, args...)...)
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if _, err := git("cat-file", "-e", ch.from.SHA+"^{commit}"); err != nil {
+		return ch
+	}
+	ch.known = true
+	commits := func(rng string) ([]string, int) {
+		n, err := git("rev-list", "--count", rng)
+		all, _ := strconv.Atoi(n)
+		if err != nil || all == 0 {
+			return nil, 0
+		}
+		out, err := git("log", "--oneline", "--no-decorate", "--no-color", "--max-count="+strconv.Itoa(maxLiveCommits), rng)
+		if err != nil {
+			return nil, all
+		}
+		return strings.Split(out, "\n"), all
+	}
+	ch.adds, ch.addsAll = commits(ch.from.SHA + ".." + to.SHA)
+	ch.drops, ch.dropAll = commits(to.SHA + ".." + ch.from.SHA)
+	fromRef, toRef := ch.from.Name, to.Name
+	if fromRef == "" {
+		fromRef = ch.from.SHA
+	}
+	if toRef == "" || toRef == "HEAD" {
+		toRef = to.SHA
+	}
+	ch.compare = notify.CompareURL(c.SCMWebURL, fromRef, toRef)
+	return ch
+}
+
+// servedRelease is a release the hosts serve, and which of them do.
+type servedRelease struct {
+	release.Target
+	hosts string
+}
+
+// servedReleases returns what the hosts serve, from their release dirs
+// (one session each), in host order; nil when nothing is live anywhere.
+// Hosts that cannot be inspected are left out.
+func (r *fleetRun) servedReleases(ctx context.Context) []servedRelease {
+	var out []servedRelease
+	index := map[string]int{}
+	for _, st := range r.fleet.Status(ctx, 0) {
+		if st.Err != nil || st.State.Current == "" {
+			continue
+		}
+		d, ok := st.State.Dir(st.State.Current)
+		if !ok || d.Head == "" {
+			continue
+		}
+		if i, seen := index[d.Head]; seen {
+			out[i].hosts += ", " + st.Host
+			continue
+		}
+		index[d.Head] = len(out)
+		out = append(out, servedRelease{Target: release.Target{Name: d.Describe, SHA: d.Head}, hosts: st.Host})
+	}
+	return out
+}
+
+// previewer returns the resolver's preview for a production deploy (nil
+// elsewhere): it prints what goes live, once per commit. It asks the hosts
+// what they serve (a session each) when someone will read it before
+// anything happens, in a dry run or at a terminal question; otherwise it
+// uses what VersionURL answered before the deploy (live), and prints
+// nothing when that is unknown.
+func (r *fleetRun) previewer(dry bool, live string) func(ctx context.Context, sha, name string) {
+	if r.env.DeploymentType != deployProduction {
+		return nil
+	}
+	shown := ""
+	return func(ctx context.Context, sha, name string) {
+		if sha == shown {
+			return
+		}
+		shown = sha
+		var served []servedRelease
+		switch {
+		case dry || r.willAsk():
+			served = r.servedReleases(ctx)
+		case live != "":
+			served = []servedRelease{{Target: release.Target{Name: live, SHA: live}, hosts: "VersionURL"}}
+		default:
+			return
+		}
+		whatGoesLive(ctx, r.cfg, r.env.DeploymentType, served, release.Target{Name: name, SHA: sha}).write(stdout)
+	}
+}
+
+// willAsk reports whether the tagging question will be put to a person:
+// stdin is a terminal and neither MAGEFAB_TAG nor MAGEFAB_YES answers it.
+func (r *fleetRun) willAsk() bool {
+	if yes, _ := Yes(); yes || ReleaseTag() != "" {
+		return false
+	}
+	return prompts.IsTerminal()
+}
+
+// sameCommit reports whether two commit ids, either abbreviated, name one
+// commit.
+func sameCommit(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return a != "" && strings.HasPrefix(b, a)
 }

@@ -33,6 +33,8 @@ func runIsolated(m *testing.M) int {
 	for _, k := range allVars {
 		os.Unsetenv(k)
 	}
+	// No colour in what the tests read, even when they run on a terminal.
+	os.Setenv("NO_COLOR", "1")
 	return m.Run()
 }
 

@@ -226,8 +226,12 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 	if err := opts.Layout.Validate(); err != nil {
 		return nil, err
 	}
+	rollout, err := c.rollout(len(hosts))
+	if err != nil {
+		return nil, err
+	}
 	return &release.Fleet{
-		Hosts: hosts, Options: opts, Parallel: parallel,
+		Hosts: hosts, Options: opts, Parallel: parallel, Rollout: rollout,
 		PrepareTimeout: c.Timeouts.Prepare, SwitchTimeout: c.Timeouts.Switch,
 	}, nil
 }
@@ -244,6 +248,11 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 // included (mage's handler does not get SIGINT back). Without a stopper,
 // they get their default action back and stop the process at once.
 func (r *fleetRun) holdInterrupts() (done func()) {
+	if r.stop != nil {
+		r.stop.mu.Lock()
+		r.stop.held++
+		r.stop.mu.Unlock()
+	}
 	sigs := stopSignals
 	signal.Ignore(sigs...) // clears every channel registered by Notify
 	ch := make(chan os.Signal, 1)

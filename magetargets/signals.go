@@ -41,8 +41,9 @@ type stopper struct {
 	pipe   chan os.Signal                   // SIGPIPE, drained
 	done   chan struct{}                    // closed when the target ends
 
-	mu  sync.Mutex
-	sig syscall.Signal // the signal that stopped the run; 0 if none did
+	mu   sync.Mutex
+	sig  syscall.Signal // the signal that stopped the run; 0 if none did
+	held int            // holdInterrupts under way: the grace waits for them
 }
 
 // catchSignals makes stopSignals cancel the context it returns, and holds
@@ -95,8 +96,14 @@ func (s *stopper) watch() {
 		case <-s.pipe:
 		case <-grace:
 			s.mu.Lock()
-			sig := s.sig
+			sig, held := s.sig, s.held
 			s.mu.Unlock()
+			if held > 0 {
+				// Hosts are switching (or switching back): stopping
+				// now would split the fleet.
+				grace = time.After(stopGrace)
+				continue
+			}
 			s.say("not stopped %s after %s: exiting; a lock left behind is taken over once its lease expires (deploy:status shows the hosts)", stopGrace, signalName(sig))
 			s.exit(128 + int(sig))
 		case <-s.done:
@@ -139,6 +146,9 @@ func (r *fleetRun) end(err *error) {
 // cleared its channel. Mage's handler does not get SIGINT back: Ctrl-C
 // now stops the run through the stopper.
 func (s *stopper) resume() {
+	s.mu.Lock()
+	s.held--
+	s.mu.Unlock()
 	select {
 	case <-s.done:
 		return

@@ -196,6 +196,7 @@ func (c Config) validateHostSide(p *problems) {
 		p.addf("RestartCommand", "%s: %v; give a text/template over Config such as %s", shown(c.RestartCommand), err, defaultRestartCommand)
 	}
 	c.checkSlots(p)
+	c.checkRollout(p)
 	if c.Parallel < 1 {
 		p.addf("Parallel", "is %d; give the number of hosts to work on at once, 1 or more", c.Parallel)
 	}

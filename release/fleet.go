@@ -37,6 +37,11 @@ type Fleet struct {
 	// KeepOnVerifyFailure keeps the new release live when Verify fails.
 	KeepOnVerifyFailure bool
 
+	// Rollout says how the switch goes through the fleet: all at once
+	// (its zero value), or a canary and batches, with a load balancer or
+	// without (see Rollout).
+	Rollout Rollout
+
 	// Switching, if not nil, is called as the hosts begin to switch, and
 	// the func it returns once every host has switched (and verified) or,
 	// on a failure, been switched back. The switch itself goes on when the
@@ -198,21 +203,53 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 }
 
 // switchAll switches every prepared host; on any failure it switches the
-// others back.
+// others back. With a staged Rollout, it switches stage by stage.
 func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
 	f.say("all %d host(s) prepared; switching", len(prepared))
+	if f.Rollout.staged() {
+		return f.rollout(ctx, prepared, what)
+	}
 	if f.Switching != nil {
 		defer f.Switching()()
 	}
+	// The switch runs even if ctx was cancelled after every host prepared:
+	// stopping half way would split the fleet. It has its own timeout.
+	sctx := context.WithoutCancel(ctx)
+	out, res, err := f.switchHosts(sctx, prepared, what)
+	if err != nil {
+		return nil, f.switchFailed(err, res, prepared, nil)
+	}
+	if f.Verify == nil {
+		f.drainOld(prepared)
+		return out, nil
+	}
+	verr := f.Verify(sctx, out)
+	if verr == nil {
+		f.drainOld(prepared)
+		return out, nil
+	}
+	if f.KeepOnVerifyFailure {
+		f.drainOld(prepared)
+		return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
+	}
+	f.say("the check failed; switching every host back: %v", verr)
+	if cerr := f.compensate(prepared, nil); cerr != nil {
+		return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil, nil)
+	}
+	return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
+}
+
+// switchHosts switches the hosts of prepared in parallel, each within the
+// switch timeout, even if ctx is cancelled. On success it returns each
+// host's result; either way, what each host's switch returned.
+func (f *Fleet) switchHosts(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, []sshx.Result[time.Duration], error) {
+	sctx := context.WithoutCancel(ctx)
 	hosts := make([]sshx.Host, len(prepared))
 	byHost := map[string]*Prepared{}
 	for i, p := range prepared {
 		hosts[i] = p.Host
 		byHost[p.Host.Name()] = p
 	}
-	// The switch runs even if ctx was cancelled after every host prepared:
-	// stopping half way would split the fleet. It has its own timeout.
-	sctx := context.WithoutCancel(ctx)
 	res, err := sshx.Each(sctx, hosts, f.Parallel, func(_ context.Context, h sshx.Host) (time.Duration, error) {
 		c, cancel := context.WithTimeout(sctx, f.switchTimeout())
 		defer cancel()
@@ -223,36 +260,30 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		}
 		return time.Since(start), err
 	})
-	if err == nil {
-		out := make([]HostResult, len(res))
-		for i, r := range res {
-			p := byHost[r.Host.Name()]
-			out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Previous: p.Was, Elapsed: p.Elapsed + r.Value}
-		}
-		if f.Verify == nil {
-			f.drainOld(prepared)
-			return out, nil
-		}
-		verr := f.Verify(sctx, out)
-		if verr == nil {
-			f.drainOld(prepared)
-			return out, nil
-		}
-		if f.KeepOnVerifyFailure {
-			f.drainOld(prepared)
-			return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
-		}
-		f.say("the check failed; switching every host back: %v", verr)
-		if cerr := f.compensate(prepared, nil); cerr != nil {
-			return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil, nil)
-		}
-		return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
+	if err != nil {
+		return nil, res, err
 	}
-	// Some host failed to switch or restart: put back the ones that did,
-	// and the ones whose switch ended in an unknown state (the connection
-	// dropped, the run stopped waiting, or the script died half way):
-	// switching back is idempotent.
-	var switched, failed, lost []*Prepared
+	out := make([]HostResult, len(res))
+	for i, r := range res {
+		p := byHost[r.Host.Name()]
+		out[i] = HostResult{Host: r.Host.Name(), Dir: p.Dir, Release: p.Target.Name, Reused: p.Reused, Installed: p.Installed, Previous: p.Was, Elapsed: p.Elapsed + r.Value}
+	}
+	return out, res, nil
+}
+
+// switchFailed handles a switch that failed on some of the hosts of
+// prepared (err, with each host's result in res): it puts back the ones
+// that switched, those whose switch ended in an unknown state (the
+// connection dropped, the run stopped waiting, or the script died half
+// way: switching back is idempotent), and those of done, which switched
+// in an earlier stage; then it says what the fleet serves.
+func (f *Fleet) switchFailed(err error, res []sshx.Result[time.Duration], prepared, done []*Prepared) error {
+	byHost := map[string]*Prepared{}
+	for _, p := range prepared {
+		byHost[p.Host.Name()] = p
+	}
+	switched := append([]*Prepared(nil), done...)
+	var failed, lost []*Prepared
 	var known []sshx.Host
 	for _, r := range res {
 		p := byHost[r.Host.Name()]
@@ -274,9 +305,9 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 			whole = whole && w
 		}
 		if whole {
-			return nil, fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
+			return fmt.Errorf("the switch failed on every host; each was switched back where it could be: %w", err)
 		}
-		return nil, f.splitReport("the switch failed on every host", err, nil, nil, failed, nil)
+		return f.splitReport("the switch failed on every host", err, nil, nil, failed, nil)
 	}
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched)+len(lost))
 	comp := f.compensate(switched, lost)
@@ -290,7 +321,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		}
 	}
 	f.unlockAll(stuck)
-	return nil, f.splitReport("the switch failed", err, comp, switched, failed, lost)
+	return f.splitReport("the switch failed", err, comp, switched, failed, lost)
 }
 
 // unlockAll releases this run's locks on hosts, within cleanupTimeout even

@@ -38,8 +38,8 @@ func Restart(ctx context.Context, h sshx.Host, o *Options) error {
 // start of a line whose value is a literal (True, False, 1 or 0, a comment
 // may follow) changes; a file, missing, without such an assignment, or
 // with one whose value is anything else (os.environ.get(...), a name) is
-// left as it is. That is not an error: the host is restarted anyway and
-// the returned warning names the host and the path.
+// left as it is, and the app is not restarted: the returned warning names
+// the host and the path (the caller decides whether that fails).
 func Maintenance(ctx context.Context, h sshx.Host, o *Options, settings string, on bool) (warning string, err error) {
 	if err := ValidateRelPath("Settings", settings); err != nil {
 		return "", err

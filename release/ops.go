@@ -121,6 +121,10 @@ func rollbackTo(o *Options, st HostState, refused []string) (other string, back,
 	return other, Target{Name: d.Describe, SHA: d.Head}, Target{Name: cur.Describe, SHA: cur.Head}, nil
 }
 
+// ErrNothingDeployed is matched by the Err of a HostStatus whose host has
+// no deploy root yet: a state to report rather than a failure.
+var ErrNothingDeployed = errors.New("nothing deployed")
+
 // HostStatus is what deploy:status shows for a host.
 type HostStatus struct {
 	Host   string
@@ -160,7 +164,7 @@ func (f *Fleet) Status(ctx context.Context, logLines int) []HostStatus {
 			return st, st.Err
 		}
 		if out.result("missing") != nil {
-			st.Err = fmt.Errorf("nothing deployed: %s does not exist", o.Layout.Root())
+			st.Err = fmt.Errorf("%w: %s does not exist", ErrNothingDeployed, o.Layout.Root())
 			return st, nil
 		}
 		st.State = parseState(out)

@@ -43,12 +43,14 @@ func init() {
 		// after each deploy: {{.Subdomain}} is www., dev. or staging.
 		VersionURL: "http://{{.Subdomain}}fivebybueda.com/version/",
 		// Deploy notifications: Airbrake (what Hoptoad became; AIRBRAKE_HOST
-		// for an Airbrake-compatible service such as Errbit) and Campfire.
-		// Secrets come from the environment, never from the repository.
-		Notifiers: []notify.Notifier{
-			notify.Airbrake{ProjectID: 1, ProjectKey: os.Getenv("AIRBRAKE_PROJECT_KEY"), Host: os.Getenv("AIRBRAKE_HOST")},
-			notify.Campfire{URL: os.Getenv("CAMPFIRE_CHATBOT_URL")},
-		},
+		// for an Airbrake-compatible service such as Errbit) and Campfire,
+		// each only when its secret is set (see notifiers below).
+		Notifiers: notifiers(),
+		// Targets run without env:* work on development, the server any
+		// developer deploys to at any time: mage deploy:rollback rolls
+		// development back. Production is always named:
+		// mage env:production deploy:rollback.
+		DefaultEnvironment: "development",
 		Environments: map[string]magetargets.Environment{
 			// The running instances behind the "web" load balancer.
 			"production": {LoadBalancer: "web", Crontab: "scripts/crontab/production"},
@@ -57,4 +59,20 @@ func init() {
 			"development": {Hosts: []string{"dev.bueda.com"}, Crontab: "scripts/crontab/development", Fixtures: []string{"dev"}},
 		},
 	})
+}
+
+// notifiers are the deploy notifications whose secrets this machine has:
+// Airbrake with AIRBRAKE_PROJECT_KEY set, Campfire with
+// CAMPFIRE_CHATBOT_URL set. Secrets come from the environment, never from
+// the repository; a deploy without them notifies nobody and says nothing
+// about it.
+func notifiers() []notify.Notifier {
+	var n []notify.Notifier
+	if key := os.Getenv("AIRBRAKE_PROJECT_KEY"); key != "" {
+		n = append(n, notify.Airbrake{ProjectID: 1, ProjectKey: key, Host: os.Getenv("AIRBRAKE_HOST")})
+	}
+	if url := os.Getenv("CAMPFIRE_CHATBOT_URL"); url != "" {
+		n = append(n, notify.Campfire{URL: url})
+	}
+	return n
 }

@@ -1,10 +1,22 @@
 #!/usr/bin/env python3
-"""hello: a Tornado app. app.py ADDR PORT serves it."""
+"""hello: a Tornado app.
+
+app.py ADDR PORT                  serves it on ADDR:PORT
+app.py --unix SOCKET [ADDR PORT]  serves it as a slot: on the unix socket
+                                  SOCKET and, given ADDR PORT, on that port
+                                  shared with the other slots (SO_REUSEPORT)
+
+On SIGTERM it drains: it stops accepting, finishes the requests in flight
+and exits.
+"""
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 
-import tornado.ioloop
+import tornado.httpserver
+import tornado.netutil
 import tornado.web
 
 import settings
@@ -34,6 +46,21 @@ def make_app():
     return tornado.web.Application([(r"/", MainHandler), (r"/version", VersionHandler)])
 
 
+async def serve(args):
+    server = tornado.httpserver.HTTPServer(make_app())
+    if args[:1] == ["--unix"]:
+        server.add_socket(tornado.netutil.bind_unix_socket(args[1], mode=0o666))
+        args = args[2:]
+        if args:
+            server.add_sockets(tornado.netutil.bind_sockets(int(args[1]), address=args[0], reuse_port=True))
+    else:
+        server.listen(int(args[1]), address=args[0])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    server.stop()
+    await server.close_all_connections()
+
+
 if __name__ == "__main__":
-    make_app().listen(int(sys.argv[2]), address=sys.argv[1])
-    tornado.ioloop.IOLoop.current().start()
+    asyncio.run(serve(sys.argv[1:]))

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,37 +22,42 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/examples"
+	"github.com/magefab/magefab/internal/load"
+	"github.com/magefab/magefab/internal/tty"
 	"github.com/magefab/magefab/internal/wheel"
 	"github.com/magefab/magefab/magetargets"
 	"github.com/magefab/magefab/sshx/sshtest"
 )
 
-// initScript starts and stops the example app on the embedded host, as an
-// init script does on a server: it lives in init.d/ of the host's home,
-// beside webapps/. It is formatted with the port the app listens on, on
-// 127.0.0.1, and the unit.
-const initScript = `#!/bin/sh
-# init.d/%[2]s start|stop|restart: the demo host's init script of the example app
-cd "$(dirname "$0")/../webapps/%[2]s" || exit 1
-PIDFILE=$PWD/app.pid
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$PIDFILE")/stat" 2>/dev/null; }
-stop() {
-  if running; then kill "$(cat "$PIDFILE")"; i=0; while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
-  rm -f "$PIDFILE"
-}
-start() {
-  cd releases/current || exit 1
-  DEPLOYMENT_TYPE=PRODUCTION setsid env/bin/python app.py 127.0.0.1 %[1]d >>../../app.log 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+// slotScript starts and stops the example app's slots on the embedded
+// host, as an init-style script does on a server: "start DIR SLOT" runs
+// the app from the release dir DIR on its socket DIR/run/SLOT.sock (pid
+// and log beside it) and waits until the socket is there or the app died;
+// "stop DIR SLOT" sends TERM, which drains the app, and waits for it to
+// exit. It lives in init.d/ of the host's home.
+const slotScript = `#!/bin/sh
+# init.d/%[1]s-slot start|stop DIR SLOT: the demo host's slots of the example app
+dir=$2 slot=$3
+pidf=$dir/run/$slot.pid sock=$dir/run/$slot.sock log=$dir/run/$slot.log
+running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$pidf")/stat" 2>/dev/null; }
+case $1 in
+start)
+  running && exit 0
+  cd "$dir" || exit 1
+  DEPLOYMENT_TYPE=PRODUCTION setsid env/bin/python app.py --unix "$sock" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidf"
   i=0
-  while [ $i -lt 100 ]; do
-    env/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:%[1]d/version', timeout=1)" 2>/dev/null && exit 0
-    sleep 0.1; i=$((i+1))
-  done
-  echo "the app did not start:" >&2; tail -n 5 ../../app.log >&2; exit 1
-}
-case "${1:-restart}" in
-  start) start ;; stop) stop ;; restart) stop; start ;;
+  while [ ! -S "$sock" ]; do
+    running && [ $i -lt 600 ] || { echo "slot $slot did not start:" >&2; tail -n 5 "$log" >&2; exit 1; }
+    sleep 0.05; i=$((i+1))
+  done ;;
+stop)
+  if running; then
+    kill "$(cat "$pidf")"; i=0
+    while running && [ $i -lt $((${MAGEFAB_DRAIN_TIMEOUT:-30} * 10)) ]; do sleep 0.1; i=$((i+1)); done
+    running && kill -9 "$(cat "$pidf")"
+  fi
+  rm -f "$pidf" ;;
 esac
 `
 
@@ -152,8 +159,10 @@ type demo struct {
 	cleanup func()
 }
 
+// say prints a heading: bold on a terminal, plain in a pipe, a file, a
+// CI log or with NO_COLOR set.
 func (d *demo) say(format string, args ...any) {
-	fmt.Fprintf(d.out, "\n\033[1m"+format+"\033[0m\n", args...)
+	fmt.Fprintf(d.out, "\n%s\n", tty.Paint(tty.Color(d.out), tty.Bold, fmt.Sprintf(format, args...)))
 }
 
 func (d *demo) git(args ...string) (string, error) {
@@ -213,14 +222,24 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	slots := filepath.Join(d.home, "init.d", exampleUnit+"-slot")
+	front, err := d.startFront()
+	if err != nil {
+		return err
+	}
 	d.cleanup = func() {
-		exec.Command("sh", filepath.Join(d.home, "init.d", exampleUnit), "stop").Run()
+		pids, _ := filepath.Glob(filepath.Join(d.home, "webapps", exampleUnit, "releases", "*", "run", "*.pid"))
+		for _, p := range pids {
+			run := filepath.Dir(p)
+			exec.Command("sh", slots, "stop", filepath.Dir(run), strings.TrimSuffix(filepath.Base(p), ".pid")).Run()
+		}
+		front.Close()
 		d.srv.Close()
 	}
 	if err := os.MkdirAll(filepath.Join(d.home, "init.d"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(d.home, "init.d", exampleUnit), fmt.Appendf(nil, initScript, d.port, exampleUnit), 0o755); err != nil {
+	if err := os.WriteFile(slots, fmt.Appendf(nil, slotScript, exampleUnit), 0o755); err != nil {
 		return err
 	}
 
@@ -254,10 +273,14 @@ func (d *demo) run(ctx context.Context) error {
 		Python:            python(),
 		PipRequirements:   []string{exampleReqs},
 		PipInstallCommand: "pip install --no-index --find-links " + wheels,
-		RestartCommand:    "sh init.d/" + exampleUnit + " restart",
-		NoSudo:            true,
-		VersionURL:        fmt.Sprintf("http://127.0.0.1:%d/version", d.port),
-		SSH:               magetargets.SSH{ConfigFile: files.ConfigFile},
+		Slots: magetargets.Slots{
+			Start: "sh init.d/" + exampleUnit + "-slot start {{.Dir}} {{.Slot}}",
+			Stop:  "sh init.d/" + exampleUnit + "-slot stop {{.Dir}} {{.Slot}}",
+			Check: "/version",
+		},
+		NoSudo:     true,
+		VersionURL: fmt.Sprintf("http://127.0.0.1:%d/version", d.port),
+		SSH:        magetargets.SSH{ConfigFile: files.ConfigFile},
 		Environments: map[string]magetargets.Environment{
 			"production": {Hosts: []string{files.Alias}},
 		},
@@ -269,6 +292,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.out, "magefab demo: an embedded SSH host (%s, alias %s, host key checked), the Tornado example app (examples/%s) in a git repository, and the real targets.\n", d.srv.Addr, files.Alias, exampleName)
 	fmt.Fprintf(d.out, "Its requirements come from this machine's Python (%s), packed as wheels: %s\n", python(), strings.Join(whls, ", "))
+	fmt.Fprintf(d.out, "The app runs in slots: a front server on 127.0.0.1:%d (as nginx would) proxies to releases/current/run/app.sock, and each deploy starts the new release beside the live one.\n", d.port)
 	prod := magetargets.Env{}.Production
 	fetch := func() {
 		for _, path := range []string{"/", "/version"} {
@@ -303,7 +327,7 @@ func (d *demo) run(ctx context.Context) error {
 	if _, err := d.git("push", "-q", "origin", "master"); err != nil {
 		return err
 	}
-	err = run(prod, func() error { return magetargets.Deploy{}.Commit(ctx, sha) })
+	err = d.underLoad(ctx, func() error { return run(prod, func() error { return magetargets.Deploy{}.Commit(ctx, sha) }) })
 	os.Unsetenv("MAGEFAB_TAG")
 	if err != nil {
 		return err
@@ -315,12 +339,12 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.say("$ mage env:production deploy:rollback")
-	if err := run(prod, func() error { return magetargets.Deploy{}.Rollback(ctx) }); err != nil {
+	if err := d.underLoad(ctx, func() error { return run(prod, func() error { return magetargets.Deploy{}.Rollback(ctx) }) }); err != nil {
 		return err
 	}
 	fetch()
 	d.say("$ mage env:production maint:enable")
-	if err := run(prod, func() error { return magetargets.Maint{}.Enable(ctx) }); err != nil {
+	if err := d.underLoad(ctx, func() error { return run(prod, func() error { return magetargets.Maint{}.Enable(ctx) }) }); err != nil {
 		return err
 	}
 	fetch()
@@ -361,4 +385,49 @@ func get(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// startFront serves 127.0.0.1:port as nginx would in front of the app:
+// each request on a new connection to releases/current/run/app.sock,
+// whose links connect() resolves each time.
+func (d *demo) startFront() (*http.Server, error) {
+	sock := filepath.Join(d.home, "webapps", exampleUnit, "releases", "current", "run", "app.sock")
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", d.port))
+	if err != nil {
+		return nil, fmt.Errorf("demo: the front server: %w", err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = "http", "app" },
+		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", sock)
+		}},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	return srv, nil
+}
+
+// underLoad runs target while asking the app for its version 200 times a
+// second through the front server, then says how many of those requests
+// failed: refused, reset, answered with a server error, or unanswered
+// after 10 seconds (a busy machine can make a request slow; a switch that
+// loses one makes it fail).
+func (d *demo) underLoad(ctx context.Context, target func() error) error {
+	r, err := load.Start(ctx, []load.Target{{Name: "demo-host", URL: fmt.Sprintf("http://127.0.0.1:%d/version", d.port)}}, load.Options{Rate: 200, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	err = target()
+	rep := r.Stop()
+	fmt.Fprintf(d.out, "meanwhile, 200 requests/s to the app: %d sent, %d failed (p99 %s)\n", rep.Requests, rep.Failed, rep.P99.Round(time.Millisecond))
+	for i, f := range rep.Failures {
+		if i == 5 {
+			fmt.Fprintf(d.out, "  ... and %d more\n", rep.Failed-i)
+			break
+		}
+		fmt.Fprintf(d.out, "  failed: %s\n", f)
+	}
+	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,6 +39,20 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
+	}
+	// The deploy, the rollback and maint:enable run under load, through
+	// slots: not one request fails.
+	loads := regexp.MustCompile(`meanwhile, 200 requests/s to the app: (\d+) sent, (\d+) failed`).FindAllStringSubmatch(s, -1)
+	if len(loads) != 3 {
+		t.Errorf("the demo shows %d runs under load, want 3:\n%s", len(loads), s)
+	}
+	for _, m := range loads {
+		if sent, _ := strconv.Atoi(m[1]); sent < 50 || m[2] != "0" {
+			t.Errorf("under load: %s sent, %s failed; want at least 50 sent and 0 failed:\n%s", m[1], m[2], s)
+		}
+	}
+	if strings.Contains(s, "\x1b[") {
+		t.Errorf("demo output to a pipe holds terminal escape codes:\n%q", s)
 	}
 	if n := strings.Count(s, "hello from Tornado ("); n < 3 {
 		t.Errorf("the app answered %d times, want at least 3:\n%s", n, s)

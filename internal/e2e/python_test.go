@@ -128,14 +128,14 @@ func TestPythonSideOnTheFleet(t *testing.T) {
 			t.Errorf("%s settings after maint:disable:\n%s", h, out)
 		}
 	}
-	// A host without the settings file: a warning that names it.
+	// A host without the settings file: a failure that names it.
 	pool, _ := sshx.NewPool(sshx.Config{ConfigFile: f.ConfigFile})
 	defer pool.Close()
 	web2, _ := pool.Host("web2")
 	web2.Command(context.Background(), "rm", settings).Run()
-	r = p.MustRun(t, nil, "env:production", "maint:enable")
-	if !strings.Contains(r.Out, "warning: web2: "+strings.Replace(settings, "current", "a", 1)+" does not exist") {
-		t.Errorf("maint:enable without settings on web2:\n%s", r.Out)
+	r = p.Run(t, nil, "env:production", "maint:enable")
+	if r.Err == nil || !strings.Contains(r.Out, "web2: "+strings.Replace(settings, "current", "a", 1)+" does not exist: MAINTENANCE_MODE was not set to True there") {
+		t.Errorf("maint:enable without settings on web2: %v\n%s", r.Err, r.Out)
 	}
 
 	// pip:install reinstalls into the live release, one session per host.

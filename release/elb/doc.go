@@ -4,10 +4,13 @@
 //
 // # Hosts
 //
-// [Client.Hosts] lists the DNS names of the running EC2 instances that the
-// load balancer reports InService, sorted, ready to become an environment's
-// hosts. [Client.Instances] gives the fuller picture: every running
-// instance registered with the load balancer and its health state.
+// [Client.Hosts] lists the DNS names of the running EC2 instances
+// registered with the load balancer, sorted, ready to become an
+// environment's hosts: every one, InService or not, as buedafab deployed
+// to them, since an instance that is OutOfService for a while still runs
+// the app and serves it again when its health check passes.
+// [Client.Backends] says which host is which instance and whether it is
+// in service; [Client.Instances] lists the instances and their health.
 //
 // # Rolling restarts
 //

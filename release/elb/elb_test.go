@@ -173,7 +173,10 @@ func TestEmptyLoadBalancer(t *testing.T) {
 	}
 }
 
-func TestHostsNoneInService(t *testing.T) {
+// Every running registered instance is a host, in service or not: one
+// left out while OutOfService would keep the old release and split the
+// fleet when it came back.
+func TestHostsOutOfService(t *testing.T) {
 	f := newFleet(t)
 	f.AddLoadBalancer("down", iid(2))
 	f.AddLoadBalancer("settling")
@@ -186,9 +189,42 @@ func TestHostsNoneInService(t *testing.T) {
 	if err := c.Register(t.Context(), "settling", iid(4)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Hosts(t.Context(), "settling")
-	if err == nil || !strings.Contains(err.Error(), `elb: load balancer "settling" in region us-east-1 has no InService instances (1 running registered, none InService)`) {
-		t.Errorf("Hosts(settling) with its one instance OutOfService: error = %v", err)
+	got, err := c.Hosts(t.Context(), "settling")
+	if err != nil || !reflect.DeepEqual(got, []string{publicDNS(4)}) {
+		t.Errorf("Hosts(settling) with its one instance OutOfService = %q, %v; want %q", got, err, publicDNS(4))
+	}
+
+	if !f.SetOutOfService("web", iid(3), true) {
+		t.Fatalf("SetOutOfService(web, %s) = false", iid(3))
+	}
+	f.TakeRequests()
+	bs, err := c.Backends(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Backend{
+		{Host: publicDNS(1), Instance: Instance{ID: iid(1), DNSName: publicDNS(1), PrivateDNSName: privateDNS(1), State: "InService"}},
+		{Host: publicDNS(3), Instance: Instance{ID: iid(3), DNSName: publicDNS(3), PrivateDNSName: privateDNS(3), State: "OutOfService"}},
+	}
+	if !reflect.DeepEqual(bs, want) {
+		t.Errorf("Backends(web) with %s failing its health check =\n\t%+v\nwant\n\t%+v", iid(3), bs, want)
+	}
+	if bs[0].InService() == false || bs[1].InService() {
+		t.Errorf("InService() = %v, %v; want true, false", bs[0].InService(), bs[1].InService())
+	}
+	if d := diffCalls(f.TakeRequests(), []elbtest.Request{healthCall("web"), describeCall(iid(3), iid(1), iid(2))}); d != "" {
+		t.Error(d)
+	}
+	hosts, err := c.Hosts(t.Context(), "web")
+	if err != nil || !reflect.DeepEqual(hosts, []string{publicDNS(1), publicDNS(3)}) {
+		t.Errorf("Hosts(web) with %s OutOfService = %q, %v; want both running instances", iid(3), hosts, err)
+	}
+	f.SetOutOfService("web", iid(3), false)
+	if in, err := c.Instances(t.Context(), "web"); err != nil || len(in) != 2 || in[1].State != InService {
+		t.Errorf("Instances(web) once %s passes again = %+v, %v", iid(3), in, err)
+	}
+	if f.SetOutOfService("web", iid(4), true) {
+		t.Errorf("SetOutOfService(web, %s) = true for an instance web does not hold", iid(4))
 	}
 }
 

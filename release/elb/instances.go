@@ -97,21 +97,32 @@ func (c *Client) running(ctx context.Context, ids []string, filters ...ec2types.
 	return out, nil
 }
 
-// Hosts returns the hosts behind load balancer lb: the DNS names of its
-// running InService instances (private ones when Config.UsePrivate is
-// set), with ":port" when Config.Port is set, sorted. A load balancer
-// with no such instance is an error, and so is an instance without the
-// kind of DNS name asked for.
-func (c *Client) Hosts(ctx context.Context, lb string) ([]string, error) {
+// Backend is a running instance registered with a load balancer and the
+// host it is reached at.
+type Backend struct {
+	Host string // its DNS name as Hosts gives it, with ":port" when Config.Port is set
+	Instance
+}
+
+// InService reports whether the load balancer sends the instance traffic.
+func (b Backend) InService() bool { return b.State == InService }
+
+// Backends returns the running instances registered with load balancer lb
+// and the host each is reached at (see Hosts), sorted by host, whatever
+// their health: one that is OutOfService (failing its health check,
+// still registering) runs the app all the same, and keeps it when it
+// comes back. A load balancer with no running instance registered is an
+// error, and so is an instance without the kind of DNS name asked for.
+func (c *Client) Backends(ctx context.Context, lb string) ([]Backend, error) {
 	all, err := c.Instances(ctx, lb)
 	if err != nil {
 		return nil, err
 	}
-	var hosts []string
+	if len(all) == 0 {
+		return nil, fmt.Errorf("elb: load balancer %q in region %s has no running instances registered", lb, c.region)
+	}
+	out := make([]Backend, 0, len(all))
 	for _, in := range all {
-		if in.State != InService {
-			continue
-		}
 		name := in.DNSName
 		if c.cfg.UsePrivate {
 			name = in.PrivateDNSName
@@ -126,15 +137,29 @@ func (c *Client) Hosts(ctx context.Context, lb string) ([]string, error) {
 		if c.cfg.Port != 0 {
 			name = net.JoinHostPort(name, strconv.Itoa(c.cfg.Port))
 		}
-		hosts = append(hosts, name)
+		out = append(out, Backend{Host: name, Instance: in})
 	}
-	switch {
-	case len(all) == 0:
-		return nil, fmt.Errorf("elb: load balancer %q in region %s has no running instances registered", lb, c.region)
-	case len(hosts) == 0:
-		return nil, fmt.Errorf("elb: load balancer %q in region %s has no InService instances (%d running registered, none InService)", lb, c.region, len(all))
+	slices.SortFunc(out, func(a, b Backend) int { return strings.Compare(a.Host, b.Host) })
+	return out, nil
+}
+
+// Hosts returns the hosts behind load balancer lb: the DNS names of every
+// running instance registered with it (private ones when
+// Config.UsePrivate is set), InService or not, with ":port" when
+// Config.Port is set, sorted. A deploy goes to all of them, as buedafab's
+// did: an instance left out while it is OutOfService would serve the old
+// release once it is back in service. Backends says which are in service.
+// A load balancer with no running instance registered is an error, and so
+// is an instance without the kind of DNS name asked for.
+func (c *Client) Hosts(ctx context.Context, lb string) ([]string, error) {
+	bs, err := c.Backends(ctx, lb)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(hosts)
+	hosts := make([]string, len(bs))
+	for i, b := range bs {
+		hosts[i] = b.Host
+	}
 	return hosts, nil
 }
 

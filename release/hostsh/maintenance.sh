@@ -3,7 +3,7 @@
 # of a line whose value is a literal (True, False, 1 or 0, a comment may
 # follow) changes; a file missing, without such an assignment, or with one
 # whose value is anything else (os.environ.get(...), a name) is left as it
-# is, with a warning, and the app is restarted anyway.
+# is, with a warning, and the app is not restarted.
 # After: slot.sh live.sh
 #
 # Inputs (environment):
@@ -25,5 +25,5 @@ elif other=$(grep -E "$assign" "$f" | grep -Ev "${assign}[[:space:]]*$literal" |
 else
   sed -E -i "s/(${assign}[[:space:]]*)$literal/\\1$MF_MAINTENANCE\\3/" "$f" || die "cannot edit $PWD/$f"
   step "MAINTENANCE_MODE = $MF_MAINTENANCE in $live/$f"
+  restart_app
 fi
-restart_app

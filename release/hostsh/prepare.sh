@@ -1,6 +1,7 @@
 # prepare.sh: the prepare phase. Takes the lock and makes a release dir
 # ready for the release MF_TARGET_SHA: creates the releases root if
-# missing, bootstraps the clones if needed, inspects, reuses the dir that
+# missing, bootstraps the clones if needed, adopts the release dirs of a
+# host deployed before magefab (adopt, inspect.sh), inspects, reuses the dir that
 # already holds the release or updates the dir current does not point to
 # (fetch, checkout, submodules), checks what the after-switch steps need,
 # then makes the virtualenv and installs the requirements unless their
@@ -64,6 +65,7 @@ copy() {
 copy "$MF_DIR0" "$MF_DIR1"
 copy "$MF_DIR1" "$MF_DIR0"
 
+adopt write
 inspect current
 
 # The release dir: the one already holding the commit (used as it is: a

@@ -13,6 +13,18 @@
 //	# a git repository at a tag, branch or commit
 //	billing==git@github.com:acme/billing.git==v2.0.1
 //
+// buedafab's lines read as buedafab read them:
+//
+//	# the archive geo-utils.tar.gz in the bucket (S3Config.KeyTemplate
+//	# without a version)
+//	geo-utils
+//	# a git repository at its HEAD
+//	billing==git@github.com:acme/billing.git
+//
+// The second field of a name==x line is a git URL when it holds '/', ':'
+// or '@', or ends in ".git" (a version never does), and a version
+// otherwise.
+//
 // Parse and ParseFile check every field strictly: a bad line is an *Error
 // naming the file, the line and the package, and saying what a line
 // should look like.
@@ -22,14 +34,17 @@
 // A Fetcher turns a Package into a local archive that pip can install,
 // kept in its CacheDir:
 //
-//   - name==version is the S3 object rendered from S3Config.KeyTemplate,
+//   - name==version, and a bare name, is the S3 object rendered from
+//     S3Config.KeyTemplate (for a bare name, a template without the
+//     version, such as the default <name>.tar.gz),
 //     read with the AWS SDK's standard credential chain. With a sha256 the
 //     download is verified (a mismatch keeps nothing), and a cached copy
 //     that matches is used without asking S3. Without one, the object's
 //     ETag and size are stored beside the copy and the next fetch is a
 //     conditional GET: S3 answers "not modified" and sends nothing when
 //     the object did not change.
-//   - name==git-url==ref is cloned (submodules included, recursively) and
+//   - name==git-url==ref, and name==git-url at HEAD, is cloned
+//     (submodules included, recursively) and
 //     packed into <name>-<ref>.tar.gz whose top directory is <name>/: the
 //     files git tracks in the repository and its submodules, without .git.
 //     A ref that is a full commit id whose archive is cached is not

@@ -23,8 +23,8 @@ type Fetcher struct {
 	// CacheDir holds the archives, the git clones and the records of S3
 	// objects. Required; it is created when missing.
 	CacheDir string
-	// S3 says where name==version archives live; it is needed only for
-	// them.
+	// S3 says where the archives of S3 packages (name==version, or a
+	// bare name) live; it is needed only for them.
 	S3 S3Config
 	// Git is the git program; empty means "git" found on PATH.
 	Git string

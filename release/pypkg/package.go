@@ -15,13 +15,13 @@ import (
 )
 
 // Package is one line of a private requirements file: an S3 archive
-// (Name and Version, optionally SHA256) or a git repository at a ref
-// (Name, GitURL and Ref).
+// (Name, and Version unless the bucket keeps one archive per package;
+// optionally SHA256) or a git repository at a ref (Name, GitURL and Ref).
 type Package struct {
 	Name    string // the distribution name, e.g. geo-utils
-	Version string // the version of an S3 archive; "" for git
+	Version string // the version of an S3 archive; "" for git, and for an archive named by its package alone (buedafab's name line)
 	GitURL  string // the repository of a git package; "" for S3
-	Ref     string // the tag, branch or commit of a git package
+	Ref     string // the tag, branch or commit of a git package; HEAD for buedafab's name==git-url
 	SHA256  string // the expected SHA-256 of an S3 archive, lower-case hex; "" means unchecked
 	File    string // the file the package was read from, as given to Parse
 	Line    int    // its line number, from 1; 0 for a Package made by hand
@@ -32,9 +32,12 @@ func (p Package) IsGit() bool { return p.GitURL != "" }
 
 // String returns p as it is written in a requirements file.
 func (p Package) String() string {
-	s := p.Name + "==" + p.Version
-	if p.IsGit() {
-		s = p.Name + "==" + p.GitURL + "==" + p.Ref
+	s := p.Name
+	switch {
+	case p.IsGit():
+		s += "==" + p.GitURL + "==" + p.Ref
+	case p.Version != "":
+		s += "==" + p.Version
 	}
 	if p.SHA256 != "" {
 		s += " sha256=" + p.SHA256
@@ -76,7 +79,11 @@ func errorFor(p Package, err error) error {
 }
 
 // lineHint says what a line should look like; parse errors end with it.
-const lineHint = "a line is name==version, name==version sha256=<64 hex digits>, or name==git-url==ref"
+const lineHint = "a line is name or name==version (an S3 archive, optionally followed by sha256=<64 hex digits>), name==git-url (its HEAD) or name==git-url==ref"
+
+// HeadRef is the Ref of a git package listed without one (buedafab's
+// name==git-url): the repository's HEAD, fetched on every run.
+const HeadRef = "HEAD"
 
 // ParseFile reads a private requirements file (see Parse).
 func ParseFile(path string) ([]Package, error) {
@@ -162,13 +169,24 @@ func parseLine(raw, file string, n int) (p Package, ok bool, err error) {
 		return fail("", "name %q %s", parts[0], reason)
 	}
 	p.Name, p.File, p.Line = parts[0], file, n
-	switch len(parts) {
-	case 1:
-		return fail(p.Name, "has no ==version")
-	case 2:
-		p.Version = parts[1]
-		if reason := checkVersion(p.Version); reason != "" {
-			return fail(p.Name, "version %q %s", p.Version, reason)
+	switch {
+	case len(parts) == 2 && looksLikeGitURL(parts[1]):
+		// buedafab's name==git-url: the repository at its HEAD.
+		p.GitURL, p.Ref = parts[1], HeadRef
+		if reason := checkGitURL(p.GitURL); reason != "" {
+			return fail(p.Name, "git URL %q %s", p.GitURL, reason)
+		}
+		if p.SHA256 != "" {
+			return fail(p.Name, "sha256= applies only to S3 archives (name or name==version), not to git packages")
+		}
+	case len(parts) <= 2:
+		// name==version, or buedafab's bare name: the archive the
+		// bucket keeps for the package.
+		if len(parts) == 2 {
+			p.Version = parts[1]
+			if reason := checkVersion(p.Version); reason != "" {
+				return fail(p.Name, "version %q %s", p.Version, reason)
+			}
 		}
 		if p.SHA256 != "" {
 			sum, reason := checkSHA256(p.SHA256)
@@ -177,7 +195,7 @@ func parseLine(raw, file string, n int) (p Package, ok bool, err error) {
 			}
 			p.SHA256 = sum
 		}
-	case 3:
+	case len(parts) == 3:
 		p.GitURL, p.Ref = parts[1], parts[2]
 		if reason := checkGitURL(p.GitURL); reason != "" {
 			return fail(p.Name, "git URL %q %s", p.GitURL, reason)
@@ -186,7 +204,7 @@ func parseLine(raw, file string, n int) (p Package, ok bool, err error) {
 			return fail(p.Name, "git ref %q %s", p.Ref, reason)
 		}
 		if p.SHA256 != "" {
-			return fail(p.Name, "sha256= applies only to S3 archives (name==version), not to git packages")
+			return fail(p.Name, "sha256= applies only to S3 archives (name or name==version), not to git packages")
 		}
 	default:
 		return fail(p.Name, "has %d \"==\" separators, at most 2 are allowed", len(parts)-1)
@@ -223,7 +241,9 @@ func (p Package) validate() error {
 			err = errors.Join(err, errors.New("a git package has no version or sha256"))
 		}
 	} else {
-		err = check("version", p.Version, checkVersion(p.Version))
+		if p.Version != "" {
+			err = check("version", p.Version, checkVersion(p.Version))
+		}
 		if p.SHA256 != "" {
 			if _, reason := checkSHA256(p.SHA256); reason != "" {
 				err = errors.Join(err, check("sha256", p.SHA256, reason))
@@ -290,6 +310,14 @@ func checkSHA256(s string) (string, string) {
 		}
 	}
 	return strings.ToLower(s), ""
+}
+
+// looksLikeGitURL reports whether the second field of a name==x line is
+// a repository (buedafab's name==git-url) rather than a version: a
+// version never holds '/', ':' or '@', and a repository's URL or path
+// always holds one of them, or ends in ".git".
+func looksLikeGitURL(s string) bool {
+	return strings.ContainsAny(s, "/:@") || strings.HasSuffix(s, ".git")
 }
 
 // checkGitURL returns what is wrong with a git URL, or "".

@@ -25,6 +25,7 @@ func TestParseGood(t *testing.T) {
 		{"b==https://example.com/r.git#frag==release/1.x", Package{Name: "b", GitURL: "https://example.com/r.git#frag", Ref: "release/1.x"}},
 		{"b==../repos/b==0123456789abcdef0123456789abcdef01234567", Package{Name: "b", GitURL: "../repos/b", Ref: "0123456789abcdef0123456789abcdef01234567"}},
 		{"b==file:///srv/git/b.git==HEAD\r", Package{Name: "b", GitURL: "file:///srv/git/b.git", Ref: "HEAD"}},
+		{"geo sha256=" + sum64, Package{Name: "geo", SHA256: sum64}},
 	} {
 		got, err := Parse(strings.NewReader("# private packages\n\n"+c.line+"\n"), "private.txt")
 		c.want.File, c.want.Line = "private.txt", 3
@@ -40,7 +41,6 @@ func TestParseBad(t *testing.T) {
 		line string
 		want string // the message, without the hint at its end
 	}{
-		{"geo", `pypkg: reqs.txt:2: package geo: has no ==version`},
 		{"geo==", `pypkg: reqs.txt:2: package geo: version "" is empty`},
 		{"==1.0", `pypkg: reqs.txt:2: name "" is empty`},
 		{"-geo==1.0", `pypkg: reqs.txt:2: name "-geo" starts with '-'`},
@@ -62,6 +62,10 @@ func TestParseBad(t *testing.T) {
 		{"b==/srv/b.git==v1^", `pypkg: reqs.txt:2: package b: git ref "v1^" contains '^'`},
 		{"b==/srv/b.git==HEAD@{1}", `pypkg: reqs.txt:2: package b: git ref "HEAD@{1}" contains "@{"`},
 		{"b==/srv/b.git==v1 sha256=" + sum64, `pypkg: reqs.txt:2: package b: sha256= applies only to S3 archives`},
+		{"b==/srv/b.git sha256=" + sum64, `pypkg: reqs.txt:2: package b: sha256= applies only to S3 archives`},
+		{"b==ext::evil", `pypkg: reqs.txt:2: package b: git URL "ext::evil" uses a transport that runs commands`},
+		{"b==-x/y", `pypkg: reqs.txt:2: package b: git URL "-x/y" starts with '-'`},
+		{"ge$o", `pypkg: reqs.txt:2: name "ge$o" contains '$'`},
 		{"b==/srv/b.git==v1==x", `pypkg: reqs.txt:2: package b: has 3 "==" separators, at most 2 are allowed`},
 		{"geo==1.0\x00", `pypkg: reqs.txt:2: contains a control character`},
 		{"geo==1.\xff", `pypkg: reqs.txt:2: is not valid UTF-8`},
@@ -82,9 +86,63 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
+// buedafab's private requirements: a bare name is the archive of that
+// name in the bucket, name==git-url the repository at its HEAD, and
+// name==git-url==ref the repository at ref; magefab's stricter
+// name==version lines sit beside them in the same file.
+func TestParseBuedafabLines(t *testing.T) {
+	t.Parallel()
+	const file = `geo-utils
+billing==git@github.com:bueda/billing.git
+comrade==https://github.com/bueda/django-comrade.git
+local==../vendor/local
+plain==vendor.git
+tagged==git@github.com:bueda/tagged.git==v0.2
+pinned==1.4.2
+`
+	pkgs, err := Parse(strings.NewReader(file), "requirements/private.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		pkg  Package
+		line string // String()
+	}{
+		{Package{Name: "geo-utils"}, "geo-utils"},
+		{Package{Name: "billing", GitURL: "git@github.com:bueda/billing.git", Ref: HeadRef}, "billing==git@github.com:bueda/billing.git==HEAD"},
+		{Package{Name: "comrade", GitURL: "https://github.com/bueda/django-comrade.git", Ref: HeadRef}, "comrade==https://github.com/bueda/django-comrade.git==HEAD"},
+		{Package{Name: "local", GitURL: "../vendor/local", Ref: HeadRef}, "local==../vendor/local==HEAD"},
+		{Package{Name: "plain", GitURL: "vendor.git", Ref: HeadRef}, "plain==vendor.git==HEAD"},
+		{Package{Name: "tagged", GitURL: "git@github.com:bueda/tagged.git", Ref: "v0.2"}, "tagged==git@github.com:bueda/tagged.git==v0.2"},
+		{Package{Name: "pinned", Version: "1.4.2"}, "pinned==1.4.2"},
+	}
+	if len(pkgs) != len(want) {
+		t.Fatalf("Parse gave %d packages, want %d: %+v", len(pkgs), len(want), pkgs)
+	}
+	for i, w := range want {
+		w.pkg.File, w.pkg.Line = "requirements/private.txt", i+1
+		if !reflect.DeepEqual(pkgs[i], w.pkg) {
+			t.Errorf("line %d: %+v, want %+v", i+1, pkgs[i], w.pkg)
+		}
+		if got := pkgs[i].String(); got != w.line {
+			t.Errorf("line %d: String() = %q, want %q", i+1, got, w.line)
+		}
+		if err := pkgs[i].validate(); err != nil {
+			t.Errorf("line %d: validate() = %v", i+1, err)
+		}
+		if isGit := w.pkg.GitURL != ""; pkgs[i].IsGit() != isGit {
+			t.Errorf("line %d: IsGit() = %v, want %v", i+1, pkgs[i].IsGit(), isGit)
+		}
+	}
+	// The bare name is the archive <name>.tar.gz, as buedafab fetched it.
+	if key, err := (S3Config{}).Key(pkgs[0]); err != nil || key != "geo-utils.tar.gz" {
+		t.Errorf("Key(geo-utils) = %q, %v; want geo-utils.tar.gz", key, err)
+	}
+}
+
 func TestParseReportsEveryBadLine(t *testing.T) {
 	t.Parallel()
-	pkgs, err := Parse(strings.NewReader("ok==1\nbad\nalso bad==1\n"), "r.txt")
+	pkgs, err := Parse(strings.NewReader("ok==1\nbad==\nalso bad==1\n"), "r.txt")
 	if pkgs != nil || err == nil {
 		t.Fatalf("Parse = %v, %v, want no packages and an error", pkgs, err)
 	}
@@ -134,6 +192,20 @@ func TestKeyTemplate(t *testing.T) {
 		got, err := S3Config{KeyTemplate: c.tmpl}.Key(p)
 		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("Key(%q) = %q, %v, want %q, error containing %q", c.tmpl, got, err, c.want, c.err)
+		}
+	}
+	// A package listed by its name alone (buedafab's line) has no
+	// version: a template that uses one cannot name its archive.
+	bare := Package{Name: "geo"}
+	for _, c := range []struct{ tmpl, want, err string }{
+		{"", "geo.tar.gz", ""},
+		{"pkgs/{{.Name}}.tar.gz", "pkgs/geo.tar.gz", ""},
+		{"pkgs/{{.Name}}-{{.Version}}.tar.gz", "", `S3.KeyTemplate "pkgs/{{.Name}}-{{.Version}}.tar.gz" uses the version, and package geo is listed without one: give it as geo==<version>`},
+		{"{{if .Version}}v/{{end}}{{.Name}}.tgz", "", "uses the version"},
+	} {
+		got, err := S3Config{KeyTemplate: c.tmpl}.Key(bare)
+		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("Key(%q) of a bare name = %q, %v, want %q, error containing %q", c.tmpl, got, err, c.want, c.err)
 		}
 	}
 }

@@ -25,7 +25,8 @@ import (
 // archive per package.
 const DefaultKeyTemplate = "{{.Name}}.tar.gz"
 
-// S3Config says where the archives of name==version packages live.
+// S3Config says where the archives of S3 packages (name==version, or a
+// bare name) live.
 // Credentials come from the AWS SDK's standard chain (environment,
 // shared files, SSO, instance role).
 type S3Config struct {
@@ -44,7 +45,9 @@ type S3Config struct {
 	KeyTemplate string
 }
 
-// Key renders the S3 key of p.
+// Key renders the S3 key of p. A package without a version (buedafab's
+// bare name line) needs a template that does not use the version, such
+// as DefaultKeyTemplate.
 func (c S3Config) Key(p Package) (string, error) {
 	text := c.KeyTemplate
 	if text == "" {
@@ -54,11 +57,26 @@ func (c S3Config) Key(p Package) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("S3.KeyTemplate: %w", err)
 	}
-	var b strings.Builder
-	if err := tmpl.Execute(&b, p); err != nil {
-		return "", fmt.Errorf("S3.KeyTemplate: %w", err)
+	render := func(p Package) (string, error) {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, p); err != nil {
+			return "", fmt.Errorf("S3.KeyTemplate: %w", err)
+		}
+		return b.String(), nil
 	}
-	key := b.String()
+	key, err := render(p)
+	if err != nil {
+		return "", err
+	}
+	if p.Version == "" && !p.IsGit() {
+		// The template must not depend on the version the line lacks.
+		probe := p
+		probe.Version = "0"
+		if other, err := render(probe); err != nil || other != key {
+			return "", fmt.Errorf("S3.KeyTemplate %q uses the version, and package %s is listed without one: give it as %s==<version>, or use a template without {{.Version}} such as %s",
+				text, p.Name, p.Name, DefaultKeyTemplate)
+		}
+	}
 	base := path.Base(key)
 	switch {
 	case key == "" || strings.HasSuffix(key, "/") || base == "." || base == "..":
@@ -79,17 +97,20 @@ type objectRecord struct {
 }
 
 // fetchS3 fetches an archive into CacheDir/s3/<name>-<version>/<base of
-// the key>.
+// the key>, or CacheDir/s3/<name>/ for a package without a version.
 func (f *Fetcher) fetchS3(ctx context.Context, p Package) (string, error) {
 	if f.S3.Bucket == "" {
-		return "", errors.New("S3.Bucket is not set; S3 packages (name==version) need it")
+		return "", errors.New("S3.Bucket is not set; S3 packages (name==version, or a bare name) need it")
 	}
 	key, err := f.S3.Key(p)
 	if err != nil {
 		return "", err
 	}
 	src := "s3://" + f.S3.Bucket + "/" + key
-	dir := filepath.Join(f.CacheDir, "s3", p.Name+"-"+p.Version)
+	dir := filepath.Join(f.CacheDir, "s3", p.Name)
+	if p.Version != "" {
+		dir += "-" + p.Version
+	}
 	local := filepath.Join(dir, path.Base(key))
 	recordPath := local + ".etag"
 

@@ -28,7 +28,8 @@
 // It keeps which instances are registered with which load balancer. A
 // registered instance is InService when it is running, unless
 // [Server.SetSettle] makes newly registered ones answer OutOfService for
-// a few health checks first. A load balancer that does not exist gets
+// a few health checks first, or [Server.SetOutOfService] makes one fail
+// its health check while it runs. A load balancer that does not exist gets
 // LoadBalancerNotFound, as AWS answers; [Server.FailEC2] makes
 // DescribeInstances fail with an error code of your choice.
 //

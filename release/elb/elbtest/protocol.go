@@ -166,6 +166,9 @@ func (s *Server) health(ms []*member, id string) elbInstanceState {
 		ms[i].settling--
 		st.State, st.ReasonCode = "OutOfService", "ELB"
 		st.Description = "Instance registration is still in progress."
+	case ms[i].unhealthy:
+		st.State, st.ReasonCode = "OutOfService", "Instance"
+		st.Description = "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."
 	}
 	return st
 }

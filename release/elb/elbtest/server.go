@@ -62,8 +62,9 @@ type Server struct {
 }
 
 type member struct {
-	id       string
-	settling int // health checks left to answer OutOfService
+	id        string
+	settling  int  // health checks left to answer OutOfService
+	unhealthy bool // fails its health check: OutOfService while it runs
 }
 
 // NewServer starts and returns a Server with no instances and no load
@@ -128,6 +129,24 @@ func (s *Server) SetSettle(checks int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settle = checks
+}
+
+// SetOutOfService makes instance id, registered with load balancer lb,
+// fail its health check (out true) or pass it again (out false): while it
+// fails it is OutOfService though it runs, as an instance whose app is
+// down or slow is ("Instance has failed at least the UnhealthyThreshold
+// number of health checks consecutively."). It reports whether lb holds
+// id.
+func (s *Server) SetOutOfService(lb, id string, out bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.lbs[lb] {
+		if m.id == id {
+			m.unhealthy = out
+			return true
+		}
+	}
+	return false
 }
 
 // FailEC2 makes every DescribeInstances answer with the EC2 error code,
