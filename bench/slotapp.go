@@ -119,6 +119,8 @@ running() {
   [ -f "$PIDFILE" ] || return 1
   pid=$(cat "$PIDFILE")
   [ -r "/proc/$pid/stat" ] || return 1
+  # the pid may be another process's by now: only the slot's is ours
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$SOCK" || return 1
   ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat"
 }
 answers() {

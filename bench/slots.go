@@ -116,7 +116,7 @@ func (g *nginxFront) up(ctx context.Context, n int) error {
 		}
 	}
 	script := fmt.Sprintf(`d=%s/$(sed -n 's/^name=//p' /run/fleet/host)
-[ -f "$d/nginx.pid" ] && sudo -n kill -0 "$(cat "$d/nginx.pid")" 2>/dev/null && exit 0
+[ -f "$d/nginx.pid" ] && tr '\0' ' ' <"/proc/$(cat "$d/nginx.pid")/cmdline" 2>/dev/null | grep -qF -- "$d/nginx.conf" && exit 0
 sudo -n nginx -q -c "$d/nginx.conf" -g "pid $d/nginx.pid;"`, g.dir)
 	g.max = max(g.max, n)
 	if err := g.f.onEach(ctx, n, script, nil); err != nil {
@@ -132,6 +132,8 @@ func (g *nginxFront) down(ctx context.Context) error {
 	}
 	script := fmt.Sprintf(`p=%s/$(sed -n 's/^name=//p' /run/fleet/host)/nginx.pid
 [ -f "$p" ] || exit 0
+# only the nginx of this config (the pid may be another process's by now)
+tr '\0' ' ' <"/proc/$(cat "$p")/cmdline" 2>/dev/null | grep -qF -- "$(dirname "$p")/nginx.conf" || { sudo -n rm -f "$p"; exit 0; }
 sudo -n kill -QUIT "$(cat "$p")"; i=0
 while [ -f "$p" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done`, g.dir)
 	return g.f.onEach(ctx, g.max, script, nil)

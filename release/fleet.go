@@ -106,6 +106,9 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 	if len(f.Hosts) == 0 {
 		return nil, errors.New("release: no hosts to deploy to")
 	}
+	if err := f.Rollout.validate(len(f.Hosts)); err != nil {
+		return nil, err
+	}
 	defer f.keepLeases()()
 	f.say("preparing %s (%s) on %d host(s)", t.Name, t.Short(), len(f.Hosts))
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {

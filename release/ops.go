@@ -24,6 +24,9 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 	if len(f.Hosts) == 0 {
 		return nil, errors.New("release: no hosts to roll back")
 	}
+	if err := f.Rollout.validate(len(f.Hosts)); err != nil {
+		return nil, err
+	}
 	defer f.keepLeases()()
 	f.say("checking %d host(s) for a previous release", len(f.Hosts))
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {

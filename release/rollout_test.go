@@ -272,3 +272,27 @@ func TestRolloutInterruptedSwitchesBack(t *testing.T) {
 	}
 	f.assertAll(t, "after the interrupt", "a", v1.SHA)
 }
+
+// A rollout that would take every host out of the balancer at once, or
+// more than MaxOut, is refused before anything happens on a host.
+func TestRolloutRefusesTooManyHostsOut(t *testing.T) {
+	t.Parallel()
+	f := newTestFleet(t, 3, "")
+	fl := f.fleet()
+	v1 := f.tag(t, "v0.1.0")
+	for _, c := range []struct {
+		r    release.Rollout
+		want string
+	}{
+		{release.Rollout{Balancer: newMemBalancer(hostNames(3))}, "every host would be out of load balancer \"test\" at once"},
+		{release.Rollout{Batch: 2, MaxOut: 1, Balancer: newMemBalancer(hostNames(3))}, "more than MaxOut (1)"},
+	} {
+		fl.Rollout = c.r
+		if _, err := fl.Deploy(context.Background(), v1); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("deploy error = %v, want %q", err, c.want)
+		}
+	}
+	if _, err := os.Stat(f.root(0)); err == nil {
+		t.Errorf("a refused rollout created %s", f.root(0))
+	}
+}

@@ -83,11 +83,15 @@ for t in threads:
 // slotStart and slotStop run slotApp as the slots' commands, as an init
 // script would: pid and log in the release dir's run/, a start that waits
 // until the socket is there or the app died, and a stop that waits for
-// the exit.
+// the exit. The stop signals the pid file's process only while it is the
+// slot's (its command line names the socket): a pid file outlives its
+// process, and on a busy machine the pid soon names another.
 const (
 	slotStart = `cd "$MAGEFAB_SLOT_DIR" && { setsid python3 slotapp.py "$MAGEFAB_SLOT_SOCKET" $PORTARG >>"run/$MAGEFAB_SLOT.log" 2>&1 </dev/null & pid=$!; echo $pid >"run/$MAGEFAB_SLOT.pid"; }
 while [ ! -S "$MAGEFAB_SLOT_SOCKET" ]; do kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done`
-	slotStop = `p="$MAGEFAB_SLOT_DIR/run/$MAGEFAB_SLOT.pid"; [ -f "$p" ] || exit 0; pid=$(cat "$p"); kill -TERM "$pid" 2>/dev/null; i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt $((MAGEFAB_DRAIN_TIMEOUT * 10)) ]; do sleep 0.1; i=$((i+1)); done; kill -KILL "$pid" 2>/dev/null; rm -f "$p"`
+	slotStop = `p="$MAGEFAB_SLOT_DIR/run/$MAGEFAB_SLOT.pid"; [ -f "$p" ] || exit 0; pid=$(cat "$p")
+ours() { tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$MAGEFAB_SLOT_SOCKET"; }
+! ours || kill -TERM "$pid"; i=0; while ours && [ $i -lt $((MAGEFAB_DRAIN_TIMEOUT * 10)) ]; do sleep 0.1; i=$((i+1)); done; ! ours || kill -KILL "$pid"; rm -f "$p"`
 )
 
 // newSlotFleet is a test fleet whose app runs in slots: front mode, or

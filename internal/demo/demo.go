@@ -39,7 +39,12 @@ const slotScript = `#!/bin/sh
 # init.d/%[1]s-slot start|stop DIR SLOT: the demo host's slots of the example app
 dir=$2 slot=$3
 pidf=$dir/run/$slot.pid sock=$dir/run/$slot.sock log=$dir/run/$slot.log
-running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$pidf")/stat" 2>/dev/null; }
+# running: the pid file's process lives and is the slot's (the pid may be
+# another process's by now)
+running() {
+  [ -f "$pidf" ] && tr '\0' ' ' <"/proc/$(cat "$pidf")/cmdline" 2>/dev/null | grep -qF -- "$sock" &&
+    ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$(cat "$pidf")/stat" 2>/dev/null
+}
 case $1 in
 start)
   running && exit 0

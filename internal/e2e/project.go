@@ -89,6 +89,9 @@ running() {
   [ -f "$PIDFILE" ] || return 1
   pid=$(cat "$PIDFILE")
   [ -r "/proc/$pid/stat" ] || return 1
+  # a pid file outlives its process, and the pid may be another
+  # process's by now: only the app, running in this unit's tree, is ours
+  case $(readlink "/proc/$pid/cwd") in "$ROOT"/*) ;; *) return 1 ;; esac
   # a zombie waiting for its reaper counts as stopped
   ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat"
 }
