@@ -20,7 +20,7 @@ var Django embed.FS
 // Tornado is the Tornado example, hello: the files under tornado/.
 //
 //go:embed tornado/.gitignore tornado/*.md tornado/*.go tornado/*.py
-//go:embed tornado/requirements/*.txt tornado/tests/*.py
+//go:embed tornado/requirements/*.txt tornado/tests/*.py tornado/scripts
 var Tornado embed.FS
 
 // Names are the examples, as FS knows them.

@@ -84,6 +84,9 @@ func fetchVersion(ctx context.Context, url string) (string, error) {
 		return "", err
 	}
 	req.Header.Set("User-Agent", "magefab")
+	// A new connection each time: with slots sharing a port, a kept-alive
+	// one would keep asking the slot that answered first.
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err

@@ -42,6 +42,17 @@ func init() {
 		// The commit the app is serving, for the compare link and the check
 		// after each deploy: {{.Subdomain}} is www., dev. or staging.
 		VersionURL: "http://{{.Subdomain}}fivebybueda.com/version/",
+		// gunicorn serves each release dir as a process of its own, a slot
+		// (scripts/init.d/five-slot), on a unix socket that nginx proxies
+		// to (scripts/nginx/five.conf): a deploy starts the new release
+		// beside the live one and checks /version/ on its socket, the
+		// switch of current moves nginx's traffic to it, and the old one
+		// drains. No request fails.
+		Slots: magetargets.Slots{
+			Start: "/etc/init.d/five-slot start {{.Dir}} {{.Slot}}",
+			Stop:  "/etc/init.d/five-slot stop {{.Dir}} {{.Slot}}",
+			Check: "/version/",
+		},
 		// Deploy notifications: Airbrake (what Hoptoad became; AIRBRAKE_HOST
 		// for an Airbrake-compatible service such as Errbit) and Campfire,
 		// each only when its secret is set (see notifiers below).

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/magefab/magefab/examples"
 	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/wheel"
+	"github.com/magefab/magefab/sshx"
 )
 
 // FleetPython is the interpreter of the fleet's hosts. The wheelhouse of
@@ -46,6 +48,11 @@ type MagefileFacts struct {
 	VersionPath  string   // the path of the example's VersionURL: where the app answers its commit
 	Requirements []string // the requirement files a deploy to the fleet installs
 	Keys         []string // the fields the example's Config literal sets, and those of its environments as Environments.<Field>
+
+	// The example's Slots, as it sets them: SlotStart "" when it runs
+	// none (the RestartCommand switch), SlotPort 0 in front mode.
+	SlotStart, SlotStop, SlotCheck string
+	SlotPort                       int
 }
 
 // RewriteMagefile returns an example's magefile.go with only the values
@@ -64,7 +71,8 @@ type MagefileFacts struct {
 //   - PipRequirementsDev: removed, because development tools (pylint) are
 //     not in the offline wheelhouse; the common and production files stay;
 //   - VersionURL: the example's path, on each host's address and the
-//     app's port.
+//     app's port;
+//   - Slots.Port, when set (the slots share a port): the app's port.
 func RewriteMagefile(src []byte, v FleetValues) ([]byte, MagefileFacts, error) {
 	var facts MagefileFacts
 	fset := token.NewFileSet()
@@ -113,6 +121,13 @@ func RewriteMagefile(src []byte, v FleetValues) ([]byte, MagefileFacts, error) {
 			facts.VersionPath = "/"
 		}
 		e.set(cfg, fields, "VersionURL", strconv.Quote(fmt.Sprintf("http://{{.HostName}}:%d%s", v.Port, facts.VersionPath)))
+	}
+	if err := slotFacts(&facts, fields["Slots"]); err != nil {
+		return nil, facts, fmt.Errorf("magefile: Config.Slots: %w", err)
+	}
+	if facts.SlotPort != 0 {
+		port := keyed(fields["Slots"].Value.(*ast.CompositeLit))["Port"]
+		e.replace(port.Value, strconv.Itoa(v.Port))
 	}
 	if path, err := stringLit(fields["Path"]); err != nil {
 		return nil, facts, fmt.Errorf("magefile: Config.Path: %w", err)
@@ -174,6 +189,39 @@ func RewriteMagefile(src []byte, v FleetValues) ([]byte, MagefileFacts, error) {
 		return nil, facts, fmt.Errorf("the rewritten magefile does not parse: %w", err)
 	}
 	return out, facts, nil
+}
+
+// slotFacts reads the example's Slots literal, if it has one, into facts.
+func slotFacts(facts *MagefileFacts, kv *ast.KeyValueExpr) error {
+	if kv == nil {
+		return nil
+	}
+	cl, ok := valueLit(kv)
+	if !ok {
+		return errors.New("want a magetargets.Slots literal")
+	}
+	f := keyed(cl)
+	for name, dest := range map[string]*string{"Start": &facts.SlotStart, "Stop": &facts.SlotStop, "Check": &facts.SlotCheck} {
+		var err error
+		if *dest, err = stringLit(f[name]); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if port := f["Port"]; port != nil {
+		lit, ok := port.Value.(*ast.BasicLit)
+		if !ok || lit.Kind != token.INT {
+			return errors.New("Port: not an integer literal")
+		}
+		n, err := strconv.Atoi(lit.Value)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("Port: %s is not a port", lit.Value)
+		}
+		facts.SlotPort = n
+	}
+	if facts.SlotStart == "" || facts.SlotStop == "" {
+		return errors.New("want Start and Stop")
+	}
+	return nil
 }
 
 // keyed maps the keys of a struct literal to its elements.
@@ -305,15 +353,149 @@ func ExampleStart(readme string) (string, error) {
 	return cmd, nil
 }
 
+// ExampleSlotScript returns, for an example that runs slots, the init
+// script its Slots.Start and Slots.Stop run (/etc/init.d/<name>) and its
+// file in the example (scripts/init.d/<name>), which the servers install
+// there.
+func ExampleSlotScript(facts MagefileFacts) (installed, file string, err error) {
+	start, stop := strings.Fields(facts.SlotStart), strings.Fields(facts.SlotStop)
+	if len(start) == 0 || len(stop) == 0 || start[0] != stop[0] || !strings.HasPrefix(start[0], "/etc/init.d/") || strings.Contains(start[0][len("/etc/init.d/"):], "/") {
+		return "", "", fmt.Errorf("Slots.Start %q and Slots.Stop %q: want one init script, /etc/init.d/<name> start|stop {{.Dir}} {{.Slot}}, from the example's scripts/init.d/<name>", facts.SlotStart, facts.SlotStop)
+	}
+	return start[0], "scripts/init.d/" + path.Base(start[0]), nil
+}
+
+// slotAddr is the line of a slot script that sets the address its slots
+// share the port on.
+var slotAddr = regexp.MustCompile(`(?m)^ADDR=.*$`)
+
+// FleetSlotScript returns an example's slot init script as the fleet
+// runs it. With a shared port, its line ADDR=... (0.0.0.0 on a server)
+// gives each fleet host's own address instead: the hosts share one
+// network, and slots of every host on one port would answer for each
+// other.
+func FleetSlotScript(script string, sharedPort bool) (string, error) {
+	if !sharedPort {
+		return script, nil
+	}
+	if n := len(slotAddr.FindAllStringIndex(script, -1)); n != 1 {
+		return "", fmt.Errorf("the slot script sets ADDR= on %d lines; want one line ADDR=<the address its slots listen on>", n)
+	}
+	return slotAddr.ReplaceAllLiteralString(script, `. /run/fleet/host; ADDR=$addr # this fleet host's own address`), nil
+}
+
+// ExampleNginx is the nginx server block of a front mode example, in the
+// example.
+func ExampleNginx(unit string) string { return "scripts/nginx/" + unit + ".conf" }
+
+// nginxListen is the listen directive of a server block.
+var nginxListen = regexp.MustCompile(`(?m)^([ \t]*)listen[ \t][^;\n]*;`)
+
+// FleetNginxConf returns the configuration of the nginx that fronts a
+// front mode example on a fleet host: the example's server block (its
+// nginx file) listening on the host's address addr and port, with
+// everything nginx writes under dir, and workers running as root so
+// that they can open the slots' sockets.
+func FleetNginxConf(server, dir, addr string, port int) (string, error) {
+	if n := len(nginxListen.FindAllStringIndex(server, -1)); n != 1 {
+		return "", fmt.Errorf("the nginx server block has %d listen lines; want one", n)
+	}
+	server = nginxListen.ReplaceAllString(server, fmt.Sprintf("${1}listen %s:%d;", addr, port))
+	return fmt.Sprintf(`user root;
+worker_processes 1;
+error_log %[1]s/error.log warn;
+events { worker_connections 512; }
+http {
+access_log off;
+client_body_temp_path %[1]s/body;
+proxy_temp_path %[1]s/proxy;
+fastcgi_temp_path %[1]s/fastcgi;
+uwsgi_temp_path %[1]s/uwsgi;
+scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, server), nil
+}
+
+// exampleStop is /etc/init.d/<unit> for an example that runs slots. No
+// deploy runs it; Project.Cleanup runs its stop on every host before it
+// removes the unit's tree: it stops the host's nginx and drains every
+// slot of the unit with the slot script, each only if its pid file names
+// a process that is still its.
+const exampleStop = `#!/bin/sh
+# the UNIT example on this fleet host: stop stops its nginx and its slots
+ROOT=/var/webapps/UNIT
+[ "$1" = stop ] || { echo "usage: $0 stop" >&2; exit 2; }
+p=$ROOT/nginx/nginx.pid
+pid=$(cat "$p" 2>/dev/null) || pid=
+case $pid in '' | *[!0-9]*) pid= ;; esac
+# only the nginx of this configuration: the pid may be another process's by now
+if [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$ROOT/nginx/nginx.conf"; then
+  kill -QUIT "$pid"
+  i=0
+  while [ -e "/proc/$pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+fi
+for p in "$ROOT"/releases/*/run/*.pid; do
+  [ -f "$p" ] || continue
+  s=${p##*/}
+  MAGEFAB_DRAIN_TIMEOUT=5 SLOTS stop "${p%/run/*}" "${s%.pid}"
+done
+true
+`
+
+// startNginx starts, on every fleet host, in its namespace, an nginx
+// that fronts the front mode example's slots on the host's address and
+// port, configured with FleetNginxConf from the example's server block;
+// its files are under /var/webapps/<unit>/nginx, and the stop of
+// /etc/init.d/<unit> (exampleStop) stops it.
+func startNginx(t *testing.T, f fleettest.Fleet, unit string, port int, server string) {
+	t.Helper()
+	dir := "/var/webapps/" + unit + "/nginx"
+	for _, h := range f.Hosts {
+		conf, err := FleetNginxConf(server, dir, f.Addr(t, h), port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := sshx.Quote
+		script := "mkdir -p " + q(dir) + " && cat >" + q(dir+"/nginx.conf") + " && /usr/sbin/nginx -q -e " + q(dir+"/error.log") +
+			" -c " + q(dir+"/nginx.conf") + " -g " + q("pid "+dir+"/nginx.pid;")
+		cmd := exec.Command("ssh", "-F", f.ConfigFile, h, "sudo -n sh -c "+q(script))
+		cmd.Stdin = strings.NewReader(conf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: starting nginx for %s: %v\n%s", h, unit, err, out)
+		}
+	}
+}
+
+// requireMigrateReq checks that the fleet's hosts migrate the connections
+// queued on a closing listener to another listener of its port
+// (net.ipv4.tcp_migrate_req=1): without it, a slot that drains resets
+// them, and the shared port mode loses requests. It skips, or fails under
+// CI, otherwise.
+func requireMigrateReq(t *testing.T, f fleettest.Fleet) {
+	t.Helper()
+	for _, h := range f.Hosts {
+		out, err := exec.Command("ssh", "-F", f.ConfigFile, h, "cat /proc/sys/net/ipv4/tcp_migrate_req").CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != "1" {
+			fleettest.Unavailable(t, fmt.Sprintf("net.ipv4.tcp_migrate_req is %q on %s (%v), and slots sharing a port lose the connections queued on a draining one: sysctl -w net.ipv4.tcp_migrate_req=1 (Linux 5.14 and later)", got, h, err))
+		}
+	}
+}
+
 // NewExample copies the example name (examples/<name>: its app, settings,
 // requirement files, tests, scripts and magefile.go) into a test project
 // that deploys to the fleet: its magefile rewritten by RewriteMagefile, a
 // wheelhouse of what its requirement files list, packed from the fleet's
 // Python (the test skips, or fails under CI, when that is not installed),
-// a bare remote under /srv/git, and /etc/init.d/<Unit> starting the app as
-// its README says. The app keeps the example's unit, and so its paths on
-// the hosts; anything an earlier run left there is removed first, and
-// everything is removed when the test ends.
+// and a bare remote under /srv/git. An example that runs slots gets its
+// slot init script installed where its Slots.Start names it (with
+// FleetSlotScript's change), and, in front mode, an nginx on every host
+// with its server block (FleetNginxConf); a shared port needs
+// net.ipv4.tcp_migrate_req=1. An example without slots gets
+// /etc/init.d/<Unit> starting the app as its README says. The app keeps
+// the example's unit, and so its paths on the hosts; anything an earlier
+// run left there is removed first, and everything is removed when the
+// test ends.
 func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	t.Helper()
 	fleettest.RequireTool(t, "git", "git")
@@ -325,14 +507,6 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	src, err := fs.ReadFile(fsys, "magefile.go")
 	if err != nil {
 		t.Fatal(err)
-	}
-	readme, err := fs.ReadFile(fsys, "README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, err := ExampleStart(string(readme))
-	if err != nil {
-		t.Fatalf("%s example: %v", name, err)
 	}
 
 	b := make([]byte, 4)
@@ -357,13 +531,29 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	gitConfig := filepath.Join(t.TempDir(), "gitconfig")
 	os.WriteFile(gitConfig, []byte("[safe]\n\tdirectory = *\n[user]\n\tname = Tess Tester\n\temail = tess@example.com\n[init]\n\tdefaultBranch = master\n"), 0o644)
 	p.gitEnv = []string{"GIT_CONFIG_GLOBAL=" + gitConfig, "GIT_CONFIG_NOSYSTEM=1"}
-	p.Cleanup() // what an earlier run of this example left on the hosts
-	t.Cleanup(p.Cleanup)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// The init scripts, before the cleanup of what an earlier run left:
+	// /etc/init.d/<Unit>'s stop is how it stops the app on each host.
+	scripts, server := exampleScripts(t, fsys, name, facts, p.Port)
+	if facts.SlotPort > 0 {
+		requireMigrateReq(t, f)
+	}
+	if server != "" {
+		fleettest.RequireTool(t, "/usr/sbin/nginx", "nginx")
+	}
+	for file, body := range scripts {
+		must(os.WriteFile(file, []byte(body), 0o755))
+	}
+	p.Cleanup() // what an earlier run of this example left on the hosts
+	t.Cleanup(p.Cleanup)
+	for file := range scripts {
+		p.cleanup = append(p.cleanup, func() { os.Remove(file) })
 	}
 
 	var names []string
@@ -392,9 +582,6 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 	}
 	t.Logf("the %s example's wheelhouse, from %s: %s (%.1fs)", name, FleetPython, strings.Join(whls, " "), time.Since(packing).Seconds())
 
-	init := filepath.Join("/etc/init.d", p.Unit)
-	must(os.WriteFile(init, []byte(InitScript(p.Unit, p.Port, start, facts.VersionPath, "")), 0o755))
-	p.cleanup = append(p.cleanup, func() { os.Remove(init) })
 	p.cleanup = append(p.cleanup, func() {
 		for _, h := range f.Hosts {
 			exec.Command("ssh", "-F", f.ConfigFile, h, "sudo -n crontab -r -u deploy 2>/dev/null").Run()
@@ -406,5 +593,50 @@ func NewExample(t *testing.T, f fleettest.Fleet, name string) *Project {
 		must(os.WriteFile(filepath.Join(p.Dir, file), body, 0o644))
 	}
 	p.publish(t, "the "+name+" example")
+	if server != "" {
+		startNginx(t, f, p.Unit, p.Port, server)
+	}
 	return p
+}
+
+// exampleScripts returns the init scripts the example needs on the fleet,
+// by path: its slot script and an /etc/init.d/<Unit> that stops the slots
+// (exampleStop) if it runs slots, else /etc/init.d/<Unit> starting the
+// app on port as its README says; and, in front mode, its nginx server
+// block.
+func exampleScripts(t *testing.T, fsys fs.FS, name string, facts MagefileFacts, port int) (scripts map[string]string, server string) {
+	t.Helper()
+	unit := filepath.Join("/etc/init.d", facts.Unit)
+	if facts.SlotStart == "" {
+		readme, err := fs.ReadFile(fsys, "README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := ExampleStart(string(readme))
+		if err != nil {
+			t.Fatalf("%s example: %v", name, err)
+		}
+		return map[string]string{unit: InitScript(facts.Unit, port, start, facts.VersionPath, "")}, ""
+	}
+	installed, file, err := ExampleSlotScript(facts)
+	if err != nil {
+		t.Fatalf("%s example: %v", name, err)
+	}
+	b, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		t.Fatalf("%s example: the slot script: %v", name, err)
+	}
+	slot, err := FleetSlotScript(string(b), facts.SlotPort > 0)
+	if err != nil {
+		t.Fatalf("%s example: %s: %v", name, file, err)
+	}
+	if facts.SlotPort == 0 {
+		b, err := fs.ReadFile(fsys, ExampleNginx(facts.Unit))
+		if err != nil {
+			t.Fatalf("%s example: front mode, and no nginx server block: %v", name, err)
+		}
+		server = string(b)
+	}
+	stop := strings.NewReplacer("UNIT", facts.Unit, "SLOTS", installed).Replace(exampleStop)
+	return map[string]string{installed: slot, unit: stop}, server
 }

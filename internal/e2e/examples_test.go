@@ -1,10 +1,12 @@
 package e2e_test
 
 import (
+	"context"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"github.com/magefab/magefab/examples"
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/load"
 )
 
 // TestExampleMagefilesRewriteForTheFleet checks the rewrite that the
@@ -48,7 +51,7 @@ func TestExampleMagefilesRewriteForTheFleet(t *testing.T) {
 			}
 		}
 		// Every line of the example that names no server is still there.
-		serverLine := regexp.MustCompile(`SCM:|Hosts:|LoadBalancer:|VersionURL:|PipRequirementsDev:|^Path:`)
+		serverLine := regexp.MustCompile(`SCM:|Hosts:|LoadBalancer:|VersionURL:|PipRequirementsDev:|^Path:|^Port:`)
 		for _, line := range strings.Split(string(src), "\n") {
 			if line = flat(line); line != "" && !serverLine.MatchString(line) && !strings.Contains(got, line) {
 				t.Errorf("%s: the rewrite lost %q", name, line)
@@ -57,9 +60,13 @@ func TestExampleMagefilesRewriteForTheFleet(t *testing.T) {
 		if facts.Unit == "" || len(facts.Requirements) == 0 || !strings.HasPrefix(facts.VersionPath, "/version") {
 			t.Errorf("%s: facts %+v", name, facts)
 		}
-		readme, _ := fs.ReadFile(fsys, "README.md")
-		if start, err := e2e.ExampleStart(string(readme)); err != nil || !strings.Contains(start, `"$addr"`) || !strings.Contains(start, `"$PORT"`) || !strings.HasPrefix(start, "env DEPLOYMENT_TYPE=PRODUCTION env/bin/") {
-			t.Errorf("%s: the README's start command for the init script: %q, %v", name, start, err)
+		if facts.SlotStart == "" {
+			readme, _ := fs.ReadFile(fsys, "README.md")
+			if start, err := e2e.ExampleStart(string(readme)); err != nil || !strings.Contains(start, `"$addr"`) || !strings.Contains(start, `"$PORT"`) || !strings.HasPrefix(start, "env DEPLOYMENT_TYPE=PRODUCTION env/bin/") {
+				t.Errorf("%s: the README's start command for the init script: %q, %v", name, start, err)
+			}
+		} else {
+			checkSlotFiles(t, name, fsys, facts, got)
 		}
 		for _, key := range facts.Keys {
 			if !slices.Contains(checkedKeys, key) {
@@ -69,13 +76,82 @@ func TestExampleMagefilesRewriteForTheFleet(t *testing.T) {
 	}
 }
 
+// checkSlotFiles checks what the fleet test of an example that runs slots
+// installs: its slot init script, as FleetSlotScript changes it, and the
+// nginx server block of a front mode example, as FleetNginxConf wraps it;
+// and that the rewrite gave a shared port the fleet's (8123). rewritten
+// is the rewritten magefile, flat.
+func checkSlotFiles(t *testing.T, name string, fsys fs.FS, facts e2e.MagefileFacts, rewritten string) {
+	t.Helper()
+	installed, file, err := e2e.ExampleSlotScript(facts)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return
+	}
+	b, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		t.Errorf("%s: Slots.Start runs %s, and the example has no %s: %v", name, installed, file, err)
+		return
+	}
+	script, err := e2e.FleetSlotScript(string(b), facts.SlotPort > 0)
+	if err != nil {
+		t.Errorf("%s: %s: %v", name, file, err)
+		return
+	}
+	if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
+		t.Errorf("%s: %s on the fleet does not parse: %v\n%s", name, file, err, out)
+	}
+	for _, want := range []string{"start", "stop", "MAGEFAB_DRAIN_TIMEOUT", "/proc/$pid/cmdline", "RUN=$DIR/run", "$RUN/$SLOT.sock", "$RUN/$SLOT.pid", "$RUN/$SLOT.log"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: %s lacks %q", name, file, want)
+		}
+	}
+	if facts.SlotPort > 0 {
+		if !strings.Contains(rewritten, "Port: 8123,") {
+			t.Errorf("%s: Slots.Port is not the fleet's port:\n%s", name, rewritten)
+		}
+		if !strings.Contains(script, "ADDR=$addr") || !strings.Contains(string(b), "MAGEFAB_SLOT_PORT") {
+			t.Errorf("%s: %s does not listen on the host's address and the magefile's port:\n%s", name, file, script)
+		}
+		return
+	}
+	server, err := fs.ReadFile(fsys, e2e.ExampleNginx(facts.Unit))
+	if err != nil {
+		t.Errorf("%s: front mode, and no nginx server block: %v", name, err)
+		return
+	}
+	conf, err := e2e.FleetNginxConf(string(server), "/var/webapps/"+facts.Unit+"/nginx", "127.0.0.2", 8123)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return
+	}
+	for _, want := range []string{"listen 127.0.0.2:8123;", "proxy_pass http://unix:/var/webapps/" + facts.Unit + "/releases/current/run/app.sock;", "user root;"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("%s: the fleet's nginx configuration lacks %q:\n%s", name, want, conf)
+		}
+	}
+}
+
+// TestExampleStartReadsTheREADME checks how an example without slots
+// tells the fleet test how its app starts on a server.
+func TestExampleStartReadsTheREADME(t *testing.T) {
+	readme := "On the servers:\n\n    cd /var/webapps/five/releases/current &&\n    DEPLOYMENT_TYPE=PRODUCTION env/bin/gunicorn --bind ADDR:PORT five.wsgi\n"
+	start, err := e2e.ExampleStart(readme)
+	if want := `env DEPLOYMENT_TYPE=PRODUCTION env/bin/gunicorn --bind "$addr":"$PORT" five.wsgi`; err != nil || start != want {
+		t.Errorf("ExampleStart = %q, %v; want %q", start, err, want)
+	}
+	if _, err := e2e.ExampleStart("no start line"); err == nil {
+		t.Error("ExampleStart of a README without a start line: no error")
+	}
+}
+
 // checkedKeys are the configuration fields whose effect the example tests
 // check on the fleet, or that RewriteMagefile replaces or drops. An example that sets any other field fails
 // TestExampleMagefilesRewriteForTheFleet until a test checks it too.
 var checkedKeys = []string{
 	"Unit", "Path", "SCM", "SCMWebURL", "PipRequirements", "PipRequirementsDev", "PipRequirementsProduction",
 	"Settings", "Migrate", "TestRunner", "VersionURL", "Notifiers", "DefaultEnvironment", "Environments",
-	"Environments.Hosts", "Environments.LoadBalancer", "Environments.Crontab", "Environments.Fixtures",
+	"Environments.Hosts", "Environments.LoadBalancer", "Environments.Crontab", "Environments.Fixtures", "Slots",
 }
 
 // flat is s with each run of white space as one space.
@@ -110,11 +186,29 @@ func assertPages(t *testing.T, p *e2e.Project, what, path string, code int, body
 	}
 }
 
+// startLoad sends 100 requests a second, round robin, to the version
+// page of the app on every fleet host.
+func startLoad(t *testing.T, p *e2e.Project) *load.Run {
+	t.Helper()
+	var targets []load.Target
+	for _, h := range p.Fleet.Hosts {
+		targets = append(targets, load.Target{Name: h, URL: "http://" + p.Fleet.Addr(t, h) + ":" + strconv.Itoa(p.Port) + p.VersionPath})
+	}
+	r, err := load.Start(context.Background(), targets, load.Options{Rate: 100, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // exampleFlow deploys an example's first commit as v0.1.0 to production
 // (its tests running first, locally, in the virtualenv pip:setup made), then
 // a new commit as v0.1.1 with deploy:head, and checks what each host serves
 // after each step, deploy:status, a rollback, and maintenance mode on and
-// off. greeting is what the app's / answers.
+// off. greeting is what the app's / answers. From the first deploy on,
+// the app runs in slots under a steady load (startLoad) until maintenance
+// mode is off again: the deploy, the rollback and the restarts of
+// maint:enable and maint:disable must not fail a request.
 func exampleFlow(t *testing.T, p *e2e.Project, env []string, greeting string) (sha1, sha2 string) {
 	t.Helper()
 	r := p.MustRun(t, env, "pip:setup")
@@ -132,6 +226,8 @@ func exampleFlow(t *testing.T, p *e2e.Project, env []string, greeting string) (s
 	assertServing(t, p, "deploy:tag v0.1.0", sha1)
 	assertPages(t, p, "deploy:tag v0.1.0", "/", 200, greeting+" ("+sha1[:7]+")")
 
+	ld := startLoad(t, p)
+	defer ld.Stop()
 	sha2 = p.Commit(t, "second")
 	r = p.MustRun(t, append(env, "MAGEFAB_SKIP_TESTS=1", "MAGEFAB_TAG=v0.1.1"), "env:production", "deploy:head")
 	if !strings.Contains(r.Out, "v0.1.1 is now deployed to PRODUCTION") {
@@ -145,7 +241,7 @@ func exampleFlow(t *testing.T, p *e2e.Project, env []string, greeting string) (s
 	assertPages(t, p, "deploy:head v0.1.1", "/", 200, greeting+" ("+sha2[:7]+")")
 
 	r = p.MustRun(t, env, "env:production", "deploy:status")
-	for _, want := range []string{"current -> b", "v0.1.0", "v0.1.1", "not locked", "web3"} {
+	for _, want := range []string{"current -> b", "v0.1.0", "v0.1.1", "not locked", "web3", "slots of b: running b; b holds the traffic", "slots of a: no slot running"} {
 		if !strings.Contains(r.Out, want) {
 			t.Errorf("deploy:status lacks %q:\n%s", want, r.Out)
 		}
@@ -169,11 +265,25 @@ func exampleFlow(t *testing.T, p *e2e.Project, env []string, greeting string) (s
 		assertPages(t, p, c.target, "/", c.code, c.body)
 		assertServing(t, p, c.target, sha1)
 	}
+
+	rep := ld.Stop()
+	t.Logf("under load from deploy:head to maint:disable: %s", rep)
+	if rep.Failed > 0 {
+		var l []string
+		for _, f := range rep.Failures {
+			l = append(l, f.String())
+		}
+		t.Errorf("%d of %d requests failed while the slots switched:\n%s", rep.Failed, rep.Requests, strings.Join(l, "\n"))
+	}
+	if least := int(rep.Elapsed.Seconds()*100) / 2; rep.Requests < least {
+		t.Errorf("only %d requests in %s: want at least %d", rep.Requests, rep.Elapsed, least)
+	}
 	return sha1, sha2
 }
 
 // TestExampleDjangoOnTheFleet deploys examples/django, five, with its own
-// configuration on the fleet: gunicorn serving it on every host, the
+// configuration on the fleet: its gunicorn slots behind an nginx on every
+// host (under load, with no failed request: exampleFlow), the
 // migrations, the crontabs, the fixture of development and the
 // notifications (to local endpoints) all doing their work.
 func TestExampleDjangoOnTheFleet(t *testing.T) {
@@ -234,7 +344,8 @@ func TestExampleDjangoOnTheFleet(t *testing.T) {
 }
 
 // TestExampleTornadoOnTheFleet deploys examples/tornado, hello, with its
-// own configuration on the fleet.
+// own configuration on the fleet: its slots share the app's port on every
+// host (under load, with no failed request: exampleFlow).
 func TestExampleTornadoOnTheFleet(t *testing.T) {
 	f := fleettest.Require(t, 3)
 	p := e2e.NewExample(t, f, "tornado")
