@@ -248,12 +248,18 @@ func (c Config) restartCommand() (string, error) {
 }
 
 func (c Config) renderRestart() (string, error) {
-	tmpl, err := template.New("RestartCommand").Option("missingkey=error").Parse(c.RestartCommand)
+	return renderCommand("RestartCommand", c.RestartCommand, c)
+}
+
+// renderCommand renders the command template text over data: a one-line
+// command, not empty.
+func renderCommand(name, text string, data any) (string, error) {
+	tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	if err := tmpl.Execute(&b, c); err != nil {
+	if err := tmpl.Execute(&b, data); err != nil {
 		return "", err
 	}
 	cmd := strings.TrimSpace(b.String())

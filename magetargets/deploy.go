@@ -170,7 +170,7 @@ func (r *fleetRun) printPlans(plans []release.Plan, what func(release.Plan) stri
 	}
 }
 
-// Rollback points current back at the previous release dir on every host and restarts the app.
+// Rollback points current back at the previous release dir on every host and restarts the app (with Slots, moves the traffic to its slot).
 // With MAGEFAB_DRY_RUN=1 it only prints what it would do on each host.
 func (Deploy) Rollback(ctx context.Context) (err error) {
 	dry, err := DryRun()

@@ -1,11 +1,9 @@
 package magetargets
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/magefab/magefab/release"
@@ -112,22 +110,7 @@ func (c Config) slotOptions() (*release.Slots, error) {
 }
 
 func (c Config) renderSlot(name, text string) (string, error) {
-	tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := tmpl.Execute(&b, c.slotShellData()); err != nil {
-		return "", err
-	}
-	cmd := strings.TrimSpace(b.String())
-	if cmd == "" {
-		return "", errors.New("renders to nothing")
-	}
-	if reason := badText(cmd); reason != "" {
-		return "", fmt.Errorf("renders to %s, which %s", shown(cmd), reason)
-	}
-	return cmd, nil
+	return renderCommand(name, text, c.slotShellData())
 }
 
 // checkSlots adds what is wrong with Slots to p.

@@ -134,12 +134,7 @@ func hostNames(n int) []string {
 // host ends on the new release, back in the balancer.
 func TestRolloutCanaryThenBatches(t *testing.T) {
 	t.Parallel()
-	f := newTestFleet(t, 5, "")
-	f.opts.Requirements = nil
-	f.opts.Restart = recordingRestart
-	fl := f.fleet()
-	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
-	f.mustDeploy(t, fl, v1)
+	f, fl, _, v2 := newRolloutFleet(t, 5)
 	b := newMemBalancer(hostNames(5))
 	c := &checked{}
 	fl.Verify = c.verify
@@ -175,12 +170,7 @@ func TestRolloutCanaryThenBatches(t *testing.T) {
 // and nothing is left out of the balancer.
 func TestRolloutBatchFailureSwitchesEveryStageBack(t *testing.T) {
 	t.Parallel()
-	f := newTestFleet(t, 5, "")
-	f.opts.Requirements = nil
-	f.opts.Restart = recordingRestart
-	fl := f.fleet()
-	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
-	f.mustDeploy(t, fl, v1)
+	f, fl, v1, v2 := newRolloutFleet(t, 5)
 	b := newMemBalancer(hostNames(5))
 	fl.Verify = (&checked{fail: "h5"}).verify
 	fl.Rollout = release.Rollout{Canary: 1, Batch: 2, Balancer: b}
@@ -197,12 +187,7 @@ func TestRolloutBatchFailureSwitchesEveryStageBack(t *testing.T) {
 // switched, and every lock is released.
 func TestRolloutCanaryFailureSwitchesNothingElse(t *testing.T) {
 	t.Parallel()
-	f := newTestFleet(t, 3, "")
-	f.opts.Requirements = nil
-	f.opts.Restart = recordingRestart
-	fl := f.fleet()
-	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
-	f.mustDeploy(t, fl, v1)
+	f, fl, v1, v2 := newRolloutFleet(t, 3)
 	fl.Verify = (&checked{fail: "h1"}).verify
 	fl.Rollout = release.Rollout{Canary: 1, Batch: 1}
 
@@ -234,12 +219,7 @@ func TestRolloutBalancerFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			f := newTestFleet(t, 3, "")
-			f.opts.Requirements = nil
-			f.opts.Restart = recordingRestart
-			fl := f.fleet()
-			v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
-			f.mustDeploy(t, fl, v1)
+			f, fl, v1, v2 := newRolloutFleet(t, 3)
 			b := newMemBalancer(hostNames(3))
 			c.set(b)
 			fl.Rollout = release.Rollout{Batch: 1, Balancer: b, BalancerTimeout: time.Second}
@@ -257,12 +237,7 @@ func TestRolloutBalancerFailures(t *testing.T) {
 // switches back every host that switched.
 func TestRolloutInterruptedSwitchesBack(t *testing.T) {
 	t.Parallel()
-	f := newTestFleet(t, 3, "")
-	f.opts.Requirements = nil
-	f.opts.Restart = recordingRestart
-	fl := f.fleet()
-	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
-	f.mustDeploy(t, fl, v1)
+	f, fl, v1, v2 := newRolloutFleet(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	fl.Verify = func(context.Context, []release.HostResult) error { cancel(); return nil }
 	fl.Rollout = release.Rollout{Canary: 1, Batch: 1, Window: time.Minute, Checks: 2}
@@ -295,4 +270,17 @@ func TestRolloutRefusesTooManyHostsOut(t *testing.T) {
 	if _, err := os.Stat(f.root(0)); err == nil {
 		t.Errorf("a refused rollout created %s", f.root(0))
 	}
+}
+
+// newRolloutFleet is a test fleet of n hosts serving v0.1.0 in a, with
+// v0.2.0 tagged to deploy; its restart records each dir it restarts with.
+func newRolloutFleet(t *testing.T, n int) (*testFleet, *release.Fleet, release.Target, release.Target) {
+	t.Helper()
+	f := newTestFleet(t, n, "")
+	f.opts.Requirements = nil
+	f.opts.Restart = recordingRestart
+	fl := f.fleet()
+	v1, v2 := f.tag(t, "v0.1.0"), f.tag(t, "v0.2.0")
+	f.mustDeploy(t, fl, v1)
+	return f, fl, v1, v2
 }

@@ -210,11 +210,11 @@ func slotFacts(facts *MagefileFacts, kv *ast.KeyValueExpr) error {
 	if port := f["Port"]; port != nil {
 		lit, ok := port.Value.(*ast.BasicLit)
 		if !ok || lit.Kind != token.INT {
-			return errors.New("Port: not an integer literal")
+			return errors.New("Slots.Port is not an integer literal")
 		}
 		n, err := strconv.Atoi(lit.Value)
 		if err != nil || n <= 0 {
-			return fmt.Errorf("Port: %s is not a port", lit.Value)
+			return fmt.Errorf("Slots.Port %s is not a port", lit.Value)
 		}
 		facts.SlotPort = n
 	}
