@@ -221,8 +221,12 @@ func (Deploy) Status(ctx context.Context) (err error) {
 	}
 	defer r.end(&err)
 	failed := 0
+	lb := r.balancerStates(ctx)
 	for _, st := range r.fleet.Status(ctx, 3) {
 		fmt.Fprintf(stdout, "%s\n", st.Host)
+		if s, ok := lb[st.Host]; ok {
+			fmt.Fprintf(stdout, "  %s: %s\n", r.fleet.Rollout.Balancer.Name(), s)
+		}
 		if what, ok := nothingDeployed(st.Err); ok {
 			fmt.Fprintf(stdout, "  nothing deployed yet (%s)\n", what)
 			continue

@@ -1,6 +1,7 @@
 package magetargets
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/release/haproxy"
 )
 
 // Rollout switches the fleet in stages instead of all at once: Canary
@@ -28,6 +30,31 @@ type Rollout struct {
 	// Checks is how many checks spread over Window must pass; zero means
 	// 3 (1 without a Window).
 	Checks int
+
+	// HAProxy, when its Socket is set, is the load balancer in front of
+	// the hosts: each stage is drained out of its backend before it
+	// switches, and made ready again once HAProxy's own health check
+	// passes. Canary and Batch must then leave hosts in service.
+	HAProxy HAProxy
+	// MaxOut bounds how many hosts are out of the load balancer at once;
+	// zero means the largest stage.
+	MaxOut int
+	// BalancerTimeout bounds each wait for the load balancer (drained,
+	// healthy); zero means 5m.
+	BalancerTimeout time.Duration
+}
+
+// HAProxy is an HAProxy backend whose servers are the hosts, reached
+// through HAProxy's runtime API.
+type HAProxy struct {
+	// Socket is the stats socket at level admin: a path on this machine,
+	// or host:port (stats socket ipv4@10.0.0.2:9999 level admin).
+	Socket string
+	// Backend is the backend whose servers are the hosts.
+	Backend string
+	// Servers maps a host, as the environment names it, to its server in
+	// Backend; a host not in it is the server of the same name.
+	Servers map[string]string
 }
 
 // count reads a host count or a share of n hosts: "" is 0.
@@ -64,7 +91,17 @@ func (c Config) rollout(n int) (release.Rollout, error) {
 	if r.Window < 0 || r.Checks < 0 {
 		return release.Rollout{}, fmt.Errorf("magetargets: Config.Rollout: Window (%s) and Checks (%d) cannot be negative", r.Window, r.Checks)
 	}
-	return release.Rollout{Canary: canary, Batch: batch, Window: r.Window, Checks: r.Checks}, nil
+	out := release.Rollout{Canary: canary, Batch: batch, Window: r.Window, Checks: r.Checks, MaxOut: r.MaxOut, BalancerTimeout: r.BalancerTimeout}
+	if h := r.HAProxy; h.Socket != "" {
+		if h.Backend == "" {
+			return release.Rollout{}, fmt.Errorf("magetargets: Config.Rollout.HAProxy.Backend is empty: give the backend whose servers are the hosts")
+		}
+		out.Balancer = &haproxy.Balancer{Socket: h.Socket, Backend: h.Backend, Servers: h.Servers}
+	}
+	if r.MaxOut < 0 || r.BalancerTimeout < 0 {
+		return release.Rollout{}, fmt.Errorf("magetargets: Config.Rollout: MaxOut (%d) and BalancerTimeout (%s) cannot be negative", r.MaxOut, r.BalancerTimeout)
+	}
+	return out, nil
 }
 
 // checkRollout adds what is wrong with Rollout to p.
@@ -72,4 +109,28 @@ func (c Config) checkRollout(p *problems) {
 	if _, err := c.rollout(1); err != nil {
 		p.add("Rollout", err)
 	}
+}
+
+// balancerStates says, for deploy:status, each host's state in the
+// rollout's load balancer; nil without one, or when it cannot be read
+// (then said once).
+func (r *fleetRun) balancerStates(ctx context.Context) map[string]string {
+	b := r.fleet.Rollout.Balancer
+	if b == nil {
+		return nil
+	}
+	var names []string
+	for _, h := range r.hosts {
+		names = append(names, h.Name())
+	}
+	st, err := b.States(ctx, names)
+	if err != nil {
+		r.say("%s: cannot read the hosts' states: %v", b.Name(), err)
+		return nil
+	}
+	out := map[string]string{}
+	for h, s := range st {
+		out[h] = string(s)
+	}
+	return out
 }

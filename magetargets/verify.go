@@ -195,10 +195,27 @@ func (r *fleetRun) liveVersion(ctx context.Context, urls map[string]string) stri
 
 // verifier polls every host's version URL until it serves sha.
 func (r *fleetRun) verifier(urls map[string]string, sha func() string) func(context.Context, []release.HostResult) error {
-	return func(ctx context.Context, _ []release.HostResult) error {
+	return func(ctx context.Context, results []release.HostResult) error {
 		want := sha()
-		r.say("checking that every host serves %s", shortSHA(want))
-		_, err := sshx.Each(ctx, r.hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
+		// The hosts that switched: all of them, or a rollout's stage.
+		switched := map[string]bool{}
+		for _, res := range results {
+			switched[res.Host] = true
+		}
+		var hosts []sshx.Host
+		var names []string
+		for _, h := range r.hosts {
+			if switched[h.Name()] || len(results) == 0 {
+				hosts = append(hosts, h)
+				names = append(names, h.Name())
+			}
+		}
+		if len(hosts) == len(r.hosts) {
+			r.say("checking that every host serves %s", shortSHA(want))
+		} else {
+			r.say("checking that %s serves %s", strings.Join(names, ", "), shortSHA(want))
+		}
+		_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
 			url := urls[h.Name()]
 			deadline := time.Now().Add(r.cfg.Timeouts.Verify)
 			var got string

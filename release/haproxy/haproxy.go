@@ -24,7 +24,9 @@ import (
 
 // Balancer is an HAProxy backend whose servers are the fleet's hosts.
 type Balancer struct {
-	// Socket is the path of HAProxy's stats socket (level admin).
+	// Socket is HAProxy's stats socket (level admin): a path for a unix
+	// socket, or host:port for one it listens on over TCP
+	// ("stats socket ipv4@10.0.0.2:9999 level admin").
 	Socket string
 	// Backend is the backend whose servers are the hosts.
 	Backend string
@@ -60,8 +62,12 @@ func (b *Balancer) command(ctx context.Context, cmd string) (string, error) {
 	if b.Socket == "" {
 		return "", errors.New("haproxy: Balancer.Socket is empty: give the path of HAProxy's stats socket (level admin)")
 	}
+	network := "unix"
+	if !strings.Contains(b.Socket, "/") {
+		network = "tcp"
+	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", b.Socket)
+	conn, err := d.DialContext(ctx, network, b.Socket)
 	if err != nil {
 		return "", fmt.Errorf("haproxy: the stats socket: %w", err)
 	}
