@@ -121,6 +121,20 @@ slot_failed() {
   exit 1
 }
 
+# slot_settle waits until a second has passed since the traffic moved,
+# that is since current, or the app.sock of the dir DIR, last changed: the
+# connections that reached the old slot's socket just before are queued
+# there, and a listener that closes drops what is queued. The old slot
+# accepts them meanwhile; only then may it drain.
+slot_settle() {
+  se_now=$(date +%s)
+  for se_l in "$root/$MF_CURRENT" "$root/$1/run/app.sock"; do
+    se_t=$(stat -c %Y "$se_l" 2>/dev/null) || continue
+    if [ $((se_now - se_t)) -le 1 ]; then sleep 1; return 0; fi
+  done
+  return 0
+}
+
 # slot_restart restarts the live release through a slot: a new slot of
 # it starts beside the one serving and, once it answers, serves in its
 # place (app.sock points at it); then the other drains.
@@ -135,6 +149,7 @@ slot_restart() {
   fi
   step "slot $sr_new of $sr_live serves"
   [ -n "$sr_old" ] || return 0
+  slot_settle "$sr_live"
   slot_stop "$sr_live" "$sr_old" || die "slot $sr_old of $sr_live did not drain"
   step "slot $sr_old of $sr_live drained"
 }

@@ -14,6 +14,7 @@ set -- $MF_DRAIN
 IFS=$ifs0; set +f
 d_live=$(readlink "$root/$MF_CURRENT" 2>/dev/null) || d_live=
 d_live=${d_live##*/} d_failed=
+[ $# -lt 2 ] || slot_settle "$d_live"
 while [ $# -ge 2 ]; do
   if [ "$1" = "$d_live" ] && [ "$(slot_linked "$1")" = "$2" ]; then
     step "slot $2 of $1 serves: left running"

@@ -190,6 +190,7 @@ slot_back() {
     slot_link "$prev" "$sold" || record_failure "cannot point $prev/run/app.sock back at slot $sold"
   fi
   if [ -n "$snew" ] && [ "$snew" != "$sold" ]; then
+    slot_settle "$prev"
     slot_stop "$dir" "$snew" || record_failure "the new slot $snew of $dir did not stop"
   fi
 }
@@ -268,6 +269,7 @@ if [ "$mode" = forward ]; then
 else
   undo_after_switch "$dir" record_failure
   if [ -n "$MF_SLOT_START" ] && [ -n "$sold" ] && { [ "$prev" != "$dir" ] || [ "$sold" != "$snew" ]; }; then
+    slot_settle "$dir"
     slot_stop "$prev" "$sold" || record_failure "the slot $sold of $prev did not stop"
   fi
 fi
