@@ -142,11 +142,14 @@ start() {
   else
     setsid env/bin/python %[3]s "$SOCK" >>"$LOG" 2>&1 </dev/null &
   fi
-  echo $! >"$PIDFILE"
+  child=$!
+  echo "$child" >"$PIDFILE"
   i=0
   while [ $i -lt 300 ]; do
     answers && return 0
-    running || { echo "slot $SLOT of $DIR did not start:" >&2; tail -n 20 "$LOG" >&2; exit 1; }
+    # the child started here (running would not know it until it execs)
+    { kill -0 "$child" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$child/stat"; } ||
+      { echo "slot $SLOT of $DIR did not start:" >&2; tail -n 20 "$LOG" >&2; exit 1; }
     sleep 0.1; i=$((i+1))
   done
   echo "slot $SLOT of $DIR does not answer on $SOCK" >&2; tail -n 20 "$LOG" >&2; exit 1

@@ -50,10 +50,14 @@ start)
   running && exit 0
   cd "$dir" || exit 1
   DEPLOYMENT_TYPE=PRODUCTION setsid env/bin/python app.py --unix "$sock" >>"$log" 2>&1 </dev/null &
-  echo $! >"$pidf"
+  child=$!
+  echo "$child" >"$pidf"
   i=0
   while [ ! -S "$sock" ]; do
-    running && [ $i -lt 600 ] || { echo "slot $slot did not start:" >&2; tail -n 5 "$log" >&2; exit 1; }
+    # the child this script started: until it execs, its command line is
+    # this script's
+    kill -0 "$child" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$child/stat" 2>/dev/null && [ $i -lt 600 ] ||
+      { echo "slot $slot did not start:" >&2; tail -n 5 "$log" >&2; exit 1; }
     sleep 0.05; i=$((i+1))
   done ;;
 stop)
