@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/magefab/magefab/internal/e2e"
 )
 
 // The slot tools are magefab with Slots: each release dir runs as a
@@ -83,26 +85,15 @@ type nginxFront struct {
 	max  int // hosts it was started on
 }
 
-const nginxConf = `user root;
-worker_processes 1;
-error_log %[1]s/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s:%[3]d;
-		location / {
-			proxy_pass http://unix:/var/webapps/%[4]s/releases/current/run/app.sock;
-			proxy_set_header Host $host;
-		}
+// nginxServer is the server block of the front: e2e.FleetNginxConf
+// makes it a whole configuration, listening on the host's address.
+const nginxServer = `server {
+	listen 127.0.0.1:80;
+	location / {
+		proxy_pass http://unix:/var/webapps/%s/releases/current/run/app.sock;
+		proxy_set_header Host $host;
 	}
-}
-`
+}`
 
 // up starts nginx on hosts web1..webN where it does not run yet.
 func (g *nginxFront) up(ctx context.Context, n int) error {
@@ -111,7 +102,11 @@ func (g *nginxFront) up(ctx context.Context, n int) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(d, "nginx.conf"), []byte(fmt.Sprintf(nginxConf, d, addr(i), g.port, g.unit)), 0o644); err != nil {
+		conf, err := e2e.FleetNginxConf(fmt.Sprintf(nginxServer, g.unit), d, addr(i), g.port)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "nginx.conf"), []byte(conf), 0o644); err != nil {
 			return err
 		}
 	}

@@ -137,7 +137,7 @@ func (r *fleetRun) dryRun(ctx context.Context, t release.Target) error {
 // printPlans prints each host's plan of a dry run: where current points,
 // where it would point and the commands; or why the host would fail.
 func (r *fleetRun) printPlans(plans []release.Plan, what func(release.Plan) string) {
-	if r.fleet.Rollout != (release.Rollout{}) {
+	if r.fleet.Rollout.Staged() {
 		fmt.Fprintf(stdout, "\nthe switch would go in stages, in this order (a failure in any stage switches back every host that switched):\n")
 		var names []string
 		for _, h := range r.hosts {

@@ -98,6 +98,9 @@ func (c Config) rollout(n int) (release.Rollout, error) {
 		}
 		out.Balancer = &haproxy.Balancer{Socket: h.Socket, Backend: h.Backend, Servers: h.Servers}
 	}
+	if (r.Window > 0 || r.Checks > 0) && canary == 0 && batch == 0 {
+		return release.Rollout{}, fmt.Errorf("magetargets: Config.Rollout: Window and Checks check a canary or batches, and neither Canary nor Batch is set: give one (e.g. Canary: \"1\"), or leave Window and Checks zero")
+	}
 	if r.MaxOut < 0 || r.BalancerTimeout < 0 {
 		return release.Rollout{}, fmt.Errorf("magetargets: Config.Rollout: MaxOut (%d) and BalancerTimeout (%s) cannot be negative", r.MaxOut, r.BalancerTimeout)
 	}

@@ -274,3 +274,43 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// A run stopped by a signal exits stopGrace later, but not while hosts
+// are switching (holdInterrupts): stopping there would split the fleet.
+// It exits once the switch is over.
+func TestGraceWaitsForASwitch(t *testing.T) {
+	old := stopGrace
+	stopGrace = 50 * time.Millisecond
+	defer func() { stopGrace = old }()
+	exited := make(chan int, 1)
+	_, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &stopper{
+		cancel: cancel,
+		say:    func(string, ...any) {},
+		exit:   func(code int) { exited <- code },
+		ch:     make(chan os.Signal, 1),
+		pipe:   make(chan os.Signal, 1),
+		done:   make(chan struct{}),
+		held:   1, // a switch holds the interrupts
+	}
+	go s.watch()
+	defer close(s.done)
+	s.ch <- syscall.SIGTERM
+	select {
+	case <-exited:
+		t.Fatal("the run exited while hosts were switching")
+	case <-time.After(10 * stopGrace):
+	}
+	s.mu.Lock()
+	s.held--
+	s.mu.Unlock()
+	select {
+	case code := <-exited:
+		if code != 128+int(syscall.SIGTERM) {
+			t.Errorf("exit status %d, want %d", code, 128+int(syscall.SIGTERM))
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the run never exited once the switch was over")
+	}
+}

@@ -209,7 +209,7 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 // others back. With a staged Rollout, it switches stage by stage.
 func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
 	f.say("all %d host(s) prepared; switching", len(prepared))
-	if f.Rollout.staged() {
+	if f.Rollout.Staged() {
 		return f.rollout(ctx, prepared, what)
 	}
 	if f.Switching != nil {
@@ -345,10 +345,5 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	if err == nil {
 		return
 	}
-	err = fmt.Errorf("could not release every lock: %w", err)
-	if f.Warn != nil {
-		f.Warn(err)
-		return
-	}
-	f.say("%v", err)
+	f.warn(fmt.Errorf("could not release every lock: %w", err))
 }

@@ -140,7 +140,12 @@ func phase(parts ...part) part {
 func (p part) script() string { return hostScript(p.files...) }
 
 // run runs the part as one script on h (one SSH session), parsing its
-// output.
+// output. A part with slot.sh gets its inputs (slotEnv); the others are
+// not sent them.
 func (p part) run(ctx context.Context, h sshx.Host, o *Options, forwardAgent bool) (*scriptOutput, error) {
-	return runWith(ctx, h, o, p.script(), p.in, forwardAgent)
+	in := p.in
+	if slices.Contains(p.files, "slot") {
+		in = append(slotEnv(o), in...)
+	}
+	return runWith(ctx, h, o, p.script(), in, forwardAgent)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,9 +45,9 @@ type Rollout struct {
 	BalancerTimeout time.Duration
 }
 
-// staged says whether the rollout switches in more than one stage, or
+// Staged says whether the rollout switches in more than one stage, or
 // through a balancer.
-func (r Rollout) staged() bool { return r.Canary > 0 || r.Batch > 0 || r.Balancer != nil }
+func (r Rollout) Staged() bool { return r.Canary > 0 || r.Batch > 0 || r.Balancer != nil }
 
 func (r Rollout) checks() int {
 	switch {
@@ -91,13 +92,7 @@ func (r Rollout) Plan(hosts []string) []string {
 	stages := r.Stages(hosts)
 	var out []string
 	for i, s := range stages {
-		what := fmt.Sprintf("batch %d of %d", i, len(stages)-1)
-		if i == 0 && r.Canary > 0 && len(stages) > 1 {
-			what = "canary"
-		} else if r.Canary == 0 || len(stages) == 1 {
-			what = fmt.Sprintf("batch %d of %d", i+1, len(stages))
-		}
-		line := what + ": " + strings.Join(s, ", ")
+		line := r.stageLabel(i, len(stages)) + ": " + strings.Join(s, ", ")
 		if r.Balancer != nil {
 			line += "; out of " + r.Balancer.Name() + " while it switches, back in once healthy"
 		}
@@ -234,6 +229,12 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 		names = append(names, p.Host.Name())
 	}
 	stages := r.Stages(names)
+	stagePs := make([][]*Prepared, len(stages))
+	for i, s := range stages {
+		for _, h := range s {
+			stagePs[i] = append(stagePs[i], byName[h])
+		}
+	}
 	var done []*Prepared // switched and checked
 	var results []HostResult
 	var out []string // taken out of the balancer and not yet put back
@@ -244,27 +245,13 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 			}
 		}
 	}()
-	// fail switches back what switched, releases the rest, and says why.
+	// fail releases the stages from the i-th on, which never switched,
+	// switches back the earlier ones and stageDone, and says why.
 	fail := func(i int, cause error, stageDone []*Prepared) error {
 		hold := f.hold()
 		defer hold()
-		var rest []*Prepared
-		for _, s := range stages[i:] {
-			for _, h := range s {
-				if !containsPrepared(stageDone, h) {
-					rest = append(rest, byName[h])
-				}
-			}
-		}
-		if f.Options.front() {
-			f.stopNew(rest)
-		}
-		var hosts []sshx.Host
-		for _, p := range rest {
-			hosts = append(hosts, p.Host)
-		}
-		f.unlockAll(hosts)
-		back := append(append([]*Prepared(nil), done...), stageDone...)
+		f.releaseUnswitched(slices.Concat(stagePs[i:]...))
+		back := append(slices.Clone(done), stageDone...)
 		if len(back) == 0 {
 			return fmt.Errorf("no host was switched: %w", cause)
 		}
@@ -275,23 +262,19 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 		return fmt.Errorf("every host that had switched (%d) was switched back to its previous release: %w", len(back), cause)
 	}
 	for i, stage := range stages {
+		ps := stagePs[i]
 		label := r.stageLabel(i, len(stages))
 		if i > 0 && ctx.Err() != nil {
 			return nil, fail(i, fmt.Errorf("interrupted before %s: %w", label, ctx.Err()), nil)
 		}
 		f.say("%s: %s", label, strings.Join(stage, ", "))
 		if r.Balancer != nil {
+			out = append(out, stage...) // also after an Out that failed half way
 			if err := f.takeOut(ctx, names, stage); err != nil {
-				out = append(out, stage...) // an Out that failed half way
 				return nil, fail(i, err, nil)
 			}
-			out = append(out, stage...)
 		}
-		var ps []*Prepared
-		for _, h := range stage {
-			ps = append(ps, byName[h])
-		}
-		res, err := f.switchStage(ctx, ps, what, done, byName, stages[i+1:])
+		res, err := f.switchStage(ctx, ps, what, done, slices.Concat(stagePs[i+1:]...))
 		if err != nil {
 			return nil, err
 		}
@@ -315,13 +298,17 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 	return results, nil
 }
 
-func containsPrepared(ps []*Prepared, host string) bool {
-	for _, p := range ps {
-		if p.Host.Name() == host {
-			return true
-		}
+// releaseUnswitched gives up hosts that prepared but will not switch:
+// their new slots stop (front mode) and their locks go.
+func (f *Fleet) releaseUnswitched(ps []*Prepared) {
+	if f.Options.front() {
+		f.stopNew(ps)
 	}
-	return false
+	var hosts []sshx.Host
+	for _, p := range ps {
+		hosts = append(hosts, p.Host)
+	}
+	f.unlockAll(hosts)
 }
 
 // hold holds the process's interrupts (Switching) until the func it
@@ -334,27 +321,16 @@ func (f *Fleet) hold() func() {
 }
 
 // switchStage switches the hosts of a stage, holding interrupts. If it
-// fails, the hosts of the later stages, which never switched, are
-// released, and the stage's and the earlier stages' switched hosts are
+// fails, the hosts of later stages, which never switched, are released,
+// and the stage's and the earlier stages' switched hosts (done) are
 // switched back (switchFailed).
-func (f *Fleet) switchStage(ctx context.Context, ps []*Prepared, what string, done []*Prepared, byName map[string]*Prepared, later [][]string) ([]HostResult, error) {
+func (f *Fleet) switchStage(ctx context.Context, ps []*Prepared, what string, done, later []*Prepared) ([]HostResult, error) {
 	hold := f.hold()
 	defer hold()
 	out, res, err := f.switchHosts(ctx, ps, what)
 	if err == nil {
 		return out, nil
 	}
-	var rest []*Prepared
-	var hosts []sshx.Host
-	for _, s := range later {
-		for _, h := range s {
-			rest = append(rest, byName[h])
-			hosts = append(hosts, byName[h].Host)
-		}
-	}
-	if f.Options.front() {
-		f.stopNew(rest)
-	}
-	f.unlockAll(hosts)
+	f.releaseUnswitched(later)
 	return nil, f.switchFailed(err, res, ps, done)
 }

@@ -26,7 +26,6 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in var
 	env.set("MF_DIR1", o.Layout.Dirs[1])
 	env.set("MF_VENV", o.Layout.Virtualenv)
 	env = append(env, lockEnv(o)...)
-	env = append(env, slotEnv(o)...)
 	cmd.Env = append(append(env, o.Env...), in...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ForwardAgent = forwardAgent
@@ -38,7 +37,7 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in var
 // lease and who holds the locks this run takes.
 func lockEnv(o *Options) vars {
 	var env vars
-	env.set("MF_LOCK_LEASE", strconv.Itoa(max(int(o.lockLease().Seconds()), 1)))
+	env.set("MF_LOCK_LEASE", seconds(o.lockLease()))
 	hd := o.holder()
 	env.set("MF_LOCK_USER", hd.User)
 	env.set("MF_LOCK_MACHINE", hd.Machine)

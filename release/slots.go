@@ -95,8 +95,8 @@ func seconds(d time.Duration) string {
 	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
 }
 
-// slotEnv are the inputs of hostsh/slot.sh, which every phase gets:
-// MF_SLOT_START is "" when the project runs no slots.
+// slotEnv are the inputs of hostsh/slot.sh, which every part with it gets
+// (see part.run): MF_SLOT_START is "" when the project runs no slots.
 func slotEnv(o *Options) vars {
 	var in vars
 	s := o.Slots
@@ -151,16 +151,12 @@ func startSlot(ctx context.Context, p *Prepared, o *Options) error {
 // slotRef names a slot of a release dir on a host.
 type slotRef struct{ Dir, Slot string }
 
-// stopSlots drains the given slots on their hosts (hostsh/slotdrain.sh),
-// each only if it does not serve at that moment. It does not need the
-// lock: it stops only slots it is told of.
-func stopSlots(ctx context.Context, h sshx.Host, o *Options, slots []slotRef) error {
-	var l []string
-	for _, s := range slots {
-		l = append(l, s.Dir, s.Slot)
-	}
+// stopSlot drains a slot on h (hostsh/slotdrain.sh), unless it serves at
+// that moment. It does not need the lock: it stops only the slot it is
+// told of.
+func stopSlot(ctx context.Context, h sshx.Host, o *Options, s slotRef) error {
 	var in vars
-	in.list("MF_DRAIN", l)
+	in.list("MF_DRAIN", []string{s.Dir, s.Slot})
 	out, err := part{files: []string{"slot", "slotdrain"}, in: in}.run(ctx, h, o, false)
 	if err != nil {
 		return scriptError(h, "draining", out, err, o)
@@ -203,26 +199,9 @@ func (f *Fleet) startSlots(ctx context.Context, prepared []*Prepared) error {
 // stopNew stops the new slot of each of prepared, which serves nowhere:
 // a deploy that does not switch leaves only the slots that served.
 func (f *Fleet) stopNew(prepared []*Prepared) {
-	var hosts []sshx.Host
-	byHost := map[string]*Prepared{}
-	for _, p := range prepared {
-		if p.Slot != "" {
-			hosts = append(hosts, p.Host)
-			byHost[p.Host.Name()] = p
-		}
-	}
-	if len(hosts) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.Options.Slots.drainTimeout()+f.switchTimeout())
-	defer cancel()
-	_, err := sshx.Each(ctx, hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		p := byHost[h.Name()]
-		return struct{}{}, stopSlots(ctx, h, f.Options, []slotRef{{p.Dir, p.Slot}})
-	})
-	if err != nil {
-		f.warn(fmt.Errorf("a new slot that serves nowhere could not be stopped (deploy:status shows it): %w", err))
-	}
+	f.stopEach(prepared, func(p *Prepared) (slotRef, bool) {
+		return slotRef{p.Dir, p.Slot}, p.Slot != ""
+	}, "", "a new slot that serves nowhere could not be stopped (deploy:status shows it)")
 }
 
 // drainOld drains, once every host switched and passed the check, the
@@ -232,26 +211,37 @@ func (f *Fleet) drainOld(prepared []*Prepared) {
 	if f.Options.Slots == nil {
 		return
 	}
+	f.stopEach(prepared, func(p *Prepared) (slotRef, bool) {
+		return slotRef{p.Previous, p.PrevSlot}, p.PrevSlot != "" && p.Previous != "" && !(p.Previous == p.Dir && p.PrevSlot == p.Slot)
+	}, "draining the previous slot", "the new release is live, but a previous slot did not drain (deploy:status shows it)")
+}
+
+// stopEach drains, on the host of each of prepared, the slot pick names
+// (if it names one), all hosts in parallel, within a drain and a switch
+// timeout even after an interrupt; progress, unless "", is said first. A
+// failure is told to Warn, after why.
+func (f *Fleet) stopEach(prepared []*Prepared, pick func(*Prepared) (slotRef, bool), progress, why string) {
 	var hosts []sshx.Host
-	byHost := map[string]*Prepared{}
+	slot := map[string]slotRef{}
 	for _, p := range prepared {
-		if p.PrevSlot != "" && p.Previous != "" && !(p.Previous == p.Dir && p.PrevSlot == p.Slot) {
+		if ref, ok := pick(p); ok {
 			hosts = append(hosts, p.Host)
-			byHost[p.Host.Name()] = p
+			slot[p.Host.Name()] = ref
 		}
 	}
 	if len(hosts) == 0 {
 		return
 	}
-	f.say("draining the previous slot on %d host(s)", len(hosts))
+	if progress != "" {
+		f.say("%s on %d host(s)", progress, len(hosts))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.Options.Slots.drainTimeout()+f.switchTimeout())
 	defer cancel()
 	_, err := sshx.Each(ctx, hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		p := byHost[h.Name()]
-		return struct{}{}, stopSlots(ctx, h, f.Options, []slotRef{{p.Previous, p.PrevSlot}})
+		return struct{}{}, stopSlot(ctx, h, f.Options, slot[h.Name()])
 	})
 	if err != nil {
-		f.warn(fmt.Errorf("the new release is live, but a previous slot did not drain (deploy:status shows it): %w", err))
+		f.warn(fmt.Errorf("%s: %w", why, err))
 	}
 }
 

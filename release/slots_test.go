@@ -140,8 +140,8 @@ func (f *testFleet) killSlots() {
 	}
 }
 
-// slotPID returns the pid of slot of dir on host i, and whether that
-// process runs (a zombie does not).
+// slotRuns says whether slot of dir on host i runs: its pid file names a
+// process that lives (a zombie does not).
 func (f *testFleet) slotRuns(i int, dir, slot string) bool {
 	b, err := os.ReadFile(filepath.Join(f.root(i), dir, "run", slot+".pid"))
 	if err != nil {
@@ -365,17 +365,7 @@ func TestSlotThatDoesNotStartSwitchesNothing(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	for i := range f.hosts {
-		if f.slotRuns(i, "b", "b") {
-			t.Errorf("h%d: the new slot b still runs", i+1)
-		}
-		if !f.slotRuns(i, "a", "a") {
-			t.Errorf("h%d: the serving slot a stopped", i+1)
-		}
-		if got := f.serving(t, i); got != v1.SHA {
-			t.Errorf("h%d serves %q, want v0.1.0", i+1, got)
-		}
-	}
+	f.assertOldSlotServes(t, "after the failed start", v1)
 	f.assertAll(t, "after the failed start", "a", "")
 }
 
@@ -396,17 +386,7 @@ func TestSlotsCheckFailureMovesTrafficBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "switched back") {
 		t.Fatalf("deploy error = %v, want a switch back", err)
 	}
-	for i := range f.hosts {
-		if f.slotRuns(i, "b", "b") {
-			t.Errorf("h%d: the new slot b still runs", i+1)
-		}
-		if !f.slotRuns(i, "a", "a") {
-			t.Errorf("h%d: the old slot a stopped", i+1)
-		}
-		if got := f.serving(t, i); got != v1.SHA {
-			t.Errorf("h%d serves %q, want v0.1.0", i+1, got)
-		}
-	}
+	f.assertOldSlotServes(t, "after the switch back", v1)
 	f.assertAll(t, "after the switch back", "a", v1.SHA)
 }
 
@@ -451,5 +431,22 @@ func TestSlotsSharedPortFailNoRequest(t *testing.T) {
 	resp.Body.Close()
 	if got := strings.TrimSpace(string(b)); got != v2.SHA {
 		t.Errorf("the port answers %q, want v0.2.0", got)
+	}
+}
+
+// assertOldSlotServes checks, on every host, that the new slot b no longer
+// runs, and that the old slot a runs and serves v1.
+func (f *testFleet) assertOldSlotServes(t *testing.T, what string, v1 release.Target) {
+	t.Helper()
+	for i := range f.hosts {
+		if f.slotRuns(i, "b", "b") {
+			t.Errorf("%s: h%d: the new slot b still runs", what, i+1)
+		}
+		if !f.slotRuns(i, "a", "a") {
+			t.Errorf("%s: h%d: the old slot a stopped", what, i+1)
+		}
+		if got := f.serving(t, i); got != v1.SHA {
+			t.Errorf("%s: h%d serves %q, want %s", what, i+1, got, v1.Name)
+		}
 	}
 }

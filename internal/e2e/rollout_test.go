@@ -3,93 +3,28 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/magefab/magefab/internal/e2e"
 	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/load"
-	"github.com/magefab/magefab/release"
-	"github.com/magefab/magefab/release/haproxy"
+	"github.com/magefab/magefab/release/haproxy/haproxytest"
 )
 
 // startFleetHAProxy runs a real HAProxy on 127.0.0.1 in front of the app
-// on every fleet host (backend "app", a server per host, checked on
-// /version every 100ms), with its admin socket in a temporary dir. It
-// returns the frontend's URL and the socket; HAProxy is stopped at the
-// end by the process the test started.
+// on every fleet host (haproxytest: backend "app", a server per host,
+// checked on /version). It returns the frontend's URL and the admin
+// socket.
 func startFleetHAProxy(t *testing.T, f fleettest.Fleet, port int) (url, sock string) {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		fleettest.Unavailable(t, "haproxy is not installed (Debian: apt-get install haproxy)")
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := l.Addr().String()
-	l.Close()
-	sock = filepath.Join(dir, "admin.sock")
-	var servers strings.Builder
+	var servers []haproxytest.Server
 	for _, h := range f.Hosts {
-		fmt.Fprintf(&servers, "    server %s %s:%d check\n", h, f.Addr(t, h), port)
+		servers = append(servers, haproxytest.Server{Name: h, Addr: fmt.Sprintf("%s:%d", f.Addr(t, h), port)})
 	}
-	cfg := fmt.Sprintf(`global
-    stats socket %s mode 600 level admin
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-    retries 0
-frontend web
-    bind %s
-    default_backend app
-backend app
-    option httpchk GET /version
-    default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 2
-%s`, sock, front, servers.String())
-	conf := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-q", "-f", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	// every server up, as HAProxy's check says
-	b := &haproxy.Balancer{Socket: sock, Backend: "app"}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		st, err := b.States(ctx, f.Hosts)
-		up := 0
-		for _, s := range st {
-			if s == release.InService {
-				up++
-			}
-		}
-		if err == nil && up == len(f.Hosts) {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("haproxy: not every server came up: %v %v", st, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return "http://" + front + "/version", sock
+	front, b := haproxytest.Start(t, servers, "/version")
+	return "http://" + front + "/version", b.Socket
 }
 
 // A classic (restart) switch in batches of one host behind a real HAProxy:

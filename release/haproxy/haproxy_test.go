@@ -1,4 +1,4 @@
-package haproxy
+package haproxy_test
 
 import (
 	"context"
@@ -6,19 +6,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/magefab/magefab/internal/fleettest"
 	"github.com/magefab/magefab/internal/load"
 	"github.com/magefab/magefab/release"
+	"github.com/magefab/magefab/release/haproxy"
+	"github.com/magefab/magefab/release/haproxy/haproxytest"
 )
 
 // backend is an app server on a fixed loopback port that can be stopped
@@ -57,76 +54,15 @@ func (b *backend) stop() {
 	}
 }
 
-// startHAProxy runs a real HAProxy on loopback in front of backends, with
-// its stats socket at level admin and a health check every 100ms; it
-// returns the frontend's address and the Balancer. HAProxy is stopped, by
-// the pid the test started, at the end.
-func startHAProxy(t *testing.T, backends []*backend) (string, *Balancer) {
+// startHAProxy runs a real HAProxy in front of backends (haproxytest),
+// checking them on /.
+func startHAProxy(t *testing.T, backends []*backend) (string, *haproxy.Balancer) {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		fleettest.Unavailable(t, "haproxy is not installed (Debian: apt-get install haproxy)")
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := l.Addr().String()
-	l.Close()
-	var servers strings.Builder
+	var servers []haproxytest.Server
 	for _, b := range backends {
-		fmt.Fprintf(&servers, "    server %s %s check\n", b.name, b.addr)
+		servers = append(servers, haproxytest.Server{Name: b.name, Addr: b.addr})
 	}
-	sock := filepath.Join(dir, "admin.sock")
-	cfg := fmt.Sprintf(`global
-    stats socket %s mode 600 level admin
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-    retries 0
-frontend web
-    bind %s
-    default_backend app
-backend app
-    option httpchk GET /
-    default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1
-%s`, sock, front, servers.String())
-	conf := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", conf)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	b := &Balancer{Socket: sock, Backend: "app"}
-	var names []string
-	for _, be := range backends {
-		names = append(names, be.name)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := b.wait(ctx, names, "up", func(s serverStat) bool { return strings.HasPrefix(s.status, "UP") }); err != nil {
-		// the socket may not be there yet: wait and try once more
-		for ctx.Err() == nil {
-			if err = b.wait(ctx, names, "up", func(s serverStat) bool { return strings.HasPrefix(s.status, "UP") }); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("haproxy did not come up: %v", err)
-		}
-	}
-	return front, b
+	return haproxytest.Start(t, servers, "/")
 }
 
 func newBackends(t *testing.T, n int) []*backend {
@@ -191,14 +127,17 @@ func TestInNeverHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs[1].stop()
-	// HAProxy's check sees it down
+	// HAProxy's check sees it down: States says unhealthy
 	w, cancelW := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelW()
-	if err := b.wait(w, []string{"web2"}, "down", func(s serverStat) bool { return s.status == "DOWN" }); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := b.States(ctx, []string{"web2"}); st["web2"] != release.Unhealthy {
-		t.Errorf("a server failing its check is %s, want unhealthy", st["web2"])
+	for {
+		if st, _ := b.States(w, []string{"web2"}); st["web2"] == release.Unhealthy {
+			break
+		}
+		if w.Err() != nil {
+			t.Fatal("haproxy's check never saw web2 down")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	c, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
