@@ -3,6 +3,7 @@ package haproxy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,8 +27,11 @@ import (
 type backend struct {
 	name string
 	addr string
-	mu   sync.Mutex
-	srv  *httptest.Server
+	// slow, when not nil, holds requests for /slow until it is closed;
+	// each such request first sends on entered.
+	slow, entered chan struct{}
+	mu            sync.Mutex
+	srv           *httptest.Server
 }
 
 func (b *backend) start(t *testing.T) {
@@ -38,6 +42,10 @@ func (b *backend) start(t *testing.T) {
 	}
 	b.addr = l.Addr().String()
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" && b.slow != nil {
+			b.entered <- struct{}{}
+			<-b.slow
+		}
 		fmt.Fprintf(w, "%s\n", b.name)
 	}))
 	s.Listener.Close()
@@ -57,15 +65,28 @@ func (b *backend) stop() {
 	}
 }
 
+// options of startHAProxy.
+type options struct {
+	rise, fall int             // of the health checks; 0 means 1 and 2
+	noCheck    map[string]bool // servers without health checks
+}
+
 // startHAProxy runs a real HAProxy on loopback in front of backends, with
 // its stats socket at level admin and a health check every 100ms; it
-// returns the frontend's address and the Balancer. HAProxy is stopped, by
-// the pid the test started, at the end.
-func startHAProxy(t *testing.T, backends []*backend) (string, *Balancer) {
+// returns the frontend's address and the Balancer. A second stats socket,
+// user.sock in the Balancer's socket's directory, is at level user.
+// HAProxy is stopped, by the pid the test started, at the end.
+func startHAProxy(t *testing.T, backends []*backend, o options) (string, *Balancer) {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		fleettest.Unavailable(t, "haproxy is not installed (Debian: apt-get install haproxy)")
+	}
+	if o.rise == 0 {
+		o.rise = 1
+	}
+	if o.fall == 0 {
+		o.fall = 2
 	}
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,11 +97,16 @@ func startHAProxy(t *testing.T, backends []*backend) (string, *Balancer) {
 	l.Close()
 	var servers strings.Builder
 	for _, b := range backends {
-		fmt.Fprintf(&servers, "    server %s %s check\n", b.name, b.addr)
+		check := " check"
+		if o.noCheck[b.name] {
+			check = ""
+		}
+		fmt.Fprintf(&servers, "    server %s %s%s\n", b.name, b.addr, check)
 	}
 	sock := filepath.Join(dir, "admin.sock")
 	cfg := fmt.Sprintf(`global
     stats socket %s mode 600 level admin
+    stats socket %s mode 600 level user
 defaults
     mode http
     timeout connect 2s
@@ -92,13 +118,13 @@ frontend web
     default_backend app
 backend app
     option httpchk GET /
-    default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1
-%s`, sock, front, servers.String())
+    default-server inter 100ms fastinter 100ms downinter 100ms fall %d rise %d
+%s`, sock, filepath.Join(dir, "user.sock"), front, o.fall, o.rise, servers.String())
 	conf := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-db", "-f", conf)
+	cmd := exec.Command(bin, "-db", "-q", "-f", conf)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -112,21 +138,26 @@ backend app
 	for _, be := range backends {
 		names = append(names, be.name)
 	}
+	// every server up, as HAProxy's check says; the socket may not be
+	// there at first
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.wait(ctx, names, "up", func(s serverStat) bool { return strings.HasPrefix(s.status, "UP") }); err != nil {
-		// the socket may not be there yet: wait and try once more
-		for ctx.Err() == nil {
-			if err = b.wait(ctx, names, "up", func(s serverStat) bool { return strings.HasPrefix(s.status, "UP") }); err == nil {
-				break
+	for {
+		st, err := b.States(ctx, names)
+		up := 0
+		for _, s := range st {
+			if s == release.InService {
+				up++
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
-		if err != nil {
-			t.Fatalf("haproxy did not come up: %v", err)
+		if err == nil && up == len(names) {
+			return front, b
 		}
+		if ctx.Err() != nil {
+			t.Fatalf("haproxy did not come up: %v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return front, b
 }
 
 func newBackends(t *testing.T, n int) []*backend {
@@ -145,7 +176,7 @@ func newBackends(t *testing.T, n int) []*backend {
 // not one request through HAProxy fails meanwhile.
 func TestOutRestartInFailsNoRequest(t *testing.T) {
 	bs := newBackends(t, 3)
-	front, b := startHAProxy(t, bs)
+	front, b := startHAProxy(t, bs, options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r, err := load.Start(ctx, []load.Target{{Name: "haproxy", URL: "http://" + front + "/"}}, load.Options{Rate: 200, Timeout: 10 * time.Second})
@@ -161,12 +192,31 @@ func TestOutRestartInFailsNoRequest(t *testing.T) {
 		if err != nil || st[host] != release.OutService || st["nope"] != release.Unknown {
 			t.Errorf("states while %s is out: %v, %v", host, st, err)
 		}
+		if s, _ := b.servers(ctx, []string{host}); !s[host].maint() {
+			t.Errorf("%s is out but not in maintenance: %s", host, s[host])
+		}
 		bs[victim].stop()
 		time.Sleep(300 * time.Millisecond) // the app is down a while, as during a restart: it gets no request
 		bs[victim].start(t)
 		if err := b.In(ctx, []string{host}); err != nil {
 			t.Fatalf("in: %v", err)
 		}
+		if s, _ := b.servers(ctx, []string{host}); s[host].status != "UP" || s[host].admin != 0 {
+			t.Errorf("%s is back in but %s, admin state %#x", host, s[host], s[host].admin)
+		}
+	}
+	// Out and In of hosts that are out or in already change nothing.
+	if err := b.Out(ctx, []string{"web3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Out(ctx, []string{"web3"}); err != nil {
+		t.Errorf("out of a host that is out: %v", err)
+	}
+	if err := b.In(ctx, []string{"web3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.In(ctx, []string{"web3"}); err != nil {
+		t.Errorf("in of a host that is in: %v", err)
 	}
 	rep := r.Stop()
 	if rep.Requests < 100 || rep.Failed > 0 {
@@ -181,32 +231,177 @@ func TestOutRestartInFailsNoRequest(t *testing.T) {
 	}
 }
 
+// Out waits until the server has no session left: a request in progress
+// on it finishes first, while States says it drains.
+func TestOutWaitsForSessions(t *testing.T) {
+	bs := newBackends(t, 2)
+	bs[0].slow, bs[0].entered = make(chan struct{}), make(chan struct{}, 4)
+	front, b := startHAProxy(t, bs, options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Round robin: of two requests, one goes to web1 and is held there.
+	answered := make(chan error, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get("http://" + front + "/slow")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			answered <- err
+		}()
+	}
+	select {
+	case <-bs[0].entered:
+	case <-ctx.Done():
+		t.Fatal("no request reached web1")
+	}
+	out := make(chan error, 1)
+	go func() { out <- b.Out(ctx, []string{"web1"}) }()
+	for {
+		st, err := b.States(ctx, []string{"web1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st["web1"] == release.Draining {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("web1 with a session open is %s, never draining", st["web1"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-out:
+		t.Fatalf("Out returned (%v) while web1 had a session", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(bs[0].slow)
+	if err := <-out; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-answered; err != nil {
+			t.Errorf("a request through haproxy: %v", err)
+		}
+	}
+	if st, _ := b.States(ctx, []string{"web1", "web2"}); st["web1"] != release.OutService || st["web2"] != release.InService {
+		t.Errorf("states once web1 drained = %v", st)
+	}
+
+	// A session that outlasts ctx: the error names the host.
+	bs[1].slow, bs[1].entered = make(chan struct{}), make(chan struct{}, 4)
+	go http.Get("http://" + front + "/slow")
+	<-bs[1].entered
+	c, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	err := b.Out(c, []string{"web2"})
+	if err == nil || !strings.Contains(err.Error(), `haproxy: backend "app": not yet drained: web2 (DRAIN, check L7OK, 1 sessions)`) {
+		t.Errorf("Out of a server whose session outlasts ctx: error = %v", err)
+	}
+	close(bs[1].slow)
+}
+
 // A server that never answers its health check is never reported
 // healthy: In fails when its context ends, naming it.
 func TestInNeverHealthy(t *testing.T) {
-	bs := newBackends(t, 2)
-	_, b := startHAProxy(t, bs)
+	bs := newBackends(t, 3)
+	_, b := startHAProxy(t, bs, options{})
 	ctx := context.Background()
 	if err := b.Out(ctx, []string{"web2"}); err != nil {
 		t.Fatal(err)
 	}
 	bs[1].stop()
-	// HAProxy's check sees it down
-	w, cancelW := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelW()
-	if err := b.wait(w, []string{"web2"}, "down", func(s serverStat) bool { return s.status == "DOWN" }); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := b.States(ctx, []string{"web2"}); st["web2"] != release.Unhealthy {
-		t.Errorf("a server failing its check is %s, want unhealthy", st["web2"])
-	}
 	c, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := b.In(c, []string{"web2"})
-	if err == nil || !strings.Contains(err.Error(), "web2") || !strings.Contains(err.Error(), "healthy") {
+	if err == nil || !strings.Contains(err.Error(), `haproxy: backend "app": not yet healthy: web2 (DOWN`) {
 		t.Fatalf("In of a dead server = %v", err)
 	}
-	if err := b.Out(ctx, []string{"web9"}); err == nil || !strings.Contains(err.Error(), "web9") {
-		t.Errorf("Out of an unknown server = %v", err)
+	// Left drained: out, not in service.
+	if st, _ := b.States(ctx, []string{"web2"}); st["web2"] != release.OutService {
+		t.Errorf("a drained server failing its check is %s, want out", st["web2"])
+	}
+
+	// A server in service whose app dies: unhealthy.
+	bs[2].stop()
+	w, cancelW := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelW()
+	for {
+		st, err := b.States(w, []string{"web3"})
+		if err == nil && st["web3"] == release.Unhealthy {
+			break
+		}
+		if w.Err() != nil {
+			t.Fatalf("web3 down: states %v, %v; want unhealthy", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	bs[1].start(t)
+	if err := b.In(w, []string{"web2"}); err != nil {
+		t.Errorf("In once web2 is back: %v", err)
+	}
+}
+
+// A server put back after maintenance counts as healthy only once a
+// check run after it left maintenance passed, even when a single check
+// decides (rise 1, fall 1) and the last one before maintenance passed.
+func TestInChecksAfterMaintenance(t *testing.T) {
+	bs := newBackends(t, 2)
+	_, b := startHAProxy(t, bs, options{rise: 1, fall: 1})
+	ctx := context.Background()
+	if err := b.Out(ctx, []string{"web1"}); err != nil {
+		t.Fatal(err)
+	}
+	bs[0].stop()
+	c, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := b.In(c, []string{"web1"}); err == nil || !strings.Contains(err.Error(), "not yet healthy: web1") {
+		t.Fatalf("In of a server down since it was taken out = %v", err)
+	}
+	bs[0].start(t)
+	c, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.In(c, []string{"web1"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// HAProxy refuses: an unknown server, a server without health checks, a
+// socket without the admin level.
+func TestRefused(t *testing.T) {
+	bs := newBackends(t, 2)
+	_, b := startHAProxy(t, bs, options{noCheck: map[string]bool{"web2": true}})
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"Out": b.Out(ctx, []string{"web1", "web9"}),
+		"In":  b.In(ctx, []string{"web9"}),
+	} {
+		if err == nil || !strings.Contains(err.Error(), `haproxy: backend "app" has no server "web9" (host web9)`) {
+			t.Errorf("%s of an unknown server = %v", name, err)
+		}
+	}
+	err := b.Out(ctx, []string{"web1", "web2"})
+	if err == nil || !strings.Contains(err.Error(), `server "web2" (host web2) has no health check`) {
+		t.Errorf("Out of a server without health checks = %v", err)
+	}
+	if st, _ := b.States(ctx, []string{"web1", "web2", "web9"}); !maps.Equal(st, map[string]release.BalancerState{"web1": release.InService, "web2": release.InService, "web9": release.Unknown}) {
+		t.Errorf("states after the refused Outs = %v, want nothing taken out", st)
+	}
+
+	user := &Balancer{Socket: filepath.Join(filepath.Dir(b.Socket), "user.sock"), Backend: "app"}
+	err = user.Out(ctx, []string{"web1"})
+	if err == nil || !strings.Contains(err.Error(), "haproxy: set server app/web1 state drain: ") {
+		t.Errorf("Out through a socket at level user = %v", err)
+	}
+	t.Logf("HAProxy's answer at level user: %v", err)
+	if st, _ := b.States(ctx, []string{"web1"}); st["web1"] != release.InService {
+		t.Errorf("web1 after the refused Out: %s", st["web1"])
+	}
+	missing := &Balancer{Socket: filepath.Join(t.TempDir(), "none.sock"), Backend: "app"}
+	if _, err := missing.States(ctx, []string{"web1"}); err == nil || !strings.Contains(err.Error(), "haproxy: the stats socket: ") {
+		t.Errorf("States through a socket that is not there = %v", err)
 	}
 }
