@@ -23,7 +23,7 @@ func startFleetHAProxy(t *testing.T, f fleettest.Fleet, port int) (url, sock str
 	for _, h := range f.Hosts {
 		servers = append(servers, haproxytest.Server{Name: h, Addr: fmt.Sprintf("%s:%d", f.Addr(t, h), port)})
 	}
-	front, b := haproxytest.Start(t, servers, "/version")
+	front, b := haproxytest.Start(t, servers, haproxytest.Options{Path: "/version"})
 	return "http://" + front + "/version", b.Socket
 }
 

@@ -1,6 +1,9 @@
 // Package elb finds the hosts behind a Classic Elastic Load Balancer and
 // takes single instances out of it and puts them back, as buedafab's
-// production environment did with its elb_add and elb_remove tasks.
+// production environment did with its elb_add and elb_remove tasks; it
+// also takes batches of hosts out of a Classic load balancer or an
+// Application or Network Load Balancer's target group for a switch in
+// batches.
 //
 // # Hosts
 //
@@ -21,17 +24,31 @@
 // name whether or not it is registered, the way back to one that was
 // taken out.
 //
+// # Switches in batches
+//
+// [Client.Balancer] makes a Classic Load Balancer a
+// [github.com/magefab/magefab/release.Balancer], given the instance of
+// each host ([Client.HostInstances] gives them): its Out deregisters
+// instances and waits until the load balancer's connection draining
+// finished, its In registers them and waits until they are InService.
+// [Client.TargetGroup] does the same with the target group of an
+// Application or Network Load Balancer (Elastic Load Balancing v2),
+// given each host's targets ([Client.HostTargets] gives them): Out waits
+// through "draining" until the targets are unused, In until they are
+// healthy.
+//
 // # Tests
 //
 // Package [github.com/magefab/magefab/release/elb/elbtest] serves the ELB
-// and EC2 calls of this package from an in-process server.
+// (Classic and v2) and EC2 calls of this package from an in-process
+// server.
 //
 // # Credentials and endpoints
 //
 // [New] loads the AWS SDK's default configuration: credentials and region
 // come from the standard chain (environment, shared config files, SSO,
-// instance roles). [Config.Endpoint] points both the ELB and the EC2 client
-// at another URL, for tests or AWS-compatible APIs.
+// instance roles). [Config.Endpoint] points the ELB (Classic and v2) and
+// the EC2 clients at another URL, for tests or AWS-compatible APIs.
 //
 // A Client is safe for concurrent use.
 package elb

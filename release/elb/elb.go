@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbapi "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing/types"
+	elbv2api "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 )
 
 // Config says where the load balancers live and how their instances are
@@ -25,8 +26,9 @@ type Config struct {
 	// default chain (AWS_REGION, AWS_DEFAULT_REGION, the shared config file).
 	Region string
 
-	// Endpoint is the base URL of an AWS-compatible API that serves both
-	// the ELB and the EC2 calls, e.g. "http://127.0.0.1:4566". "" means AWS.
+	// Endpoint is the base URL of an AWS-compatible API that serves the
+	// ELB (Classic and v2) and the EC2 calls, e.g.
+	// "http://127.0.0.1:4566". "" means AWS.
 	Endpoint string
 
 	// Port is the SSH port appended to each host ("name:port"). 0 means
@@ -58,10 +60,11 @@ type Client struct {
 	cfg    Config
 	region string
 	elb    *elbapi.Client
+	elbv2  *elbv2api.Client
 	ec2    *ec2.Client
 
 	// pollMin and pollMax bound the delay between health checks in
-	// WaitInService.
+	// WaitInService and the waits of Balancer and TargetGroup.
 	pollMin, pollMax time.Duration
 }
 
@@ -100,6 +103,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		pollMax: 30 * time.Second,
 	}
 	c.elb = elbapi.NewFromConfig(awsCfg, func(o *elbapi.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	c.elbv2 = elbv2api.NewFromConfig(awsCfg, func(o *elbv2api.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}

@@ -5,6 +5,17 @@
 // The socket needs "level admin" (stats socket /run/haproxy.sock mode 600
 // level admin), and the backend's servers health checks ("check"), whose
 // result says when a server put back is healthy.
+//
+// A server taken out is drained ("set server B/S state drain": no new
+// connection), waited for until it has no session left ("show stat",
+// scur), then put in maintenance ("state maint": no traffic at all, not
+// even a persistent client's). One put back leaves maintenance drained,
+// its health forced down ("set server B/S health down") so that only
+// checks run after its restart can make it healthy, waits until
+// HAProxy's own check passes, and only then is made ready ("state
+// ready") and waited for until it is UP. Leaving maintenance straight for
+// ready would count a server up at once, on the result of the last check
+// before it was taken out, and send it traffic until the next check.
 package haproxy
 
 import (
@@ -89,7 +100,12 @@ func (b *Balancer) command(ctx context.Context, cmd string) (string, error) {
 
 // setState sets a server's administrative state: ready, drain or maint.
 func (b *Balancer) setState(ctx context.Context, host, state string) error {
-	cmd := "set server " + b.Backend + "/" + b.server(host) + " state " + state
+	return b.set(ctx, host, "state "+state)
+}
+
+// set sends "set server BACKEND/SERVER what" for host's server.
+func (b *Balancer) set(ctx context.Context, host, what string) error {
+	cmd := "set server " + b.Backend + "/" + b.server(host) + " " + what
 	out, err := b.command(ctx, cmd)
 	if err != nil {
 		return err
@@ -101,13 +117,44 @@ func (b *Balancer) setState(ctx context.Context, host, state string) error {
 	return nil
 }
 
-// serverStat is a server's line of "show stat".
+// Server administrative states (srv_admin_state in "show servers state").
+const (
+	adminForcedMaint = 0x01                      // set server ... state maint
+	adminMaint       = 0x01 | 0x02 | 0x04 | 0x20 // forced, inherited, configured, DNS resolution
+	adminDrain       = 0x08 | 0x10               // forced, inherited
+	checkConfigured  = 0x02                      // srv_check_state: the server has health checks
+)
+
+// serverStat is what HAProxy says of a server: its line of "show stat"
+// and of "show servers state".
 type serverStat struct {
-	status string // UP, DOWN, MAINT, DRAIN, "UP 1/2", ...
-	scur   int    // its current sessions
+	status  string // UP, DOWN, MAINT, DRAIN, "UP 1/2", "no check", ...
+	check   string // the last check's result: L7OK, L4CON, ...
+	scur    int    // its current sessions
+	admin   int    // administrative state flags
+	checked bool   // it has health checks
 }
 
-// stats reads the backend's servers from "show stat".
+func (s serverStat) maint() bool   { return s.admin&adminMaint != 0 }
+func (s serverStat) drained() bool { return s.admin&adminDrain != 0 }
+
+// healthy reports whether HAProxy's check counts the server up: a
+// drained server passing it shows DRAIN, a ready one UP (neither "going
+// down", as "UP 1/2" is).
+func (s serverStat) healthy() bool {
+	return s.status == "UP" || s.status == "DRAIN" || (!s.checked && s.status == "no check")
+}
+
+func (s serverStat) String() string {
+	out := s.status
+	if s.check != "" {
+		out += ", check " + s.check
+	}
+	return fmt.Sprintf("%s, %d sessions", out, s.scur)
+}
+
+// stats reads the backend's servers from "show stat" and "show servers
+// state".
 func (b *Balancer) stats(ctx context.Context) (map[string]serverStat, error) {
 	out, err := b.command(ctx, "show stat")
 	if err != nil {
@@ -123,14 +170,17 @@ func (b *Balancer) stats(ctx context.Context) (map[string]serverStat, error) {
 	for i, name := range rows[0] {
 		col[name] = i
 	}
-	for _, name := range []string{"pxname", "svname", "scur", "status"} {
-		if _, ok := col[name]; !ok {
+	width := 0
+	for _, name := range []string{"pxname", "svname", "scur", "status", "check_status"} {
+		i, ok := col[name]
+		if !ok {
 			return nil, fmt.Errorf("haproxy: show stat has no %s column", name)
 		}
+		width = max(width, i+1)
 	}
 	m := map[string]serverStat{}
 	for _, row := range rows[1:] {
-		if len(row) <= col["status"] || row[col["pxname"]] != b.Backend {
+		if len(row) < width || row[col["pxname"]] != b.Backend {
 			continue
 		}
 		sv := row[col["svname"]]
@@ -138,30 +188,78 @@ func (b *Balancer) stats(ctx context.Context) (map[string]serverStat, error) {
 			continue
 		}
 		scur, _ := strconv.Atoi(row[col["scur"]])
-		m[sv] = serverStat{status: row[col["status"]], scur: scur}
+		m[sv] = serverStat{status: row[col["status"]], check: row[col["check_status"]], scur: scur, checked: row[col["status"]] != "no check"}
 	}
 	if len(m) == 0 {
 		return nil, fmt.Errorf("haproxy: no backend %q, or it has no servers", b.Backend)
 	}
+
+	out, err = b.command(ctx, "show servers state "+b.Backend)
+	if err != nil {
+		return nil, err
+	}
+	var head []string
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "#":
+			head = f[1:]
+		case head != nil && len(f) >= len(head):
+			row := map[string]string{}
+			for i, h := range head {
+				row[h] = f[i]
+			}
+			s, ok := m[row["srv_name"]]
+			if row["be_name"] != b.Backend || !ok {
+				continue
+			}
+			admin, err1 := strconv.Atoi(row["srv_admin_state"])
+			check, err2 := strconv.Atoi(row["srv_check_state"])
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("haproxy: show servers state: unreadable line %q", strings.TrimSpace(line))
+			}
+			s.admin, s.checked = admin, check&checkConfigured != 0
+			m[row["srv_name"]] = s
+		}
+	}
+	if head == nil {
+		return nil, fmt.Errorf("haproxy: show servers state %s: unreadable answer %q", b.Backend, strings.TrimSpace(out))
+	}
 	return m, nil
 }
 
-// wait polls the backend's stats until done says every host is there, or
-// ctx ends; what says what was waited for.
+// servers returns the state of the hosts' servers; a host whose server
+// the backend does not have is an error.
+func (b *Balancer) servers(ctx context.Context, hosts []string) (map[string]serverStat, error) {
+	st, err := b.stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts {
+		if _, ok := st[b.server(h)]; !ok {
+			return nil, fmt.Errorf("haproxy: backend %q has no server %q (host %s)", b.Backend, b.server(h), h)
+		}
+	}
+	return st, nil
+}
+
+// wait polls the backend's servers until done says every host is there,
+// or ctx ends; what says what was waited for.
 func (b *Balancer) wait(ctx context.Context, hosts []string, what string, done func(serverStat) bool) error {
+	pending := hosts
 	for {
-		st, err := b.stats(ctx)
+		st, err := b.servers(ctx, hosts)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("haproxy: backend %q: not yet %s: %s: %w", b.Backend, what, strings.Join(pending, ", "), ctx.Err())
+			}
 			return err
 		}
-		var pending []string
+		pending = nil
 		for _, h := range hosts {
-			s, ok := st[b.server(h)]
-			if !ok {
-				return fmt.Errorf("haproxy: backend %q has no server %q (host %s)", b.Backend, b.server(h), h)
-			}
-			if !done(s) {
-				pending = append(pending, fmt.Sprintf("%s (%s, %d sessions)", h, s.status, s.scur))
+			if s := st[b.server(h)]; !done(s) {
+				pending = append(pending, fmt.Sprintf("%s (%s)", h, s))
 			}
 		}
 		if len(pending) == 0 {
@@ -169,31 +267,75 @@ func (b *Balancer) wait(ctx context.Context, hosts []string, what string, done f
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("haproxy: %s: not yet: %s: %w", what, strings.Join(pending, ", "), ctx.Err())
+			return fmt.Errorf("haproxy: backend %q: not yet %s: %s: %w", b.Backend, what, strings.Join(pending, ", "), ctx.Err())
 		case <-time.After(b.poll()):
 		}
 	}
 }
 
-// Out drains the hosts' servers (no new connections; those open finish)
-// and waits until they have no session left. They stay in the drain state,
-// where HAProxy goes on checking their health, which In waits for.
+// Out drains the hosts' servers (no new connections; those open finish),
+// waits until they have no session left, then puts them in maintenance,
+// where they get no traffic at all. A server already in maintenance is
+// left there; a server without health checks is refused, before any
+// change: once out, only a passing check could tell when it can be put
+// back.
 func (b *Balancer) Out(ctx context.Context, hosts []string) error {
+	st, err := b.servers(ctx, hosts)
+	if err != nil {
+		return err
+	}
+	var take []string
 	for _, h := range hosts {
+		s := st[b.server(h)]
+		if !s.checked {
+			return fmt.Errorf("haproxy: backend %q: server %q (host %s) has no health check: add \"check\" to its server line, so that it is put back only once healthy", b.Backend, b.server(h), h)
+		}
+		if !s.maint() {
+			take = append(take, h)
+		}
+	}
+	for _, h := range take {
 		if err := b.setState(ctx, h, "drain"); err != nil {
 			return err
 		}
 	}
-	return b.wait(ctx, hosts, "drained", func(s serverStat) bool { return s.scur == 0 })
+	if err := b.wait(ctx, hosts, "drained", func(s serverStat) bool { return s.scur == 0 && (s.drained() || s.maint()) }); err != nil {
+		return err
+	}
+	for _, h := range take {
+		if err := b.setState(ctx, h, "maint"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// In waits until HAProxy's own health check passes for each host's
-// server (a drained server passing it shows DRAIN, one failing it DOWN),
-// then makes them ready and waits until they are UP: a server never gets
-// traffic before a check passed.
+// In puts the hosts' servers back: those in maintenance leave it drained,
+// with their health forced down; every server waits until HAProxy's own
+// health check counts it up (a drained server passing it shows DRAIN,
+// one failing it DOWN), is made ready, and waited for until it is UP. A
+// server never gets traffic before a check run after it was put back
+// passed.
 func (b *Balancer) In(ctx context.Context, hosts []string) error {
-	healthy := func(s serverStat) bool { return s.status == "DRAIN" || s.status == "UP" }
-	if err := b.wait(ctx, hosts, "healthy", healthy); err != nil {
+	st, err := b.servers(ctx, hosts)
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		s := st[b.server(h)]
+		if s.admin&adminForcedMaint == 0 {
+			continue
+		}
+		if err := b.setState(ctx, h, "drain"); err != nil {
+			return err
+		}
+		if s.checked {
+			if err := b.set(ctx, h, "health down"); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.wait(ctx, hosts, "healthy", serverStat.healthy); err != nil {
 		return err
 	}
 	for _, h := range hosts {
@@ -201,10 +343,13 @@ func (b *Balancer) In(ctx context.Context, hosts []string) error {
 			return err
 		}
 	}
-	return b.wait(ctx, hosts, "healthy", func(s serverStat) bool { return s.status == "UP" })
+	return b.wait(ctx, hosts, "healthy", func(s serverStat) bool { return s.healthy() && !s.drained() && !s.maint() })
 }
 
-// States reports each host's state in the backend.
+// States reports each host's state in the backend: in service (UP, or
+// going down but still UP), draining (drained, sessions left), out (in
+// maintenance, drained with no session, or NOLB), unhealthy (DOWN, its
+// check failing), unknown (no such server).
 func (b *Balancer) States(ctx context.Context, hosts []string) (map[string]release.BalancerState, error) {
 	st, err := b.stats(ctx)
 	if err != nil {
@@ -216,11 +361,11 @@ func (b *Balancer) States(ctx context.Context, hosts []string) (map[string]relea
 		switch {
 		case !ok:
 			m[h] = release.Unknown
-		case strings.HasPrefix(s.status, "MAINT"):
+		case s.maint():
 			m[h] = release.OutService
-		case strings.HasPrefix(s.status, "DRAIN") && s.scur > 0:
+		case s.drained() && s.scur > 0:
 			m[h] = release.Draining
-		case strings.HasPrefix(s.status, "DRAIN"):
+		case s.drained(), strings.HasPrefix(s.status, "NOLB"):
 			m[h] = release.OutService
 		case strings.HasPrefix(s.status, "UP"), s.status == "no check":
 			m[h] = release.InService

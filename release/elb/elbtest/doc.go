@@ -1,6 +1,7 @@
 // Package elbtest provides an in-process AWS endpoint for tests of code
-// that uses Classic Elastic Load Balancing and EC2, in the spirit of
-// net/http/httptest. It does not need *testing.T.
+// that uses Elastic Load Balancing (Classic, and the target groups of
+// v2) and EC2, in the spirit of net/http/httptest. It does not need
+// *testing.T.
 //
 // # Starting a server
 //
@@ -22,6 +23,8 @@
 //
 //   - elasticloadbalancing (API version 2012-06-01): DescribeInstanceHealth,
 //     RegisterInstancesWithLoadBalancer, DeregisterInstancesFromLoadBalancer;
+//   - elasticloadbalancing v2 (API version 2015-12-01): DescribeTargetGroups,
+//     DescribeTargetHealth, RegisterTargets, DeregisterTargets;
 //   - ec2 (API version 2016-11-15): DescribeInstances, by instance IDs and
 //     with the filters instance-state-name, dns-name and private-dns-name.
 //
@@ -29,9 +32,25 @@
 // registered instance is InService when it is running, unless
 // [Server.SetSettle] makes newly registered ones answer OutOfService for
 // a few health checks first, or [Server.SetOutOfService] makes one fail
-// its health check while it runs. A load balancer that does not exist gets
-// LoadBalancerNotFound, as AWS answers; [Server.FailEC2] makes
-// DescribeInstances fail with an error code of your choice.
+// its health check while it runs. With [Server.SetConnectionDraining], a
+// deregistered instance stays InService, "Instance deregistration
+// currently in progress.", for the draining time before it is gone. A
+// load balancer that does not exist gets LoadBalancerNotFound, as AWS
+// answers; [Server.FailEC2] makes DescribeInstances fail with an error
+// code of your choice.
+//
+// [Server.AddTargetGroup] adds a target group (targets by instance ID or
+// IP address, and port). A registered target is "initial" for
+// TargetGroup.Settle health checks, then "healthy"; a deregistered one is
+// "draining" for TargetGroup.DeregistrationDelay, then gone ("unused",
+// Target.NotRegistered, when asked for by name). A target group that does
+// not exist gets TargetGroupNotFound.
+//
+// [Server.SetUnhealthy] makes an instance or IP address fail every health
+// check, wherever it is registered, now or later: OutOfService in a
+// Classic load balancer, "unhealthy" in a target group.
+// [Server.Fail] makes an action answer with an error code, e.g.
+// AccessDenied for a load balancer that refuses to deregister.
 //
 // # Checking what happened
 //

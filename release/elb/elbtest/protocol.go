@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // members returns the values of params prefix.1.suffix, prefix.2.suffix, ...
@@ -81,8 +82,13 @@ type elbErrorResponse struct {
 }
 
 func elbError(w http.ResponseWriter, status int, code, msg, reqID string) {
+	queryError(w, elbXMLNS, status, code, msg, reqID)
+}
+
+// queryError answers with an ErrorResponse in the XML namespace ns.
+func queryError(w http.ResponseWriter, ns string, status int, code, msg, reqID string) {
 	var e elbErrorResponse
-	e.XMLNS = elbXMLNS
+	e.XMLNS = ns
 	e.Error.Type = "Sender"
 	e.Error.Code = code
 	e.Error.Message = msg
@@ -125,21 +131,38 @@ func (s *Server) serveELB(w http.ResponseWriter, req Request, reqID string) {
 		env.Result = res
 	case "RegisterInstancesWithLoadBalancer":
 		for _, id := range ids {
-			if !slices.ContainsFunc(ms, func(m *member) bool { return m.id == id }) {
+			i := slices.IndexFunc(ms, func(m *member) bool { return m.id == id })
+			switch {
+			case i < 0:
 				ms = append(ms, &member{id: id, settling: s.settle})
+			case ms[i].drainingNow():
+				// Registered again while it drains: back in, once its
+				// health check passes.
+				ms[i].drainUntil = time.Time{}
+				ms[i].settling = s.settle
 			}
 		}
 		s.lbs[name] = ms
 		env.Result = instancesResult(req.Action, ms)
 	case "DeregisterInstancesFromLoadBalancer":
 		for _, id := range ids {
-			i := slices.IndexFunc(ms, func(m *member) bool { return m.id == id })
+			i := slices.IndexFunc(ms, func(m *member) bool { return m.id == id && !m.drainingNow() })
 			if i < 0 {
 				elbError(w, http.StatusBadRequest, "InvalidInstance",
 					fmt.Sprintf("The specified instance %s is not registered with the load balancer.", id), reqID)
 				return
 			}
-			ms = slices.Delete(ms, i, i+1)
+		}
+		for _, id := range ids {
+			i := slices.IndexFunc(ms, func(m *member) bool { return m.id == id && !m.drainingNow() })
+			if i < 0 {
+				continue // named twice
+			}
+			if d := s.draining[name]; d > 0 {
+				ms[i].drainUntil = time.Now().Add(d)
+			} else {
+				ms = slices.Delete(ms, i, i+1)
+			}
 		}
 		s.lbs[name] = ms
 		env.Result = instancesResult(req.Action, ms)
@@ -162,11 +185,13 @@ func (s *Server) health(ms []*member, id string) elbInstanceState {
 	case s.instances[id].State != "running":
 		st.State, st.ReasonCode = "OutOfService", "Instance"
 		st.Description = "Instance is in " + s.instances[id].State + " state."
+	case ms[i].drainingNow():
+		st.Description = "Instance deregistration currently in progress."
 	case ms[i].settling > 0:
 		ms[i].settling--
 		st.State, st.ReasonCode = "OutOfService", "ELB"
 		st.Description = "Instance registration is still in progress."
-	case ms[i].unhealthy:
+	case ms[i].unhealthy || s.failing[id]:
 		st.State, st.ReasonCode = "OutOfService", "Instance"
 		st.Description = "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."
 	}
@@ -176,7 +201,9 @@ func (s *Server) health(ms []*member, id string) elbInstanceState {
 func instancesResult(action string, ms []*member) elbInstancesResult {
 	res := elbInstancesResult{XMLName: xml.Name{Local: action + "Result"}}
 	for _, m := range ms {
-		res.Instances.Members = append(res.Instances.Members, elbInstance{InstanceID: m.id})
+		if !m.drainingNow() {
+			res.Instances.Members = append(res.Instances.Members, elbInstance{InstanceID: m.id})
+		}
 	}
 	return res
 }

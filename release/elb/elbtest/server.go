@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"time"
 )
 
 // The static credentials every request must be signed with.
@@ -20,10 +21,12 @@ const (
 
 // API versions and XML namespaces of the two services.
 const (
-	elbVersion = "2012-06-01"
-	ec2Version = "2016-11-15"
-	elbXMLNS   = "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/"
-	ec2XMLNS   = "http://ec2.amazonaws.com/doc/2016-11-15/"
+	elbVersion   = "2012-06-01"
+	elbv2Version = "2015-12-01"
+	ec2Version   = "2016-11-15"
+	elbXMLNS     = "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/"
+	elbv2XMLNS   = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+	ec2XMLNS     = "http://ec2.amazonaws.com/doc/2016-11-15/"
 )
 
 // Instance is an EC2 instance the server knows.
@@ -36,7 +39,7 @@ type Instance struct {
 
 // Request is one request the server answered.
 type Request struct {
-	Service string     // signing name from the Authorization header: elasticloadbalancing or ec2
+	Service string     // signing name from the Authorization header: elasticloadbalancing (Classic and v2) or ec2
 	Region  string     // signing region
 	Action  string     // e.g. DescribeInstanceHealth
 	Params  url.Values // form parameters without Action and Version
@@ -52,20 +55,28 @@ type Server struct {
 	srv *httptest.Server
 
 	mu        sync.Mutex
-	instances map[string]*Instance // by ID
-	lbs       map[string][]*member // registered instances by load balancer, in registration order
-	requests  []Request            // since the last TakeRequests
-	served    int                  // requests ever answered, for request IDs
+	instances map[string]*Instance     // by ID
+	lbs       map[string][]*member     // registered instances by load balancer, in registration order
+	draining  map[string]time.Duration // connection draining timeout by load balancer
+	groups    []*targetGroup           // ELBv2 target groups, in creation order
+	failing   map[string]bool          // instance IDs and IP addresses that fail every health check
+	faults    map[string]string        // error code by action
+	requests  []Request                // since the last TakeRequests
+	served    int                      // requests ever answered, for request IDs
 	settle    int
 	ec2Fault  string
 	errs      []error
 }
 
 type member struct {
-	id        string
-	settling  int  // health checks left to answer OutOfService
-	unhealthy bool // fails its health check: OutOfService while it runs
+	id         string
+	settling   int       // health checks left to answer OutOfService
+	unhealthy  bool      // fails its health check: OutOfService while it runs
+	drainUntil time.Time // deregistered, draining until then; zero when registered
 }
+
+// drainingNow reports whether m was deregistered and is still draining.
+func (m *member) drainingNow() bool { return !m.drainUntil.IsZero() }
 
 // NewServer starts and returns a Server with no instances and no load
 // balancers. Call Close when done.
@@ -73,6 +84,9 @@ func NewServer() *Server {
 	s := &Server{
 		instances: map[string]*Instance{},
 		lbs:       map[string][]*member{},
+		draining:  map[string]time.Duration{},
+		failing:   map[string]bool{},
+		faults:    map[string]string{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -107,19 +121,78 @@ func (s *Server) AddLoadBalancer(name string, ids ...string) {
 }
 
 // Registered returns the IDs of the instances registered with load
-// balancer name, in registration order, and whether it exists.
+// balancer name, in registration order, and whether it exists. Instances
+// deregistered and still draining are not registered.
 func (s *Server) Registered(name string) ([]string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireLocked()
 	ms, ok := s.lbs[name]
 	if !ok {
 		return nil, false
 	}
 	ids := make([]string, 0, len(ms))
 	for _, m := range ms {
-		ids = append(ids, m.id)
+		if !m.drainingNow() {
+			ids = append(ids, m.id)
+		}
 	}
 	return ids, true
+}
+
+// SetConnectionDraining sets the connection draining timeout of load
+// balancer lb: an instance deregistered from it from now on is still
+// reported InService, with the description "Instance deregistration
+// currently in progress.", for d, and then no longer reported, as AWS
+// does while the instance's connections finish. The default, 0, is
+// connection draining disabled: a deregistered instance is gone at once.
+func (s *Server) SetConnectionDraining(lb string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining[lb] = d
+}
+
+// SetUnhealthy makes the instance or IP address id fail every health
+// check (unhealthy true) or pass them again (false), in every load
+// balancer and target group, including those it is registered with later:
+// an instance whose app never comes up. A Classic load balancer reports
+// it OutOfService, a target group unhealthy.
+func (s *Server) SetUnhealthy(id string, unhealthy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if unhealthy {
+		s.failing[id] = true
+	} else {
+		delete(s.failing, id)
+	}
+}
+
+// Fail makes every request for action (e.g.
+// DeregisterInstancesFromLoadBalancer, DeregisterTargets) answer with the
+// error code, e.g. AccessDenied, as AWS answers a caller whose policy
+// does not allow it; "" serves the action again. The request is recorded
+// all the same.
+func (s *Server) Fail(action, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == "" {
+		delete(s.faults, action)
+	} else {
+		s.faults[action] = code
+	}
+}
+
+// expireLocked forgets the members and targets whose draining ended;
+// s.mu is held.
+func (s *Server) expireLocked() {
+	now := time.Now()
+	gone := func(drainUntil time.Time) bool { return !drainUntil.IsZero() && !now.Before(drainUntil) }
+	for name, ms := range s.lbs {
+		s.lbs[name] = slices.DeleteFunc(ms, func(m *member) bool { return gone(m.drainUntil) })
+	}
+	for _, g := range s.groups {
+		g.targets = slices.DeleteFunc(g.targets, func(t *target) bool { return gone(t.drainUntil) })
+	}
 }
 
 // SetSettle sets how many health checks an instance registered from now
@@ -248,10 +321,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.served++
 	reqID := fmt.Sprintf("00000000-0000-4000-8000-%012d", s.served)
 
+	s.expireLocked()
 	version := r.PostForm.Get("Version")
+	if code, ok := s.faults[req.Action]; ok {
+		status := http.StatusBadRequest
+		if code == "AccessDenied" {
+			status = http.StatusForbidden
+		}
+		msg := fmt.Sprintf("User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: %s:%s", req.Service, req.Action)
+		switch version {
+		case ec2Version:
+			ec2Error(w, code, msg, reqID)
+		case elbv2Version:
+			queryError(w, elbv2XMLNS, status, code, msg, reqID)
+		default:
+			queryError(w, elbXMLNS, status, code, msg, reqID)
+		}
+		return
+	}
 	switch {
 	case req.Service == "elasticloadbalancing" && version == elbVersion:
 		s.serveELB(w, req, reqID)
+	case req.Service == "elasticloadbalancing" && version == elbv2Version:
+		s.serveELBv2(w, req, reqID)
 	case req.Service == "ec2" && version == ec2Version:
 		s.serveEC2(w, req, reqID)
 	default:

@@ -1,6 +1,7 @@
 // Package haproxytest runs a real HAProxy on loopback for tests: a
 // frontend in front of one backend, "app", with a health check every
-// 100ms and the runtime API at level admin.
+// 100ms, the runtime API at level admin on the Balancer's socket and at
+// level user on user.sock beside it.
 package haproxytest
 
 import (
@@ -20,17 +21,36 @@ import (
 	"github.com/magefab/magefab/release/haproxy"
 )
 
-// Server is a server of the backend: its name and host:port.
-type Server struct{ Name, Addr string }
+// Server is a server of the backend: its name and host:port. NoCheck
+// leaves it without a health check.
+type Server struct {
+	Name, Addr string
+	NoCheck    bool
+}
 
-// Start runs HAProxy with servers in backend "app", checked with GET
-// check (a server is up after 2 passing checks, down after 2 failing),
-// and waits until every server is up. It returns the frontend's address
-// (127.0.0.1:port) and the Balancer of the backend. HAProxy is stopped,
-// by the process the test started, when the test ends. Without haproxy
-// the test skips, or fails under CI.
-func Start(t testing.TB, servers []Server, check string) (front string, b *haproxy.Balancer) {
+// Options of the backend's health check: GET Path (default /), up after
+// Rise passing checks and down after Fall failing ones (default 2 each).
+type Options struct {
+	Path       string
+	Rise, Fall int
+}
+
+// Start runs HAProxy with servers in backend "app" and waits until every
+// server is up. It returns the frontend's address (127.0.0.1:port) and
+// the Balancer of the backend. HAProxy is stopped, by the process the
+// test started, when the test ends. Without haproxy the test skips, or
+// fails under CI.
+func Start(t testing.TB, servers []Server, o Options) (front string, b *haproxy.Balancer) {
 	t.Helper()
+	if o.Path == "" {
+		o.Path = "/"
+	}
+	if o.Rise == 0 {
+		o.Rise = 2
+	}
+	if o.Fall == 0 {
+		o.Fall = 2
+	}
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		fleettest.Unavailable(t, "haproxy is not installed (Debian: apt-get install haproxy)")
@@ -44,11 +64,16 @@ func Start(t testing.TB, servers []Server, check string) (front string, b *hapro
 	l.Close()
 	var lines strings.Builder
 	for _, s := range servers {
-		fmt.Fprintf(&lines, "    server %s %s check\n", s.Name, s.Addr)
+		check := " check"
+		if s.NoCheck {
+			check = ""
+		}
+		fmt.Fprintf(&lines, "    server %s %s%s\n", s.Name, s.Addr, check)
 	}
 	sock := filepath.Join(dir, "admin.sock")
 	cfg := fmt.Sprintf(`global
     stats socket %s mode 600 level admin
+    stats socket %s mode 600 level user
 defaults
     mode http
     timeout connect 2s
@@ -60,8 +85,8 @@ frontend web
     default_backend app
 backend app
     option httpchk GET %s
-    default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 2
-%s`, sock, front, check, lines.String())
+    default-server inter 100ms fastinter 100ms downinter 100ms fall %d rise %d
+%s`, sock, filepath.Join(dir, "user.sock"), front, o.Path, o.Fall, o.Rise, lines.String())
 	conf := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
