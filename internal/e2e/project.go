@@ -404,11 +404,26 @@ type Result struct {
 // project on every run: two runs at once in one project would otherwise
 // race on that file. Each project's magefile names its own random unit, so
 // a cached binary is never one built against another version of magefab.
+// GOCACHE stays this process's build cache even when a test gives mage an
+// XDG_CACHE_HOME of its own, where go would otherwise put a new, empty
+// one and compile every dependency of the magefile again.
 func (p *Project) env(extra []string) []string {
 	env := append(os.Environ(), p.gitEnv...)
 	env = append(env, "MAGEFILE_CACHE="+filepath.Join(filepath.Dir(p.mage), "cache"), "MAGEFILE_HASHFAST=1", "GOFLAGS=-mod=mod")
+	if c := goCache(); c != "" {
+		env = append(env, "GOCACHE="+c)
+	}
 	return append(env, extra...)
 }
+
+// goCache is the go command's build cache, as `go env GOCACHE` says.
+var goCache = sync.OnceValue(func() string {
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+})
 
 // Run runs the real mage binary in the project with args, with the given
 // environment variables added, and no terminal on stdin.
