@@ -39,6 +39,7 @@ func fleetPool(t *testing.T, f fleettest.Fleet, tweak func(*sshx.Config)) *sshx.
 }
 
 func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	pool := fleetPool(t, f, nil)
 	hosts, err := pool.Hosts(f.Hosts)
@@ -160,6 +161,7 @@ func TestFleetAliasesSudoUploadAndOneConnection(t *testing.T) {
 }
 
 func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 2)
 	fleettest.RequireTool(t, "ssh", "openssh-client")
 	keyBytes, err := os.ReadFile(f.KeyFile)
@@ -175,7 +177,7 @@ func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
 	pool := fleetPool(t, f, func(c *sshx.Config) { c.Agent = keyring.(agent.ExtendedAgent) })
 	web1, _ := pool.Host(f.Hosts[0])
 	// From web1, log in to web2 with the forwarded key: web1 holds no key.
-	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes deploy@127.0.0.3 cat /run/fleet/host"
+	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes deploy@" + f.Addr(t, f.Hosts[1]) + " cat /run/fleet/host"
 	// Without forwarding the login fails.
 	if err := web1.Script(context.Background(), script).Run(); err == nil {
 		t.Errorf("login from web1 to web2 worked without a forwarded agent")
@@ -201,6 +203,7 @@ func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
 }
 
 func TestFleetHostKeyMismatchRefused(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 1)
 	kh, err := os.ReadFile(f.KnownHostsFile)
 	if err != nil {
@@ -235,6 +238,7 @@ func TestFleetHostKeyMismatchRefused(t *testing.T) {
 }
 
 func TestFleetStoppedHostFailsFast(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	victim := f.Hosts[len(f.Hosts)-1]
 	f.Ctl(t, "stop", victim)
@@ -257,11 +261,12 @@ func TestFleetStoppedHostFailsFast(t *testing.T) {
 }
 
 func TestFleetProxyJump(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 2)
 	cfgText, _ := os.ReadFile(f.ConfigFile)
 	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
 	// web2 reached only through web1.
-	extra := "\nHost behind\n  HostName 127.0.0.3\n  ProxyJump " + f.Hosts[0] + "\n"
+	extra := "\nHost behind\n  HostName " + f.Addr(t, f.Hosts[1]) + "\n  ProxyJump " + f.Hosts[0] + "\n"
 	for _, l := range strings.Split(string(cfgText), "\n") {
 		l = strings.TrimSpace(l)
 		for _, k := range []string{"User ", "IdentityFile ", "UserKnownHostsFile ", "Port "} {
@@ -290,6 +295,7 @@ func TestFleetProxyJump(t *testing.T) {
 }
 
 func TestFleetSudoPasswordIsAClearError(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 1)
 	pool := fleetPool(t, f, nil)
 	// guest may use sudo only with a password.
@@ -319,6 +325,7 @@ func TestFleetSudoPasswordIsAClearError(t *testing.T) {
 // no signal, and sshd sends none to a session without a terminal: the
 // command's process group is stopped all the same, when its input ends.
 func TestFleetCommandStopsWhenTheClientIsGone(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 1)
 	pool := fleetPool(t, f, nil)
 	h, _ := pool.Host(f.Hosts[0])

@@ -47,6 +47,7 @@ func buedafabLayout(t *testing.T, p *e2e.Project, a, b, cur string) {
 // to buedafab's release. deploy:check, before and after, changes nothing
 // and names what to fix.
 func TestBuedafabHostsOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	fleettest.RequireTool(t, "virtualenv", "python3-virtualenv")

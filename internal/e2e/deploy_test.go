@@ -87,6 +87,7 @@ func assertSessions(t *testing.T, what string, conns, sess map[string]int, maxSe
 }
 
 func TestDeployOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	p := e2e.NewProject(t, f, f.Hosts, "")

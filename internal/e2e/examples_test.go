@@ -24,6 +24,7 @@ import (
 // example tests deploy with: the fleet's values in, the example's servers
 // out, every other line of the example's configuration kept.
 func TestExampleMagefilesRewriteForTheFleet(t *testing.T) {
+	t.Parallel()
 	v := e2e.FleetValues{SCM: "/srv/git/ex.git", Hosts: []string{"web1", "web2", "web3"}, SSHConfig: "/fleet/ssh_config", Wheels: "/srv/wheels", Port: 8123}
 	for _, name := range examples.Names {
 		fsys, err := examples.FS(name)
@@ -135,6 +136,7 @@ func checkSlotFiles(t *testing.T, name string, fsys fs.FS, facts e2e.MagefileFac
 // TestExampleStartReadsTheREADME checks how an example without slots
 // tells the fleet test how its app starts on a server.
 func TestExampleStartReadsTheREADME(t *testing.T) {
+	t.Parallel()
 	readme := "On the servers:\n\n    cd /var/webapps/five/releases/current &&\n    DEPLOYMENT_TYPE=PRODUCTION env/bin/gunicorn --bind ADDR:PORT five.wsgi\n"
 	start, err := e2e.ExampleStart(readme)
 	if want := `env DEPLOYMENT_TYPE=PRODUCTION env/bin/gunicorn --bind "$addr":"$PORT" five.wsgi`; err != nil || start != want {
@@ -287,6 +289,7 @@ func exampleFlow(t *testing.T, p *e2e.Project, env []string, greeting string) (s
 // migrations, the crontabs, the fixture of development and the
 // notifications (to local endpoints) all doing their work.
 func TestExampleDjangoOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	p := e2e.NewExample(t, f, "django")
 	h := &hooks{}
@@ -347,6 +350,7 @@ func TestExampleDjangoOnTheFleet(t *testing.T) {
 // own configuration on the fleet: its slots share the app's port on every
 // host (under load, with no failed request: exampleFlow).
 func TestExampleTornadoOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	p := e2e.NewExample(t, f, "tornado")
 	start := time.Now()

@@ -81,6 +81,7 @@ func noLocks(t *testing.T, f fleettest.Fleet, p *e2e.Project, what string) {
 }
 
 func TestConcurrentDeploysOneProceeds(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, "", nil)
 	env := faultEnv
 	sha2 := p.Commit(t, "second")
@@ -134,6 +135,7 @@ func TestConcurrentDeploysOneProceeds(t *testing.T) {
 }
 
 func TestInterruptDuringPrepare(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"},`, map[string]string{"scripts/slow-install": slowInstall})
 	env := faultEnv
 	p.AddFiles(t, "new requirements", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# changed\n"})
@@ -168,6 +170,7 @@ func TestInterruptDuringPrepare(t *testing.T) {
 }
 
 func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, "", nil)
 	env := faultEnv
 	p.Commit(t, "second")
@@ -189,6 +192,7 @@ func TestRestartFailureOnOneHostSwitchesTheFleetBack(t *testing.T) {
 }
 
 func TestHostFaultsDuringPrepare(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"}, Timeouts: magetargets.Timeouts{Connect: 3000000000, Prepare: 45000000000},`, map[string]string{"scripts/slow-install": slowInstall})
 	env := faultEnv
 	victim := f.Hosts[2]

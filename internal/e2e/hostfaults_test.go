@@ -33,6 +33,7 @@ func mountTmpfs(t *testing.T, f fleettest.Fleet, host, dir, size string) (unmoun
 // TestDiskFullDuringTheInstall: on one host the new release dir's
 // virtualenv sits on a 1 MB filesystem, and the new requirements need 3 MB.
 func TestDiskFullDuringTheInstall(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, "", nil)
 	env := faultEnv
 
@@ -59,6 +60,7 @@ func TestDiskFullDuringTheInstall(t *testing.T) {
 // TestGitFetchFailsOnOneHost: one host cannot read the repository (an
 // empty filesystem is mounted over it there only).
 func TestGitFetchFailsOnOneHost(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, "", nil)
 	env := faultEnv
 	sha2 := p.Commit(t, "second")

@@ -11,6 +11,7 @@ import (
 // lock stops at Ctrl-C and leaves that lock alone; while a deploy holds
 // its locks, nothing in the deploy tree is world-writable.
 func TestInterruptWhileWaitingForTheLock(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, `PackageInstallScripts: []string{"scripts/slow-install"},`, map[string]string{"scripts/slow-install": slowInstall})
 	env := faultEnv
 	p.AddFiles(t, "new requirements", map[string]string{"requirements.txt": "magefab-testdep==1.0\n# changed\n"})
@@ -75,6 +76,7 @@ func TestInterruptWhileWaitingForTheLock(t *testing.T) {
 // switch does not stop the switch (that would split the fleet): magefab
 // says so and finishes; the fleet serves the new release everywhere.
 func TestInterruptDuringSwitchAndRestart(t *testing.T) {
+	t.Parallel()
 	f, p, _ := deployedProject(t, "", nil)
 	env := faultEnv
 	sha2 := p.Commit(t, "second")
@@ -108,6 +110,7 @@ func TestInterruptDuringSwitchAndRestart(t *testing.T) {
 // other hosts are switched back, and when the hung host resumes it goes
 // back to the previous release by itself and releases its lock.
 func TestHostHangsDuringTheSwitch(t *testing.T) {
+	t.Parallel()
 	f, p, sha1 := deployedProject(t, `Timeouts: magetargets.Timeouts{Switch: 15000000000},`, nil)
 	env := faultEnv
 	sha2 := p.Commit(t, "second")

@@ -37,6 +37,7 @@ const lockLease = 10 * time.Second
 const otherMachine = "other-runner"
 
 func TestLockUnderSignals(t *testing.T) {
+	t.Parallel()
 	r := newLockRig(t)
 	for _, c := range []struct {
 		name string

@@ -43,6 +43,7 @@ func (h *hooks) take() []string {
 }
 
 func TestNotificationsAndPrivatePackagesOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 

@@ -57,6 +57,7 @@ func onHosts(t *testing.T, f fleettest.Fleet, script string) map[string]string {
 }
 
 func TestPythonSideOnTheFleet(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	p := e2e.NewProjectWith(t, f, f.Hosts, `Migrate: true, Fixtures: []string{"initial"}, Celeryd: "deploy/celeryd",`, `Crontab: "deploy/crontab"`, map[string]string{

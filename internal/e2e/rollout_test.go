@@ -32,6 +32,7 @@ func startFleetHAProxy(t *testing.T, f fleettest.Fleet, port int) (url, sock str
 // HAProxy's check passes, and no request through HAProxy fails, in a
 // deploy and a rollback. deploy:status and the dry run show it.
 func TestRollingSwitchBehindHAProxy(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	p := e2e.NewProjectWith(t, f, f.Hosts, "", "", nil)

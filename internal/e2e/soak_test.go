@@ -82,6 +82,7 @@ type soakCycle struct {
 // the full run is 100, with -timeout 45m: 15 to 30 minutes, depending on
 // the machine's load).
 func TestSoak(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	fleettest.RequireTool(t, "ssh", "openssh-client")

@@ -10,6 +10,7 @@ import (
 )
 
 func TestVersionCheckRollsTheFleetBack(t *testing.T) {
+	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	// The app's port is known once the project exists.

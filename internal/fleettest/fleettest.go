@@ -5,6 +5,7 @@
 package fleettest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,47 +40,134 @@ func Unavailable(t testing.TB, reason string) {
 	t.Skip(reason)
 }
 
-// Require returns the fleet, taking an exclusive lock on it for the rest of
-// the test so that tests of different packages, which run in parallel,
-// never deploy to or stop the same hosts at once. It skips (fails under CI)
-// when MAGEFAB_FLEET is unset.
+// FleetsVar names the state directories of the fleets tests may use,
+// separated by commas, when more than one is up (.ci/run starts two): each
+// fleet test takes whichever is free first. Without it, the one fleet of
+// MAGEFAB_FLEET and the variables `.ci/fleet env` prints is used.
+const FleetsVar = "MAGEFAB_FLEETS"
+
+// Require returns a fleet of at least minHosts hosts, taking an exclusive
+// lock on it for the rest of the test so that tests, of one package or of
+// different packages running in parallel, never deploy to or stop the same
+// hosts at once. With several fleets (FleetsVar), the test takes the first
+// that is free. It skips (fails under CI) when no fleet is set.
 func Require(t testing.TB, minHosts int) Fleet {
 	t.Helper()
-	cfg := os.Getenv("MAGEFAB_FLEET")
-	if cfg == "" {
-		Unavailable(t, "MAGEFAB_FLEET is unset: start the fleet with `sudo .ci/fleet up 3` and eval \"$(.ci/fleet env)\"")
-	}
-	f := Fleet{
-		ConfigFile:     cfg,
-		Hosts:          strings.Split(os.Getenv("MAGEFAB_FLEET_HOSTS"), ","),
-		KeyFile:        os.Getenv("MAGEFAB_FLEET_KEY"),
-		KnownHostsFile: os.Getenv("MAGEFAB_FLEET_KNOWN_HOSTS"),
-		Dir:            os.Getenv("MAGEFAB_FLEET_DIR"),
-	}
-	if len(f.Hosts) < minHosts || f.Hosts[0] == "" {
-		Unavailable(t, "the fleet has fewer than the hosts this test needs")
-	}
-	if _, err := os.Stat(cfg); err != nil {
-		Unavailable(t, "MAGEFAB_FLEET: "+err.Error())
-	}
-	f.Script = findScript()
-	lock, err := os.OpenFile(filepath.Join(f.Dir, "test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	fleets, err := configured()
 	if err != nil {
-		t.Fatalf("fleet lock: %v", err)
+		Unavailable(t, err.Error())
+	}
+	var usable []Fleet
+	for _, f := range fleets {
+		if len(f.Hosts) >= minHosts && f.Hosts[0] != "" {
+			usable = append(usable, f)
+		}
+	}
+	if len(usable) == 0 {
+		Unavailable(t, fmt.Sprintf("no fleet has the %d hosts this test needs", minHosts))
 	}
 	asked := time.Now()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	f, lock, err := take(usable)
+	if err != nil {
 		t.Fatalf("fleet lock: %v", err)
 	}
 	got := time.Now()
 	t.Cleanup(func() {
 		lock.Close()
 		// One line per fleet test, even without -v, so that a CI log
-		// shows where the fleet's time goes (the fleet tests of every
-		// package take turns on this lock).
-		fmt.Fprintf(os.Stderr, "fleet: %s held the fleet %.1fs (waited %.1fs)\n", t.Name(), time.Since(got).Seconds(), got.Sub(asked).Seconds())
+		// shows where the fleets' time goes.
+		fmt.Fprintf(os.Stderr, "fleet: %s held %s %.1fs (waited %.1fs)\n", t.Name(), f.Dir, time.Since(got).Seconds(), got.Sub(asked).Seconds())
 	})
 	return f
+}
+
+// configured returns the fleets of FleetsVar, or the one of MAGEFAB_FLEET.
+func configured() ([]Fleet, error) {
+	script := findScript()
+	if dirs := os.Getenv(FleetsVar); dirs != "" {
+		var out []Fleet
+		for _, dir := range strings.Split(dirs, ",") {
+			f, err := fromDir(dir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", FleetsVar, err)
+			}
+			f.Script = script
+			out = append(out, f)
+		}
+		return out, nil
+	}
+	cfg := os.Getenv("MAGEFAB_FLEET")
+	if cfg == "" {
+		return nil, errors.New("MAGEFAB_FLEET is unset: start the fleet with `sudo .ci/fleet up 3` and eval \"$(.ci/fleet env)\"")
+	}
+	if _, err := os.Stat(cfg); err != nil {
+		return nil, fmt.Errorf("MAGEFAB_FLEET: %v", err)
+	}
+	return []Fleet{{
+		ConfigFile:     cfg,
+		Hosts:          strings.Split(os.Getenv("MAGEFAB_FLEET_HOSTS"), ","),
+		KeyFile:        os.Getenv("MAGEFAB_FLEET_KEY"),
+		KnownHostsFile: os.Getenv("MAGEFAB_FLEET_KNOWN_HOSTS"),
+		Dir:            os.Getenv("MAGEFAB_FLEET_DIR"),
+		Script:         script,
+	}}, nil
+}
+
+// fromDir reads a fleet from the state directory `.ci/fleet up` wrote.
+func fromDir(dir string) (Fleet, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "hosts"))
+	if err != nil {
+		return Fleet{}, fmt.Errorf("no fleet is up in %s: %v", dir, err)
+	}
+	return Fleet{
+		ConfigFile:     filepath.Join(dir, "ssh_config"),
+		Hosts:          strings.Fields(string(b)),
+		KeyFile:        filepath.Join(dir, "id_ed25519"),
+		KnownHostsFile: filepath.Join(dir, "known_hosts"),
+		Dir:            dir,
+	}, nil
+}
+
+// take locks the test.lock of one of fleets, whichever is free first, and
+// returns it with the open lock file. Each fleet's lock is asked for by a
+// goroutine of its own, blocked in flock(2) until it is free: the first
+// to get one wins, and the others, whenever they get theirs, give it up
+// at once.
+func take(fleets []Fleet) (Fleet, *os.File, error) {
+	type taken struct {
+		i    int
+		file *os.File
+		err  error
+	}
+	ch := make(chan taken, len(fleets))
+	for i, f := range fleets {
+		go func() {
+			file, err := os.OpenFile(filepath.Join(f.Dir, "test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+			if err == nil {
+				if err = syscall.Flock(int(file.Fd()), syscall.LOCK_EX); err != nil {
+					file.Close()
+				}
+			}
+			ch <- taken{i, file, err}
+		}()
+	}
+	var errs []error
+	for n := range fleets {
+		r := <-ch
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", fleets[r.i].Dir, r.err))
+			continue
+		}
+		go func() { // the others, as they come
+			for range len(fleets) - n - 1 {
+				if o := <-ch; o.err == nil {
+					o.file.Close()
+				}
+			}
+		}()
+		return fleets[r.i], r.file, nil
+	}
+	return Fleet{}, nil, errors.Join(errs...)
 }
 
 // Addr returns the address of a host, from the fleet's ssh_config.
@@ -123,11 +211,13 @@ func (f Fleet) CountSince(host string, mark int64, s string) int {
 	return strings.Count(string(b[mark:]), s)
 }
 
-// Ctl runs `.ci/fleet ARGS...` (stop, start, pause, resume a host) and fails
-// the test if it fails.
+// Ctl runs `.ci/fleet ARGS...` (stop, start, pause, resume a host) on
+// this fleet and fails the test if it fails.
 func (f Fleet) Ctl(t testing.TB, args ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{f.Script}, args...)...)
+	// The fleet's port and network are read from its state directory.
+	cmd.Env = append(os.Environ(), "MAGEFAB_FLEET_DIR="+f.Dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf(".ci/fleet %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
