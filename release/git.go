@@ -394,9 +394,12 @@ func (g Git) dirName() string {
 	return g.Dir
 }
 
-// waitDelay bounds how long a cancelled git command may keep its output
-// pipes open (through an ssh child, say) before Wait gives up.
-const waitDelay = 2 * time.Second
+// waitDelay bounds how long a git command may keep its output pipes open
+// (through an ssh child, say) once it was cancelled or exited, before Wait
+// gives up. The wait also starts when git exits: on a starved machine the
+// copy of the last of its output took longer than 2 seconds, and a git
+// command that had succeeded failed with "WaitDelay expired".
+const waitDelay = 10 * time.Second
 
 // maxStderr bounds the stderr excerpt kept in a GitError.
 const maxStderr = 1024
