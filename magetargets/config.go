@@ -352,12 +352,33 @@ type Environment struct {
 
 	// Hosts are the servers, as host specs or aliases of the SSH client
 	// config file; MAGEFAB_HOSTS overrides them. Nil means none: the
-	// environment then needs a LoadBalancer, unless it is SOLO.
+	// environment then needs a LoadBalancer or a TargetGroup, unless it
+	// is SOLO.
 	Hosts []string
 
-	// LoadBalancer is an ELB name whose running instances become the
-	// Hosts when Hosts is empty. Empty means none.
+	// LoadBalancer is the name of a Classic Load Balancer (ELB) in front
+	// of the hosts. Its running instances become the Hosts when Hosts
+	// is empty; the elb:* targets take them out and put them back. With
+	// a staged Config.Rollout (Canary or Batch), the switch goes through
+	// it: each stage is deregistered and waits until its connections
+	// drained, switches, is checked, and is registered again and waited
+	// in service before the next goes. Every host of the rollout must
+	// then be a running instance registered with it. Empty means none.
+	// At most one of LoadBalancer and TargetGroup.
 	LoadBalancer string
+
+	// TargetGroup is the target group of an Application or Network Load
+	// Balancer in front of the hosts: its name, or its ARN (needed when
+	// several accounts or regions hold one of that name). Its running
+	// targets (by DNS name for target type instance, by IP address for
+	// type ip) become the Hosts when Hosts is empty, and with a staged
+	// Config.Rollout the switch goes through it as through LoadBalancer:
+	// each stage is deregistered, waits until it is no longer draining
+	// (the deregistration delay), switches, is checked, and is
+	// registered again and waited healthy. Empty means none. At most one
+	// of LoadBalancer and TargetGroup; Config.Rollout.HAProxy cannot be
+	// set with either when the rollout goes through them.
+	TargetGroup string
 
 	// AllowNoTag lets commits that are not tagged releases be deployed.
 	// False means every deploy is a tagged release: deploy:head and

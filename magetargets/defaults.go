@@ -169,6 +169,7 @@ func mergeEnvironment(base, over Environment) Environment {
 	str(&base.DeploymentType, over.DeploymentType)
 	list(&base.Hosts, over.Hosts)
 	str(&base.LoadBalancer, over.LoadBalancer)
+	str(&base.TargetGroup, over.TargetGroup)
 	base.AllowNoTag = base.AllowNoTag || over.AllowNoTag
 	str(&base.Branch, over.Branch)
 	str(&base.DefaultRevision, over.DefaultRevision)

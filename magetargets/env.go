@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/magefab/magefab/release"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -131,7 +134,8 @@ func unknownEnv(c Config, name, source string) error {
 
 // resolveHosts returns the host specs the targets work on in e:
 // MAGEFAB_HOSTS when set, else e.Hosts, else the hosts behind
-// e.LoadBalancer. A SOLO environment runs on this machine and has none.
+// e.LoadBalancer or e.TargetGroup. A SOLO environment runs on this
+// machine and has none.
 func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
 	override, err := Hosts()
 	if err != nil {
@@ -154,8 +158,10 @@ func resolveHosts(ctx context.Context, c Config, e Environment) ([]string, error
 		return append([]string(nil), e.Hosts...), nil
 	case e.LoadBalancer != "":
 		return loadBalancerHosts(ctx, c, e)
+	case e.TargetGroup != "":
+		return targetGroupHosts(ctx, c, e)
 	}
-	return nil, fmt.Errorf("magetargets: environment %s has no hosts: set Environments[%q].Hosts (or LoadBalancer) in magetargets.Configure, or %s=web1,web2",
+	return nil, fmt.Errorf("magetargets: environment %s has no hosts: set Environments[%q].Hosts (or LoadBalancer, or TargetGroup) in magetargets.Configure, or %s=web1,web2",
 		e.Name, e.Name, HostsVar)
 }
 
@@ -188,6 +194,47 @@ func loadBalancerHosts(ctx context.Context, c Config, e Environment) ([]string, 
 		if !b.InService() {
 			fmt.Fprintf(stdout, "%s: load balancer %q (%s): %s (%s) is %s; it is one of the hosts all the same, so that it serves the same release when it is back in service\n",
 				warningLabel(), e.LoadBalancer, e.Name, b.Host, b.ID, orUnknown(b.State))
+		}
+	}
+	return hosts, nil
+}
+
+// targetGroupHosts returns the hosts behind e.TargetGroup: every running
+// target registered with it, healthy or not (see loadBalancerHosts), by
+// DNS name for target type instance or by IP address for type ip,
+// sorted, with ":port" when SSH.Port is not 22. Those not in service are
+// named in the output.
+func targetGroupHosts(ctx context.Context, c Config, e Environment) ([]string, error) {
+	client, err := elbClient(ctx, c)
+	if errors.Is(err, errNoAWSRegion) {
+		return nil, fmt.Errorf("magetargets: environment %s: target group %q is not configured: %w; or list the hosts in Environments[%q].Hosts or %s=web1,web2",
+			e.Name, e.TargetGroup, err, e.Name, HostsVar)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: target group %q: %w", e.Name, e.TargetGroup, err)
+	}
+	targets, err := client.HostTargets(ctx, e.TargetGroup)
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: the hosts behind target group %q: %w", e.Name, e.TargetGroup, err)
+	}
+	hosts := slices.Sorted(maps.Keys(targets))
+	for _, h := range hosts {
+		if err := checkHost(h); err != nil {
+			return nil, fmt.Errorf("magetargets: environment %s: target group %q in region %s gave a host that is not usable: %w", e.Name, e.TargetGroup, client.Region(), err)
+		}
+	}
+	tg, err := client.TargetGroup(ctx, e.TargetGroup, targets)
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: target group %q: %w", e.Name, e.TargetGroup, err)
+	}
+	states, err := tg.States(ctx, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("magetargets: environment %s: the hosts behind target group %q: %w", e.Name, e.TargetGroup, err)
+	}
+	for _, h := range hosts {
+		if s := states[h]; s != release.InService {
+			fmt.Fprintf(stdout, "%s: target group %q (%s): %s is %s; it is one of the hosts all the same, so that it serves the same release when it is back in service\n",
+				warningLabel(), e.TargetGroup, e.Name, h, s)
 		}
 	}
 	return hosts, nil

@@ -226,7 +226,7 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 	if err := opts.Layout.Validate(); err != nil {
 		return nil, err
 	}
-	rollout, err := c.rollout(len(hosts))
+	rollout, err := c.fleetRollout(ctx, env, names, out)
 	if err != nil {
 		return nil, err
 	}

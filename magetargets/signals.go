@@ -21,7 +21,7 @@ var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 // remote commands and release its locks before the process exits anyway.
 // Releasing the locks takes a few seconds; a connection that hangs is
 // what this bounds. Tests shorten it.
-var stopGrace = 15 * time.Second
+const stopGrace = 15 * time.Second
 
 // stopper cancels a run's context when one of stopSignals arrives, so that
 // the run stops its remote commands and releases its locks, as mage does
@@ -40,6 +40,7 @@ type stopper struct {
 	ch     chan os.Signal                   // stopSignals, while the run works
 	pipe   chan os.Signal                   // SIGPIPE, drained
 	done   chan struct{}                    // closed when the target ends
+	grace  time.Duration                    // stopGrace; tests shorten it
 
 	mu   sync.Mutex
 	sig  syscall.Signal // the signal that stopped the run; 0 if none did
@@ -58,6 +59,7 @@ func (r *fleetRun) catchSignals(ctx context.Context) context.Context {
 		ch:     make(chan os.Signal, 1),
 		pipe:   make(chan os.Signal, 1),
 		done:   make(chan struct{}),
+		grace:  stopGrace,
 	}
 	signal.Notify(s.ch, stopSignals...)
 	signal.Notify(s.pipe, syscall.SIGPIPE)
@@ -68,7 +70,7 @@ func (r *fleetRun) catchSignals(ctx context.Context) context.Context {
 
 // watch acts on the signals until the target ends: the first cancels the
 // run; a second Ctrl-C exits at once, as it does in mage's own handler;
-// and a run that has not stopped stopGrace after the first exits anyway.
+// and a run that has not stopped s.grace after the first exits anyway.
 func (s *stopper) watch() {
 	var grace <-chan time.Time
 	for {
@@ -86,7 +88,7 @@ func (s *stopper) watch() {
 			case first:
 				s.say("%s: stopping: the remote commands stop and this run's locks are released (SIGKILL would leave them until their lease expires)", signalName(sig))
 				s.cancel()
-				grace = time.After(stopGrace)
+				grace = time.After(s.grace)
 			case sig == syscall.SIGINT:
 				s.say("%s again: exiting now; a lock left behind is taken over once its lease expires (deploy:status shows the hosts)", signalName(sig))
 				s.exit(128 + int(stopped))
@@ -101,10 +103,10 @@ func (s *stopper) watch() {
 			if held > 0 {
 				// Hosts are switching (or switching back): stopping
 				// now would split the fleet.
-				grace = time.After(stopGrace)
+				grace = time.After(s.grace)
 				continue
 			}
-			s.say("not stopped %s after %s: exiting; a lock left behind is taken over once its lease expires (deploy:status shows the hosts)", stopGrace, signalName(sig))
+			s.say("not stopped %s after %s: exiting; a lock left behind is taken over once its lease expires (deploy:status shows the hosts)", s.grace, signalName(sig))
 			s.exit(128 + int(sig))
 		case <-s.done:
 			return

@@ -279,9 +279,7 @@ func (b *syncBuffer) String() string {
 // are switching (holdInterrupts): stopping there would split the fleet.
 // It exits once the switch is over.
 func TestGraceWaitsForASwitch(t *testing.T) {
-	old := stopGrace
-	stopGrace = 50 * time.Millisecond
-	defer func() { stopGrace = old }()
+	const grace = 50 * time.Millisecond
 	exited := make(chan int, 1)
 	_, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -292,6 +290,7 @@ func TestGraceWaitsForASwitch(t *testing.T) {
 		ch:     make(chan os.Signal, 1),
 		pipe:   make(chan os.Signal, 1),
 		done:   make(chan struct{}),
+		grace:  grace,
 		held:   1, // a switch holds the interrupts
 	}
 	go s.watch()
@@ -300,7 +299,7 @@ func TestGraceWaitsForASwitch(t *testing.T) {
 	select {
 	case <-exited:
 		t.Fatal("the run exited while hosts were switching")
-	case <-time.After(10 * stopGrace):
+	case <-time.After(10 * grace):
 	}
 	s.mu.Lock()
 	s.held--

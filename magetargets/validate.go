@@ -264,6 +264,12 @@ func (e Environment) validate(p *problems, name, root string) {
 	if e.LoadBalancer != "" && elb.ValidateName(e.LoadBalancer) != nil {
 		p.addf(field+".LoadBalancer", "%s is not a Classic Load Balancer name; use 1 to 32 letters, digits and '-', not starting or ending with '-'", shown(e.LoadBalancer))
 	}
+	if e.TargetGroup != "" && elb.ValidateTargetGroup(e.TargetGroup) != nil {
+		p.addf(field+".TargetGroup", "%s is not a target group; give its name (1 to 32 letters, digits and '-', not starting or ending with '-') or its ARN (arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)", shown(e.TargetGroup))
+	}
+	if e.LoadBalancer != "" && e.TargetGroup != "" {
+		p.addf(field+".TargetGroup", "%s is set, and so is LoadBalancer %s: the hosts and a rollout go through one load balancer; keep the one in front of the hosts and empty the other", shown(e.TargetGroup), shown(e.LoadBalancer))
+	}
 	if e.Branch != "" {
 		if err := release.ValidateRevision(e.Branch); err != nil {
 			p.add(field+".Branch", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
 	"github.com/magefab/magefab/sshx"
 )
 
@@ -235,7 +236,7 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 			stagePs[i] = append(stagePs[i], byName[h])
 		}
 	}
-	var done []*Prepared // switched and checked
+	var done [][]*Prepared // the stages switched and checked, back in service
 	var results []HostResult
 	var out []string // taken out of the balancer and not yet put back
 	defer func() {
@@ -246,17 +247,20 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 		}
 	}()
 	// fail releases the stages from the i-th on, which never switched,
-	// switches back the earlier ones and stageDone, and says why.
+	// switches back the earlier ones and stageDone (which is out of the
+	// balancer), and says why.
 	fail := func(i int, cause error, stageDone []*Prepared) error {
 		hold := f.hold()
 		defer hold()
 		f.releaseUnswitched(slices.Concat(stagePs[i:]...))
-		back := append(slices.Clone(done), stageDone...)
+		back := append(slices.Concat(done...), stageDone...)
 		if len(back) == 0 {
 			return fmt.Errorf("no host was switched: %w", cause)
 		}
 		f.say("switching %d host(s) back: %v", len(back), cause)
-		if cerr := f.compensate(back, nil); cerr != nil {
+		cerr := f.switchBackStaged(names, out, stageDone, nil, done)
+		out = nil
+		if cerr != nil {
 			return f.splitReport("the rollout failed", cause, cerr, back, nil, nil)
 		}
 		return fmt.Errorf("every host that had switched (%d) was switched back to its previous release: %w", len(back), cause)
@@ -274,8 +278,9 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 				return nil, fail(i, err, nil)
 			}
 		}
-		res, err := f.switchStage(ctx, ps, what, done, slices.Concat(stagePs[i+1:]...))
+		res, err := f.switchStage(ctx, ps, what, done, slices.Concat(stagePs[i+1:]...), names, out)
 		if err != nil {
+			out = nil // switchStage put them back
 			return nil, err
 		}
 		if err := f.checkStage(ctx, label, res); err != nil {
@@ -291,11 +296,99 @@ func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) 
 			}
 			out = out[:0]
 		}
-		done = append(done, ps...)
+		done = append(done, ps)
 		results = append(results, res...)
 	}
 	f.drainOld(prepared)
 	return results, nil
+}
+
+// switchBackStaged switches back the hosts of a rollout that failed
+// (compensation): here and lost are hosts of the failing stage (lost
+// those whose own switch ended in an unknown state, see compensate),
+// earlier the stages before it, switched, checked and back in the
+// balancer. out are the hosts the rollout has out of the balancer; all
+// are hosts of the fleet. Its error is compensate's: each host that
+// could not be switched back, under a *sshx.HostError.
+//
+// Without a balancer, every host goes back at once. With one, the order
+// is the one that keeps the most hosts in service on one release:
+//
+//  1. The failing stage is out of the balancer: it goes back where it
+//     is, taking no traffic.
+//  2. Every host out is put back in and waited healthy: the balancer has
+//     its capacity back before anything else leaves it, so MaxOut and
+//     "never the last hosts in service" hold for what follows.
+//  3. Each earlier stage, in stage order, is taken out (takeOut checks
+//     that hosts in service remain), switched back, and put back in, as
+//     it went forward.
+//
+// When that cannot hold (the balancer refuses a stage, or a stage does
+// not become healthy again, so that taking out the next would leave
+// more than MaxOut out or none in service), the stages left go back at
+// once where they are, in service, and are put back in if they were
+// taken out. That order is the safe one: the rollout is all or nothing,
+// and a fleet left serving two releases, or a balancer left with no
+// host, is worse than a restart of hosts that still get requests.
+func (f *Fleet) switchBackStaged(all, out []string, here, lost []*Prepared, earlier [][]*Prepared) error {
+	b := f.Rollout.Balancer
+	if b == nil {
+		return f.compensate(append(slices.Concat(earlier...), here...), lost)
+	}
+	var errs *multierror.Error
+	add := func(err error) {
+		if err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	if len(here)+len(lost) > 0 {
+		add(f.compensate(here, lost))
+	}
+	through := true
+	if err := f.putIn(out); err != nil {
+		f.warn(err)
+		through = false
+	}
+	var inPlace []*Prepared
+	var putBack []string // taken out while switching back, and not yet put back
+	for _, st := range earlier {
+		if !through {
+			inPlace = append(inPlace, st...)
+			continue
+		}
+		hosts := preparedNames(st)
+		// Taken out half way, a stage is put back all the same.
+		putBack = append(putBack, hosts...)
+		if err := f.takeOut(context.Background(), all, hosts); err != nil {
+			f.warn(fmt.Errorf("switching back through %s: %w; the hosts left switch back where they are, in service", b.Name(), err))
+			through = false
+			inPlace = append(inPlace, st...)
+			continue
+		}
+		add(f.compensate(st, nil))
+		err := f.putIn(hosts)
+		putBack = putBack[:0]
+		if err != nil {
+			f.warn(fmt.Errorf("switching back through %s: %w; the hosts left switch back where they are, in service", b.Name(), err))
+			through = false
+		}
+	}
+	if len(inPlace) > 0 {
+		f.say("switching %s back where they are, in service", strings.Join(preparedNames(inPlace), ", "))
+		add(f.compensate(inPlace, nil))
+	}
+	if err := f.putIn(putBack); err != nil {
+		f.warn(err)
+	}
+	return errs.ErrorOrNil()
+}
+
+func preparedNames(ps []*Prepared) []string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Host.Name()
+	}
+	return names
 }
 
 // releaseUnswitched gives up hosts that prepared but will not switch:
@@ -323,14 +416,54 @@ func (f *Fleet) hold() func() {
 // switchStage switches the hosts of a stage, holding interrupts. If it
 // fails, the hosts of later stages, which never switched, are released,
 // and the stage's and the earlier stages' switched hosts (done) are
-// switched back (switchFailed).
-func (f *Fleet) switchStage(ctx context.Context, ps []*Prepared, what string, done, later []*Prepared) ([]HostResult, error) {
+// switched back: all at once without a balancer (switchFailed), else
+// through it (switchBackStaged; out are the hosts out of it, all the
+// fleet's).
+func (f *Fleet) switchStage(ctx context.Context, ps []*Prepared, what string, done [][]*Prepared, later []*Prepared, all, out []string) ([]HostResult, error) {
 	hold := f.hold()
 	defer hold()
-	out, res, err := f.switchHosts(ctx, ps, what)
+	res, results, err := f.switchHosts(ctx, ps, what)
 	if err == nil {
-		return out, nil
+		return res, nil
 	}
 	f.releaseUnswitched(later)
-	return nil, f.switchFailed(err, res, ps, done)
+	if f.Rollout.Balancer == nil || len(done) == 0 {
+		cerr := f.switchFailed(err, results, ps, slices.Concat(done...))
+		if perr := f.putIn(out); perr != nil {
+			f.warn(perr)
+		}
+		return nil, cerr
+	}
+	// As switchFailed, but the earlier stages, in service, switch back
+	// through the balancer.
+	byHost := map[string]*Prepared{}
+	for _, p := range ps {
+		byHost[p.Host.Name()] = p
+	}
+	var switched, failed, lost []*Prepared
+	var known []sshx.Host
+	for _, r := range results {
+		p := byHost[r.Host.Name()]
+		switch {
+		case r.Err == nil:
+			switched = append(switched, p)
+		case servesUnknown(r.Err):
+			failed, lost = append(failed, p), append(lost, p)
+		default:
+			failed, known = append(failed, p), append(known, p.Host)
+		}
+	}
+	f.unlockAll(known)
+	back := slices.Concat(slices.Concat(done...), switched)
+	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(back)+len(lost))
+	comp := f.switchBackStaged(all, out, switched, lost, done)
+	compFailed := hostErrors(comp)
+	var stuck []sshx.Host
+	for _, p := range lost {
+		if _, bad := compFailed[p.Host.Name()]; bad {
+			stuck = append(stuck, p.Host)
+		}
+	}
+	f.unlockAll(stuck)
+	return nil, f.splitReport("the switch failed", err, comp, back, failed, lost)
 }

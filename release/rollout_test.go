@@ -26,6 +26,9 @@ type memBalancer struct {
 	mostOut      int
 	refuseOut    string
 	neverHealthy string
+	// seen, if not nil, is told of each Out ("out") and In ("in") as it
+	// begins.
+	seen func(event string, hosts []string)
 }
 
 func newMemBalancer(hosts []string) *memBalancer {
@@ -39,6 +42,9 @@ func newMemBalancer(hosts []string) *memBalancer {
 func (b *memBalancer) Name() string { return `load balancer "test"` }
 
 func (b *memBalancer) Out(ctx context.Context, hosts []string) error {
+	if b.seen != nil {
+		b.seen("out", hosts)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if slices.Contains(hosts, b.refuseOut) {
@@ -59,6 +65,9 @@ func (b *memBalancer) Out(ctx context.Context, hosts []string) error {
 }
 
 func (b *memBalancer) In(ctx context.Context, hosts []string) error {
+	if b.seen != nil {
+		b.seen("in", hosts)
+	}
 	if slices.Contains(hosts, b.neverHealthy) {
 		b.mu.Lock()
 		for _, h := range hosts {
@@ -181,6 +190,61 @@ func TestRolloutBatchFailureSwitchesEveryStageBack(t *testing.T) {
 	}
 	f.assertAll(t, "after the failed batch", "a", v1.SHA)
 	b.allIn(t)
+}
+
+// When a later stage fails, the earlier stages, back in the balancer on
+// the new release, are switched back through it too, stage by stage:
+// taken out, switched back, put back in, never more than MaxOut out; the
+// failed stage goes back first, while it is out, and is put back in
+// before any other host leaves the balancer.
+func TestRolloutSwitchesEarlierStagesBackThroughTheBalancer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		fail func(f *testFleet, fl *release.Fleet)
+	}{
+		// h5's check fails: batch 2 is out when it fails.
+		{"check", func(_ *testFleet, fl *release.Fleet) { fl.Verify = (&checked{fail: "h5"}).verify }},
+		// h5 cannot restart with the new release (b): its switch fails.
+		{"switch", func(f *testFleet, _ *release.Fleet) {
+			os.WriteFile(filepath.Join(f.homes[4], "fail-restart-b"), nil, 0o644)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, fl, v1, v2 := newRolloutFleet(t, 5)
+			b := newMemBalancer(hostNames(5))
+			var events []string
+			b.seen = func(event string, hosts []string) {
+				// where each host's current points as it goes out or in
+				var at []string
+				for _, h := range hosts {
+					i := slices.Index(hostNames(5), h)
+					at = append(at, h+"@"+f.current(t, i))
+				}
+				events = append(events, event+" "+strings.Join(at, " "))
+			}
+			c.fail(f, fl)
+			fl.Rollout = release.Rollout{Canary: 1, Batch: 2, Balancer: b}
+			_, err := fl.Deploy(context.Background(), v2)
+			if err == nil || !strings.Contains(err.Error(), "switched back") {
+				t.Fatalf("deploy error = %v", err)
+			}
+			f.assertAll(t, "after the failed batch", "a", v1.SHA)
+			b.allIn(t)
+			want := []string{
+				"out h1@a", "in h1@b", "out h2@a h3@a", "in h2@b h3@b", "out h4@a h5@a",
+				"in h4@a h5@a", // the failed batch, switched back while out
+				"out h1@b", "in h1@a", "out h2@b h3@b", "in h2@a h3@a",
+			}
+			if !slices.Equal(events, want) {
+				t.Errorf("the balancer saw\n  %s\nwant\n  %s", strings.Join(events, "\n  "), strings.Join(want, "\n  "))
+			}
+			if b.mostOut > 2 {
+				t.Errorf("%d hosts were out at once, more than a stage (2)", b.mostOut)
+			}
+		})
+	}
 }
 
 // A canary that fails switches back the canary alone: no other host ever

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,13 +46,13 @@ var _ release.Balancer = (*TargetGroup)(nil)
 
 // describeGroup finds target group tg, a name or an ARN.
 func (c *Client) describeGroup(ctx context.Context, tg string) (v2types.TargetGroup, error) {
+	if err := ValidateTargetGroup(tg); err != nil {
+		return v2types.TargetGroup{}, err
+	}
 	in := &elbv2api.DescribeTargetGroupsInput{}
 	if strings.HasPrefix(tg, "arn:") {
 		in.TargetGroupArns = []string{tg}
 	} else {
-		if err := validateGroupName(tg); err != nil {
-			return v2types.TargetGroup{}, err
-		}
 		in.Names = []string{tg}
 	}
 	out, err := c.elbv2.DescribeTargetGroups(ctx, in)
@@ -66,9 +67,20 @@ func (c *Client) describeGroup(ctx context.Context, tg string) (v2types.TargetGr
 	return v2types.TargetGroup{}, fmt.Errorf("elb: target group %q not found in region %s", tg, c.region)
 }
 
-// validateGroupName checks a target group name: 1-32 letters, digits and
-// hyphens, not starting or ending with a hyphen.
-func validateGroupName(tg string) error {
+// targetGroupARNRE is the ARN of a target group:
+// arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>.
+var targetGroupARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{1,64}$`)
+
+// ValidateTargetGroup reports whether tg names a target group: its name
+// (1-32 letters, digits and hyphens, not starting or ending with a
+// hyphen) or its ARN.
+func ValidateTargetGroup(tg string) error {
+	if strings.HasPrefix(tg, "arn:") {
+		if !targetGroupARNRE.MatchString(tg) {
+			return fmt.Errorf("elb: invalid target group ARN %q: want arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>", tg)
+		}
+		return nil
+	}
 	if !lbNameRE.MatchString(tg) {
 		return fmt.Errorf("elb: invalid target group %q: give its ARN, or its name: 1-32 letters, digits and hyphens, not starting or ending with a hyphen", tg)
 	}

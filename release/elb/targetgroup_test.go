@@ -41,7 +41,7 @@ func newTargetGroup(t *testing.T, tg elbtest.TargetGroup) (*elbtest.Server, *Tar
 }
 
 func TestTargetGroupOutIn(t *testing.T) {
-	const delay = 300 * time.Millisecond
+	const delay = 2 * time.Second
 	f, b := newTargetGroup(t, elbtest.TargetGroup{DeregistrationDelay: delay})
 	ctx := t.Context()
 	if got := b.Name(); got != `target group "web-tg"` {
@@ -56,7 +56,7 @@ func TestTargetGroupOutIn(t *testing.T) {
 	start := time.Now()
 	go func() { done <- b.Out(ctx, []string{h3}) }()
 	sawDraining := false
-	for !sawDraining && time.Since(start) < delay/2 {
+	for !sawDraining && time.Since(start) < delay {
 		st, err := b.States(ctx, []string{h3})
 		if err != nil {
 			t.Fatal(err)

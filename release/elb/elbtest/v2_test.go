@@ -28,6 +28,20 @@ func v2client(t *testing.T, s *elbtest.Server) *elbv2.Client {
 	return elbv2.NewFromConfig(cfg, func(o *elbv2.Options) { o.BaseEndpoint = aws.String(s.URL) })
 }
 
+// eventually waits until cond holds, checking every 20ms, and fails the
+// test after 30 seconds: the fakes' delays end by the clock, and a busy
+// machine may look later than they do, never earlier.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 30s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func health(t *testing.T, c *elbv2.Client, arn string, ids ...string) []string {
 	t.Helper()
 	in := &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)}
@@ -57,7 +71,7 @@ func TestServerTargetGroup(t *testing.T) {
 	const a, b = "i-0000000000000000a", "i-0000000000000000b"
 	s.AddInstance(elbtest.Instance{ID: a})
 	s.AddInstance(elbtest.Instance{ID: b})
-	arn := s.AddTargetGroup(elbtest.TargetGroup{Name: "web", Port: 8080, Settle: 1, DeregistrationDelay: 100 * time.Millisecond}, elbtest.Target{ID: a})
+	arn := s.AddTargetGroup(elbtest.TargetGroup{Name: "web", Port: 8080, Settle: 1, DeregistrationDelay: 2 * time.Second}, elbtest.Target{ID: a})
 	c := v2client(t, s)
 	ctx := t.Context()
 
@@ -100,10 +114,7 @@ func TestServerTargetGroup(t *testing.T) {
 	if ts, _ := s.Targets("web"); !slices.Equal(ts, []elbtest.Target{{ID: a, Port: 8080}}) {
 		t.Errorf("Targets(web) while b drains = %v", ts)
 	}
-	time.Sleep(150 * time.Millisecond)
-	if got := health(t, c, arn); !slices.Equal(got, []string{a + ":healthy"}) {
-		t.Errorf("health once b drained = %v", got)
-	}
+	eventually(t, "b drained", func() bool { return slices.Equal(health(t, c, arn), []string{a + ":healthy"}) })
 	if got := health(t, c, arn, b); !slices.Equal(got, []string{b + ":unused:Target.NotRegistered"}) {
 		t.Errorf("health(b) once drained = %v", got)
 	}
@@ -132,7 +143,7 @@ func TestServerConnectionDraining(t *testing.T) {
 	s.AddInstance(elbtest.Instance{ID: a, DNSName: "a.example.com"})
 	s.AddInstance(elbtest.Instance{ID: b, DNSName: "b.example.com"})
 	s.AddLoadBalancer("web", a, b)
-	s.SetConnectionDraining("web", 100*time.Millisecond)
+	s.SetConnectionDraining("web", 2*time.Second)
 	c := client(t, s)
 	ctx := t.Context()
 	if err := c.Deregister(ctx, "web", b); err != nil {
@@ -148,11 +159,10 @@ func TestServerConnectionDraining(t *testing.T) {
 	if err := c.Deregister(ctx, "web", b); err == nil || !strings.Contains(err.Error(), "is not registered") {
 		t.Errorf("Deregister of a draining instance: error = %v", err)
 	}
-	time.Sleep(150 * time.Millisecond)
-	in, err = c.Instances(ctx, "web")
-	if err != nil || len(in) != 1 || in[0].ID != a {
-		t.Errorf("Instances(web) once b drained = %+v, %v; want only a", in, err)
-	}
+	eventually(t, "b drained", func() bool {
+		in, err = c.Instances(ctx, "web")
+		return err == nil && len(in) == 1 && in[0].ID == a
+	})
 
 	// An instance whose health check never passes.
 	s.SetUnhealthy(b, true)
