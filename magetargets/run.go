@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magefab/magefab/internal/live"
 	"github.com/magefab/magefab/release"
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefile/mage/mg"
@@ -70,6 +71,10 @@ type fleetRun struct {
 	fleet   *release.Fleet
 	mage    string   // how the user runs a target in this environment, for the advice in errors
 	stop    *stopper // cancels the run on SIGINT, SIGTERM or SIGHUP (see catchSignals)
+	// live is the summary that shows the hosts' progress instead of
+	// their lines (see OutputVar); nil prints the lines. The console
+	// writes through it.
+	live *live.Summary
 }
 
 // newFleetRun reads and checks the configuration, the environment and its
@@ -92,14 +97,61 @@ func newFleetRun(ctx context.Context, forDeploy bool) (*fleetRun, context.Contex
 	if err != nil {
 		return nil, ctx, err
 	}
-	fl, err := newFleet(ctx, c, env, nil, stdout)
+	summary, err := liveSummary(stdout)
 	if err != nil {
 		return nil, ctx, err
 	}
-	r := &fleetRun{cfg: c, env: env, hosts: fl.Hosts, console: fl.Options.Console, opts: fl.Options, fleet: fl, mage: mageCommand(c)}
+	out := stdout
+	var sum *live.Summary
+	if summary {
+		sum = newSummary(stdout)
+		out = sum
+	}
+	fl, err := newFleet(ctx, c, env, nil, out)
+	if err != nil {
+		return nil, ctx, err
+	}
+	r := &fleetRun{cfg: c, env: env, hosts: fl.Hosts, console: fl.Options.Console, opts: fl.Options, fleet: fl, mage: mageCommand(c), live: sum}
+	if sum != nil {
+		fl.Options.Progress = r.progress
+	}
 	fl.Switching = r.holdInterrupts
-	fl.Warn = func(err error) { r.say("%v", r.advise(err)) }
+	fl.Warn = func(err error) { r.say("%v", advise(err, r.mage)) }
 	return r, r.catchSignals(ctx), nil
+}
+
+// liveStates are the live summary's words for the states of release's
+// events.
+var liveStates = [...]live.State{
+	release.EventWaiting: live.Waiting,
+	release.EventStarted: live.Started,
+	release.EventStep:    live.Step,
+	release.EventDone:    live.Done,
+	release.EventFailed:  live.Failed,
+}
+
+// progress is the fleet's Options.Progress with a live summary: the
+// summary shows each event, and the console drops the hosts' step lines
+// from the first host's start of a phase until the summary is finished.
+func (r *fleetRun) progress(e release.Event) {
+	if e.State == release.EventStarted && !r.console.Quiet() {
+		r.console.SetQuiet(true)
+	}
+	text := e.Step
+	if e.Err != nil {
+		text = e.Err.Error()
+	}
+	r.live.Update(e.Host, e.Phase, liveStates[e.State], text)
+}
+
+// finish ends the live summary, if there is one, leaving its last frame
+// on the screen: what the run prints next (its table, its error) follows
+// it, and the hosts' step lines are printed again.
+func (r *fleetRun) finish() {
+	if r.live != nil {
+		r.live.Stop()
+		r.console.SetQuiet(false)
+	}
 }
 
 // NewFleet returns the release.Fleet with which this package's targets
@@ -281,8 +333,12 @@ func (r *fleetRun) holdInterrupts() (done func()) {
 }
 
 // advise words err, from a release operation, for the user of mage (see
-// the package function advise).
-func (r *fleetRun) advise(err error) error { return advise(err, r.mage) }
+// the package function advise). The live summary, if any, is finished
+// first: the error is printed below it.
+func (r *fleetRun) advise(err error) error {
+	r.finish()
+	return advise(err, r.mage)
+}
 
 // splitCommand splits a configured command into words. Quotes and shell
 // operators are refused: every word is quoted when the command runs.
@@ -331,8 +387,10 @@ func (r *fleetRun) hostNames() string {
 	return strings.Join(names, ", ")
 }
 
-// summary prints the final table of a deploy or rollback.
+// summary prints the final table of a deploy or rollback, below the live
+// summary's last frame.
 func (r *fleetRun) summary(res []release.HostResult) {
+	r.finish()
 	w := len("host")
 	for _, h := range res {
 		w = max(w, len(h.Host))

@@ -130,7 +130,9 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 		}
 	}
 	if err == nil && ctx.Err() == nil && f.AfterPrepare != nil {
+		f.Options.progress(Event{Phase: PhaseAfterPrepare, State: EventStarted})
 		err = f.AfterPrepare(ctx, prepared)
+		f.Options.progress(ended("", PhaseAfterPrepare, err))
 	}
 	if err == nil && ctx.Err() == nil {
 		err = f.startSlots(ctx, prepared)
@@ -155,6 +157,8 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 // lock there keeps the others from starting; after any other failure of
 // the first host they run, so that the error names every host that fails.
 func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error)) ([]sshx.Result[*Prepared], error) {
+	f.Options.waiting(PhasePrepare, f.Hosts)
+	fn = shownPrepare(fn)
 	if len(f.Hosts) == 1 {
 		return sshx.Each(ctx, f.Hosts, 1, func(ctx context.Context, h sshx.Host) (*Prepared, error) { return fn(ctx, h, f.Options) })
 	}
@@ -205,6 +209,17 @@ func (f *Fleet) lockingFirst(ctx context.Context, fn func(ctx context.Context, h
 	return results, sshx.Errors(results)
 }
 
+// shownPrepare is fn, telling Options.Progress as each host begins and
+// ends PhasePrepare.
+func shownPrepare(fn func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error)) func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
+	return func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
+		o.progress(Event{Host: h.Name(), Phase: PhasePrepare, State: EventStarted})
+		p, err := fn(ctx, h, o)
+		o.progress(ended(h.Name(), PhasePrepare, err))
+		return p, err
+	}
+}
+
 // switchAll switches every prepared host; on any failure it switches the
 // others back. With a staged Rollout, it switches stage by stage.
 func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
@@ -226,7 +241,9 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		f.drainOld(prepared)
 		return out, nil
 	}
+	f.Options.progress(Event{Phase: PhaseVerify, State: EventStarted})
 	verr := f.Verify(sctx, out)
+	f.Options.progress(ended("", PhaseVerify, verr))
 	if verr == nil {
 		f.drainOld(prepared)
 		return out, nil
@@ -236,7 +253,7 @@ func (f *Fleet) switchAll(ctx context.Context, prepared []*Prepared, what string
 		return out, fmt.Errorf("the new release is live everywhere but failed its check (kept: automatic rollback is off): %w", verr)
 	}
 	f.say("the check failed; switching every host back: %v", verr)
-	if cerr := f.compensate(prepared, nil); cerr != nil {
+	if cerr := f.switchBack(prepared, nil); cerr != nil {
 		return nil, f.splitReport("the new release failed its check", verr, cerr, prepared, nil, nil)
 	}
 	return nil, fmt.Errorf("the new release failed its check, so every host was switched back to its previous release: %w", verr)
@@ -253,14 +270,17 @@ func (f *Fleet) switchHosts(ctx context.Context, prepared []*Prepared, what stri
 		hosts[i] = p.Host
 		byHost[p.Host.Name()] = p
 	}
+	f.Options.waiting(PhaseSwitch, hosts)
 	res, err := sshx.Each(sctx, hosts, f.Parallel, func(_ context.Context, h sshx.Host) (time.Duration, error) {
 		c, cancel := context.WithTimeout(sctx, f.switchTimeout())
 		defer cancel()
 		start := time.Now()
+		f.Options.progress(Event{Host: h.Name(), Phase: PhaseSwitch, State: EventStarted})
 		err := switchHost(c, byHost[h.Name()], f.Options, what)
 		if err != nil && c.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("switch timed out after %s: %w", f.switchTimeout(), err)
 		}
+		f.Options.progress(ended(h.Name(), PhaseSwitch, err))
 		return time.Since(start), err
 	})
 	if err != nil {
@@ -313,7 +333,7 @@ func (f *Fleet) switchFailed(err error, res []sshx.Result[time.Duration], prepar
 		return f.splitReport("the switch failed on every host", err, nil, nil, failed, nil)
 	}
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched)+len(lost))
-	comp := f.compensate(switched, lost)
+	comp := f.switchBack(switched, lost)
 	// A lost host that could not be switched back may still hold this
 	// run's lock (Unlock leaves a lock that a detached switch holds).
 	compFailed := hostErrors(comp)
@@ -336,8 +356,12 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
+	f.Options.waiting(PhaseUnlock, hosts)
 	_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {
-		if err := unlockHost(ctx, h, f.Options); err != nil {
+		f.Options.progress(Event{Host: h.Name(), Phase: PhaseUnlock, State: EventStarted})
+		err := unlockHost(ctx, h, f.Options)
+		f.Options.progress(ended(h.Name(), PhaseUnlock, err))
+		if err != nil {
 			return struct{}{}, &UnlockError{Host: h.Name(), Err: err}
 		}
 		return struct{}{}, nil
@@ -346,4 +370,22 @@ func (f *Fleet) unlockAll(hosts []sshx.Host) {
 		return
 	}
 	f.warn(fmt.Errorf("could not release every lock: %w", err))
+}
+
+// switchBack is compensate, telling Options.Progress as the hosts begin
+// and end PhaseSwitchBack.
+func (f *Fleet) switchBack(switched, lost []*Prepared) error {
+	o := f.Options
+	all := append(append([]*Prepared(nil), switched...), lost...)
+	for _, p := range all {
+		o.progress(Event{Host: p.Host.Name(), Phase: PhaseSwitchBack, State: EventStarted})
+	}
+	err := f.compensate(switched, lost)
+	if o.Progress != nil {
+		failed := hostErrors(err)
+		for _, p := range all {
+			o.progress(ended(p.Host.Name(), PhaseSwitchBack, failed[p.Host.Name()]))
+		}
+	}
+	return err
 }

@@ -63,6 +63,81 @@ type Options struct {
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output
+
+	// Progress, if not nil, is told where each host is in a Fleet's
+	// operation, for a live display: as it waits for, begins and ends
+	// each phase, and each step its scripts report. It is called from
+	// many goroutines at once, and must return quickly. Console gets the
+	// same steps as lines (Console.Progress) either way.
+	Progress func(Event)
+}
+
+// Event is where a host is in a Fleet's operation, told to
+// Options.Progress.
+type Event struct {
+	// Host is the host's name; "" for a phase of the whole fleet
+	// (PhaseAfterPrepare, PhaseVerify).
+	Host  string
+	Phase string // one of the Phase constants; "" for an EventStep
+	State EventState
+	Step  string // with EventStep: what the host's script says it does now
+	Err   error  // with EventFailed: why
+}
+
+// EventState is what an Event says of its host in its phase.
+type EventState int
+
+const (
+	EventWaiting EventState = iota // is to begin the phase, after others (see Fleet.Parallel)
+	EventStarted                   // began the phase
+	EventStep                      // says what it does now (Event.Step)
+	EventDone                      // ended the phase
+	EventFailed                    // failed the phase (Event.Err)
+)
+
+// The phases of a Fleet's operations, in their order.
+const (
+	// PhasePrepare: each host takes its lock and gets ready to switch.
+	// For a deploy, it fetches the release and installs its
+	// requirements (and runs Fleet.PerHost); for a rollback, it checks
+	// the release it goes back to.
+	PhasePrepare = "prepare"
+	// PhaseAfterPrepare is Fleet.AfterPrepare, once for the fleet.
+	PhaseAfterPrepare = "after prepare"
+	// PhaseSwitch: each host makes its release live and restarts.
+	PhaseSwitch = "switch"
+	// PhaseVerify is Fleet.Verify, once for the fleet.
+	PhaseVerify = "verify"
+	// PhaseSwitchBack: after a failure, the hosts that switched are put
+	// back on the release they served.
+	PhaseSwitchBack = "switch back"
+	// PhaseUnlock: after a failure, this run's locks are released.
+	PhaseUnlock = "unlock"
+)
+
+// progress tells o.Progress of e, if it is set.
+func (o *Options) progress(e Event) {
+	if o.Progress != nil {
+		o.Progress(e)
+	}
+}
+
+// ended is the Event that host ended phase with err: EventDone or EventFailed.
+func ended(host, phase string, err error) Event {
+	if err != nil {
+		return Event{Host: host, Phase: phase, State: EventFailed, Err: err}
+	}
+	return Event{Host: host, Phase: phase, State: EventDone}
+}
+
+// waiting tells o.Progress that each of hosts is to begin phase.
+func (o *Options) waiting(phase string, hosts []sshx.Host) {
+	if o.Progress == nil {
+		return
+	}
+	for _, h := range hosts {
+		o.Progress(Event{Host: h.Name(), Phase: phase, State: EventWaiting})
+	}
 }
 
 func (o *Options) sudo() string {

@@ -26,11 +26,12 @@ const (
 // and progress steps, the rest is tool output shown live in verbose mode.
 // The tail of everything is kept for error messages.
 type scriptOutput struct {
-	host    string
-	console *sshx.Console
-	verbose bool
-	onLock  func(host string) // called as soon as the script says it holds the lock
-	leases  *leaseKeeper      // told when the script takes or releases the lock
+	host     string
+	console  *sshx.Console
+	verbose  bool
+	onLock   func(host string) // called as soon as the script says it holds the lock
+	leases   *leaseKeeper      // told when the script takes or releases the lock
+	progress func(Event)       // told of each step; nil for none
 
 	mu      sync.Mutex
 	partial []byte
@@ -61,8 +62,8 @@ func (o *scriptOutput) line(l string) {
 		if len(o.tail) > 20 {
 			o.tail = o.tail[1:]
 		}
-		if o.verbose && o.console != nil {
-			o.console.Println(o.host, "  "+l)
+		if o.verbose && o.console != nil && !o.console.Quiet() {
+			o.console.Progress(o.host, "  "+l)
 		}
 		return
 	}
@@ -81,14 +82,21 @@ func (o *scriptOutput) line(l string) {
 			o.leases.hold(o.host, rest == "lock")
 		}
 		if f[0] == "takeover" {
-			o.say(takeoverLine(f[1:]))
+			// A warning: shown even where steps are not.
+			if o.console != nil {
+				o.console.Println(o.host, time.Now().Format("15:04:05")+" "+takeoverLine(f[1:]))
+			}
 		}
 	}
 }
 
+// say reports a step: to the console, and to the progress hook.
 func (o *scriptOutput) say(msg string) {
-	if o.console != nil {
-		o.console.Println(o.host, time.Now().Format("15:04:05")+" "+msg)
+	if o.console != nil && !o.console.Quiet() {
+		o.console.Progress(o.host, time.Now().Format("15:04:05")+" "+msg)
+	}
+	if o.progress != nil {
+		o.progress(Event{Host: o.host, State: EventStep, Step: msg})
 	}
 }
 

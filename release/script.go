@@ -11,7 +11,7 @@ import (
 // phase reads (see hostsh/lib.sh) and the project's own environment
 // (o.Env), parsing its output.
 func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in vars, forwardAgent bool) (*scriptOutput, error) {
-	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock, leases: o.leases}
+	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock, leases: o.leases, progress: o.Progress}
 	if o.leases != nil {
 		o.leases.begin(h)
 		defer o.leases.end(h)

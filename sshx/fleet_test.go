@@ -26,7 +26,7 @@ import (
 // unless one is given.
 func fleetPool(t *testing.T, f fleettest.Fleet, tweak func(*sshx.Config)) *sshx.Pool {
 	t.Helper()
-	cfg := sshx.Config{ConfigFile: f.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent), ConnectTimeout: 5 * time.Second}
+	cfg := sshx.Config{ConfigFile: f.ConfigFile, Agent: agent.NewKeyring().(agent.ExtendedAgent), ConnectTimeout: 30 * time.Second}
 	if tweak != nil {
 		tweak(&cfg)
 	}

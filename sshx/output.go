@@ -59,9 +59,15 @@ func (s *SyncWriter) bytes() []byte {
 // Console serialises the live output of many hosts onto one writer, a line
 // at a time, each line prefixed with its host, so that lines of different
 // hosts never interleave mid-line. It is safe for concurrent use.
+//
+// Its lines are of two kinds: those of Println, which are always written
+// (the run's own, warnings), and those of Progress, which say what a host
+// does and which a quiet console drops, while a live summary shows where
+// each host is instead (see SetQuiet).
 type Console struct {
 	out   SyncWriter   // each line is one Write
 	width atomic.Int64 // prefixes are padded to it, so that columns line up
+	quiet atomic.Bool  // Progress lines are dropped
 }
 
 // NewConsole returns a console writing to w.
@@ -82,6 +88,21 @@ func (c *Console) Align(names ...string) {
 func (c *Console) Println(name, line string) {
 	c.writeLine(name, []byte(line))
 }
+
+// Progress writes one line of what the host name does, prefixed with
+// name, unless the console is quiet.
+func (c *Console) Progress(name, line string) {
+	if !c.quiet.Load() {
+		c.writeLine(name, []byte(line))
+	}
+}
+
+// SetQuiet makes the console drop the lines given to Progress (on), or
+// write them again (off). Println lines are written either way.
+func (c *Console) SetQuiet(on bool) { c.quiet.Store(on) }
+
+// Quiet reports whether the console drops the lines given to Progress.
+func (c *Console) Quiet() bool { return c.quiet.Load() }
 
 func (c *Console) writeLine(name string, line []byte) {
 	var b bytes.Buffer

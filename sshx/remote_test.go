@@ -38,7 +38,9 @@ func newHost(t *testing.T, tweak func(*sshx.Config)) (*sshtest.Server, *sshx.Poo
 	cfg := sshx.Config{
 		ConfigFile:     files.ConfigFile,
 		Agent:          agent.NewKeyring().(agent.ExtendedAgent),
-		ConnectTimeout: 2 * time.Second,
+		// Long enough for a handshake with -race on a starved machine
+		// (2 seconds was not); the tests of the timeout set their own.
+		ConnectTimeout: 30 * time.Second,
 	}
 	if tweak != nil {
 		tweak(&cfg)

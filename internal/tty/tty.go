@@ -24,8 +24,8 @@ func Color(w io.Writer) bool {
 	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
+	_, ok := fd(w)
+	return ok
 }
 
 // Paint returns s in the style code (one of the SGR constants) when on
@@ -51,4 +51,39 @@ func Paint(on bool, code, s string) string {
 		}
 	}
 	return string(out)
+}
+
+// Live reports whether w is a terminal on which output may be redrawn in
+// place (a live summary): w is a terminal, TERM is not "dumb", and the
+// process does not run in CI (CI is unset or empty, as every CI service
+// sets it), whose logs keep every line.
+func Live(w io.Writer) bool {
+	if os.Getenv("TERM") == "dumb" || os.Getenv("CI") != "" {
+		return false
+	}
+	_, ok := fd(w)
+	return ok
+}
+
+// Size returns the width and height of the terminal w, or 0, 0 when w is
+// not a terminal or its size is unknown.
+func Size(w io.Writer) (width, height int) {
+	f, ok := fd(w)
+	if !ok {
+		return 0, 0
+	}
+	width, height, err := term.GetSize(f)
+	if err != nil {
+		return 0, 0
+	}
+	return width, height
+}
+
+// fd returns the file descriptor of w when w is a terminal.
+func fd(w io.Writer) (int, bool) {
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	return int(f.Fd()), true
 }

@@ -58,3 +58,46 @@ func TestColor(t *testing.T) {
 		t.Error("Color(/dev/tty) with TERM=dumb = true")
 	}
 }
+
+func TestLive(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "xterm")
+	t.Setenv("CI", "")
+	var b bytes.Buffer
+	if Live(&b) {
+		t.Error("Live(a buffer) = true")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if Live(w) {
+		t.Error("Live(a pipe) = true")
+	}
+	term := openTerminal(t)
+	if !Live(term) {
+		t.Error("Live(a terminal) = false")
+	}
+	if w, h := Size(term); w != 100 || h != 30 {
+		t.Errorf("Size(a terminal of 100x30) = %d, %d", w, h)
+	}
+	if w, h := Size(&b); w != 0 || h != 0 {
+		t.Errorf("Size(a buffer) = %d, %d, want 0, 0", w, h)
+	}
+	t.Setenv("NO_COLOR", "1")
+	if !Live(term) || Color(term) {
+		t.Errorf("with NO_COLOR=1: Live = %v, Color = %v; want a live terminal without colour", Live(term), Color(term))
+	}
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "dumb")
+	if Live(term) {
+		t.Error("Live(a terminal) with TERM=dumb = true")
+	}
+	t.Setenv("TERM", "xterm")
+	t.Setenv("CI", "true")
+	if Live(term) {
+		t.Error("Live(a terminal) with CI=true = true")
+	}
+}
