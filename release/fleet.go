@@ -301,26 +301,8 @@ func (f *Fleet) switchHosts(ctx context.Context, prepared []*Prepared, what stri
 // way: switching back is idempotent), and those of done, which switched
 // in an earlier stage; then it says what the fleet serves.
 func (f *Fleet) switchFailed(err error, res []sshx.Result[time.Duration], prepared, done []*Prepared) error {
-	byHost := map[string]*Prepared{}
-	for _, p := range prepared {
-		byHost[p.Host.Name()] = p
-	}
-	switched := append([]*Prepared(nil), done...)
-	var failed, lost []*Prepared
-	var known []sshx.Host
-	for _, r := range res {
-		p := byHost[r.Host.Name()]
-		switch {
-		case r.Err == nil:
-			switched = append(switched, p)
-		case servesUnknown(r.Err):
-			failed, lost = append(failed, p), append(lost, p)
-		default:
-			// Its switch went back, and stopped its new slot.
-			failed, known = append(failed, p), append(known, p.Host)
-		}
-	}
-	f.unlockAll(known)
+	here, failed, lost := f.sortSwitch(res, prepared)
+	switched := append(append([]*Prepared(nil), done...), here...)
 	if len(switched) == 0 && len(lost) == 0 {
 		whole := true
 		for _, p := range failed {
@@ -334,8 +316,41 @@ func (f *Fleet) switchFailed(err error, res []sshx.Result[time.Duration], prepar
 	}
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(switched)+len(lost))
 	comp := f.switchBack(switched, lost)
-	// A lost host that could not be switched back may still hold this
-	// run's lock (Unlock leaves a lock that a detached switch holds).
+	f.unlockStuck(comp, lost)
+	return f.splitReport("the switch failed", err, comp, switched, failed, lost)
+}
+
+// sortSwitch sorts the hosts of a switch of prepared that failed somewhere
+// (res) into those that switched, those that failed and, among these,
+// those lost: their switch ended in an unknown state (the connection
+// dropped, the run stopped waiting, or the script died half way). The
+// other failed hosts' switch went back (and stopped their new slot): their
+// locks are released here.
+func (f *Fleet) sortSwitch(res []sshx.Result[time.Duration], prepared []*Prepared) (switched, failed, lost []*Prepared) {
+	byHost := map[string]*Prepared{}
+	for _, p := range prepared {
+		byHost[p.Host.Name()] = p
+	}
+	var known []sshx.Host
+	for _, r := range res {
+		p := byHost[r.Host.Name()]
+		switch {
+		case r.Err == nil:
+			switched = append(switched, p)
+		case servesUnknown(r.Err):
+			failed, lost = append(failed, p), append(lost, p)
+		default:
+			failed, known = append(failed, p), append(known, p.Host)
+		}
+	}
+	f.unlockAll(known)
+	return switched, failed, lost
+}
+
+// unlockStuck releases this run's locks on the lost hosts that could not
+// be switched back (comp): Unlock leaves a lock that a detached switch
+// holds, and one may still hold it.
+func (f *Fleet) unlockStuck(comp error, lost []*Prepared) {
 	compFailed := hostErrors(comp)
 	var stuck []sshx.Host
 	for _, p := range lost {
@@ -344,7 +359,6 @@ func (f *Fleet) switchFailed(err error, res []sshx.Result[time.Duration], prepar
 		}
 	}
 	f.unlockAll(stuck)
-	return f.splitReport("the switch failed", err, comp, switched, failed, lost)
 }
 
 // unlockAll releases this run's locks on hosts, within cleanupTimeout even

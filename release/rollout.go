@@ -436,34 +436,10 @@ func (f *Fleet) switchStage(ctx context.Context, ps []*Prepared, what string, do
 	}
 	// As switchFailed, but the earlier stages, in service, switch back
 	// through the balancer.
-	byHost := map[string]*Prepared{}
-	for _, p := range ps {
-		byHost[p.Host.Name()] = p
-	}
-	var switched, failed, lost []*Prepared
-	var known []sshx.Host
-	for _, r := range results {
-		p := byHost[r.Host.Name()]
-		switch {
-		case r.Err == nil:
-			switched = append(switched, p)
-		case servesUnknown(r.Err):
-			failed, lost = append(failed, p), append(lost, p)
-		default:
-			failed, known = append(failed, p), append(known, p.Host)
-		}
-	}
-	f.unlockAll(known)
+	switched, failed, lost := f.sortSwitch(results, ps)
 	back := slices.Concat(slices.Concat(done...), switched)
 	f.say("switch failed on %d host(s); switching %d host(s) back", len(failed), len(back)+len(lost))
 	comp := f.switchBackStaged(all, out, switched, lost, done)
-	compFailed := hostErrors(comp)
-	var stuck []sshx.Host
-	for _, p := range lost {
-		if _, bad := compFailed[p.Host.Name()]; bad {
-			stuck = append(stuck, p.Host)
-		}
-	}
-	f.unlockAll(stuck)
+	f.unlockStuck(comp, lost)
 	return nil, f.splitReport("the switch failed", err, comp, back, failed, lost)
 }
