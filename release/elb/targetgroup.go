@@ -300,7 +300,15 @@ func (b *TargetGroup) Out(ctx context.Context, hosts []string) error {
 			return b.c.groupError(b.name, "deregister "+joinTargets(take), err)
 		}
 	}
-	waiting := fmt.Sprintf("elb: target group %q: not yet drained: %s", b.name, joinTargets(ts))
+	return b.wait(ctx, ts, "drained", func(h v2types.TargetHealth, ok bool) bool {
+		return !ok || h.State == v2types.TargetHealthStateEnumUnused
+	})
+}
+
+// wait polls the health of ts until every target is done, or ctx ends
+// with an error that names those that are not yet, as "not yet <what>".
+func (b *TargetGroup) wait(ctx context.Context, ts []hostTarget, what string, done func(h v2types.TargetHealth, ok bool) bool) error {
+	waiting := fmt.Sprintf("elb: target group %q: not yet %s: %s", b.name, what, joinTargets(ts))
 	return b.c.poll(ctx, waiting, func() (string, error) {
 		health, err := b.health(ctx, ts)
 		if err != nil {
@@ -308,14 +316,14 @@ func (b *TargetGroup) Out(ctx context.Context, hosts []string) error {
 		}
 		var pending []string
 		for _, t := range ts {
-			if h, ok := health[t.Target]; ok && h.State != v2types.TargetHealthStateEnumUnused {
+			if h, ok := health[t.Target]; !done(h, ok) {
 				pending = append(pending, t.String()+" "+describeHealth(h))
 			}
 		}
 		if len(pending) == 0 {
 			return "", nil
 		}
-		return fmt.Sprintf("elb: target group %q: not yet drained: %s", b.name, strings.Join(pending, ", ")), nil
+		return fmt.Sprintf("elb: target group %q: not yet %s: %s", b.name, what, strings.Join(pending, ", ")), nil
 	})
 }
 
@@ -333,22 +341,8 @@ func (b *TargetGroup) In(ctx context.Context, hosts []string) error {
 	if err != nil {
 		return b.c.groupError(b.name, "register "+joinTargets(ts), err)
 	}
-	waiting := fmt.Sprintf("elb: target group %q: not yet healthy: %s", b.name, joinTargets(ts))
-	return b.c.poll(ctx, waiting, func() (string, error) {
-		health, err := b.health(ctx, ts)
-		if err != nil {
-			return "", err
-		}
-		var pending []string
-		for _, t := range ts {
-			if h := health[t.Target]; targetState(h) != release.InService {
-				pending = append(pending, t.String()+" "+describeHealth(h))
-			}
-		}
-		if len(pending) == 0 {
-			return "", nil
-		}
-		return fmt.Sprintf("elb: target group %q: not yet healthy: %s", b.name, strings.Join(pending, ", ")), nil
+	return b.wait(ctx, ts, "healthy", func(h v2types.TargetHealth, _ bool) bool {
+		return targetState(h) == release.InService
 	})
 }
 
