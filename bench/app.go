@@ -212,8 +212,13 @@ func (w *workspace) gitOut(ctx context.Context, dir string, args ...string) (str
 // writeInit writes /etc/init.d/<unit> for the app of one tool: it runs
 // the app from current (the live release dir) on port.
 func (w *workspace) writeInit(unit string, port int, current string) error {
+	return w.writeInitStart(unit, port, current, e2e.AppStart)
+}
+
+// writeInitStart is writeInit with the shell command that starts the app.
+func (w *workspace) writeInitStart(unit string, port int, current, start string) error {
 	p := filepath.Join("/etc/init.d", unit)
-	if err := os.WriteFile(p, []byte(e2e.InitScript(unit, port, e2e.AppStart, "/version", current)), 0o755); err != nil {
+	if err := os.WriteFile(p, []byte(e2e.InitScript(unit, port, start, "/version", current)), 0o755); err != nil {
 		return err
 	}
 	w.initDone = append(w.initDone, p)

@@ -28,6 +28,7 @@ type bench struct {
 	// benchmark fail at the end, after everything is measured.
 	loadFailures []string
 	scaleApp     *scaleApp
+	roll         *rollingRun // -rolling
 }
 
 // step is one operation of the sequence every tool goes through in a run.
@@ -99,6 +100,9 @@ func (b *bench) wipe(ctx context.Context, n int) error {
 	}
 	if b.scaleApp != nil {
 		units = append(units, b.scaleApp.unit)
+	}
+	if b.roll != nil {
+		units = append(units, b.roll.rolling.unit)
 	}
 	script := "sudo -n sh -c 'for u in " + strings.Join(units, " ") + "; do [ -x /etc/init.d/$u ] && /etc/init.d/$u stop >/dev/null 2>&1; rm -rf /var/webapps/$u; done; true'"
 	return b.f.onEach(ctx, n, script, nil)
@@ -199,9 +203,25 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 	marks := b.f.marks(n)
 	cpu0 := b.f.hostCPU(n)
 	lr, lerr := b.startLoad(ctx, n, t, op)
-	err := measure(cmd, logPath, echo, fmt.Sprintf("[%s %s]", name, op), t.patterns, &s)
+	var stopWatch func() *outStats
+	if lr != nil && t.watch != nil {
+		stopWatch = t.watch(ctx, n)
+	}
+	var onLine func(string)
+	if lr != nil && t.switchLine != "" {
+		// the load until the switch began: before it, every host serves
+		onLine = func(l string) {
+			if s.LoadBefore == nil && strings.Contains(l, t.switchLine) {
+				s.LoadBefore = newLoadStats(b.o.load, lr.Snapshot())
+			}
+		}
+	}
+	err := measure(cmd, logPath, echo, fmt.Sprintf("[%s %s]", name, op), t.patterns, onLine, &s)
 	if lerr != nil && err == nil {
 		err = lerr
+	}
+	if stopWatch != nil {
+		s.Out = stopWatch()
 	}
 	if lr != nil {
 		b.stopLoad(n, run, t, op, lr, &s)
@@ -235,6 +255,12 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 		time.Since(b.start).Round(time.Second), n, run+1, op, name, s.Wall, s.CPU, s.MaxRSSMB, meanF(s.HostCPU), conns, sess, most, status)
 	if s.Load != nil {
 		fmt.Fprintf(os.Stderr, "bench:        load: %s\n", s.Load)
+	}
+	if s.LoadBefore != nil {
+		fmt.Fprintf(os.Stderr, "bench:        before the switch: %s\n", s.LoadBefore)
+	}
+	if s.Out != nil {
+		fmt.Fprintf(os.Stderr, "bench:        balancer: %s\n", s.Out)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench:   %v\n", err)

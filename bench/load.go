@@ -16,6 +16,9 @@ import (
 // that replaces a running app (the first deploy has none yet).
 var loadOps = []string{"cold2", "warm", "redeploy", "rollback"}
 
+// rollingOps are the steps of the rolling switch measured under load.
+var rollingOps = []string{"deploy", "rollback"}
+
 // loadStats is what the requests sent during one step saw.
 type loadStats struct {
 	Rate             float64 // requests per second asked for
@@ -61,17 +64,27 @@ func loadTargets(n int, t *tool) []load.Target {
 // startLoad starts the load on t's app for a step measured under load; it
 // returns nil for the others.
 func (b *bench) startLoad(ctx context.Context, n int, t *tool, op string) (*load.Run, error) {
-	if b.o.load == 0 || !slices.Contains(loadOps, op) || !slices.Contains(b.o.tools, t.name) {
+	targets := loadTargets(n, t)
+	switch {
+	case b.o.load == 0:
+		return nil, nil
+	case t.loadVia != nil:
+		if !slices.Contains(rollingOps, op) {
+			return nil, nil
+		}
+		targets = t.loadVia()
+	case !slices.Contains(loadOps, op) || !slices.Contains(b.o.tools, t.name):
 		return nil, nil
 	}
-	return load.Start(ctx, loadTargets(n, t), load.Options{Rate: b.o.load, Timeout: 2 * time.Second, MaxDuration: 20 * time.Minute})
+	return load.Start(ctx, targets, load.Options{Rate: b.o.load, Timeout: 2 * time.Second, MaxDuration: 20 * time.Minute})
 }
 
-// stopLoad stops the load of a step and keeps its report in s; a slot
-// tool's failed request is a failure of the benchmark.
+// stopLoad stops the load of a step and keeps its report in s; a failed
+// request of a slot tool, or of a tool that must serve every request (the
+// rolling switch in batches), is a failure of the benchmark.
 func (b *bench) stopLoad(n, run int, t *tool, op string, lr *load.Run, s *sample) {
 	s.Load = newLoadStats(b.o.load, lr.Stop())
-	if t.slots && s.Load.Failed > 0 {
+	if (t.slots || t.mustServe) && s.Load.Failed > 0 {
 		b.loadFailures = append(b.loadFailures, fmt.Sprintf("n=%d run %d %s %s: %d of %d requests failed, e.g. %s",
 			n, run+1, t.name, op, s.Load.Failed, s.Load.Requests, strings.Join(s.Load.Failures[:min(3, len(s.Load.Failures))], "; ")))
 	}
@@ -192,12 +205,5 @@ func (b *bench) loadTable(w *strings.Builder) {
 	}
 	if len(goals) > 0 {
 		w.WriteString("| goal (slots) | measured | limit | met |\n|---|---:|---:|---|\n" + strings.Join(goals, "\n") + "\n\n")
-	}
-	if len(b.loadFailures) > 0 {
-		w.WriteString("Failed requests of the slot tools:\n\n")
-		for _, f := range b.loadFailures {
-			fmt.Fprintf(w, "- %s\n", f)
-		}
-		w.WriteString("\n")
 	}
 }

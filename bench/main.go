@@ -39,6 +39,22 @@
 // classic tools' failed requests are only reported. -smoke includes
 // every tool and -load 200.
 //
+// With -rolling N the benchmark compares, on every host count of -hosts, a
+// classic (restart) switch all at once (magefab-allatonce) with a rolling
+// one (magefab-rolling: magetargets.Rollout with Canary "1", Batch "25%",
+// a health window and Rollout.HAProxy), one app behind an HAProxy on
+// loopback that checks every host's /version: N deploys and N rollbacks
+// each, alternating, under the load (-load, 200 unless given) sent
+// through HAProxy's frontend, while HAProxy's stats socket is read for
+// the hosts out of service (see rolling.go). Its table "Rolling switch
+// behind a load balancer" gives failed requests, median wall times and
+// their ratio, and the most hosts out at once against the rollout's limit
+// (MaxOut's default, one batch). A request the rolling switch fails makes
+// the benchmark fail. Without -tools, -rolling measures only this
+// comparison:
+//
+//	go run ./bench -rolling 10 -hosts 16
+//
 // The benchmark starts a fleet of its own (-fleet-dir, -fleet-port) unless
 // one is up there with enough hosts, and stops it at the end if it started
 // it. It never starts or stops the tests' fleet. It installs Capistrano
@@ -84,6 +100,7 @@ type options struct {
 	verbose   bool
 	load      float64       // requests per second during each deploy and rollback; 0 is off
 	idle      time.Duration // how long the idle baseline of the load lasts
+	rolling   int           // deploys and rollbacks per tool of the rolling-switch comparison; 0 is off
 }
 
 func intList(s string) ([]int, error) {
@@ -127,6 +144,7 @@ func parseFlags(args []string) (options, error) {
 	scale := fs.String("scale", "", "host counts for the scaling run of magefab with a trivial app, e.g. 16,64,128; empty skips it")
 	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run, a short load run (-load 200 unless given); exits non-zero if any verification fails or a slot tool fails a request")
 	load := fs.Float64("load", 0, "requests per second sent, round robin over every host's app, during each deploy and rollback (e.g. 200); 0 is off")
+	rolling := fs.Int("rolling", 0, "compare a restart switch all at once with a rolling one (canary 1, batches of 25%) behind a loopback HAProxy, N deploys and N rollbacks each per host count, under the load through HAProxy (-load 200 unless given); 0 is off; without -tools, nothing else is measured")
 	idle := fs.Duration("load-idle", 3*time.Second, "with -load: how long the idle baseline (load with no deploy) lasts per tool and run")
 	fleetDir := fs.String("fleet-dir", "/tmp/magefab-bench-fleet", "state directory of the benchmark's fleet (MAGEFAB_FLEET_DIR)")
 	fleetPort := fs.Int("fleet-port", 2222, "sshd port of the benchmark's fleet (MAGEFAB_FLEET_PORT)")
@@ -140,9 +158,12 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle}
+	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle, rolling: *rolling}
 	if o.load < 0 || o.load > 5000 {
 		return o, fmt.Errorf("-load %g: want 0 (off) to 5000 requests per second", o.load)
+	}
+	if o.rolling < 0 {
+		return o, fmt.Errorf("-rolling %d: want 0 (off) or a number of deploys and rollbacks", o.rolling)
 	}
 	if o.idle < 500*time.Millisecond {
 		return o, fmt.Errorf("-load-idle %s: want at least 500ms", o.idle)
@@ -162,6 +183,8 @@ func parseFlags(args []string) (options, error) {
 		if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
 			return o, err
 		}
+	case o.rolling > 0 && !o.smoke:
+		o.tools = nil // the rolling switch alone
 	case o.load > 0 || o.smoke:
 		o.tools = allTools
 	default:
@@ -175,6 +198,9 @@ func parseFlags(args []string) (options, error) {
 		if o.load == 0 {
 			o.load = 200
 		}
+	}
+	if o.rolling > 0 && o.load == 0 {
+		o.load = 200
 	}
 	if len(o.hosts) == 0 || o.runs < 1 {
 		return o, errors.New("need at least one host count and one run")
@@ -224,6 +250,9 @@ var peerPackages = []string{"capistrano", "ruby-ed25519", "ruby-bcrypt-pbkdf", "
 // frontPackages are what magefab-slots needs: nginx, the front server.
 var frontPackages = []string{"nginx"}
 
+// rollingPackages are what the rolling switch needs: the load balancer.
+var rollingPackages = []string{"haproxy"}
+
 // ensurePackages installs the missing packages with apt-get, without
 // letting maintainer scripts start services.
 func ensurePackages(ctx context.Context, pkgs []string) error {
@@ -269,6 +298,9 @@ func run(o options) error {
 	pkgs := peerPackages
 	if slices.Contains(o.tools, "magefab-slots") {
 		pkgs = append(slices.Clone(pkgs), frontPackages...)
+	}
+	if o.rolling > 0 {
+		pkgs = append(slices.Clone(pkgs), rollingPackages...)
 	}
 	if err := ensurePackages(ctx, pkgs); err != nil {
 		return err
@@ -316,13 +348,13 @@ func run(o options) error {
 			}
 		}
 	}
-	if !slices.Contains(o.tools, "magefab") {
+	if len(o.tools) > 0 && !slices.Contains(o.tools, "magefab") {
 		// The floor is magefab's maint:restart of its own app: deploy
 		// it anyway, unreported.
 		b.floorOnly = true
 	}
 	for _, name := range allTools {
-		if slices.Contains(o.tools, name) || name == "magefab" {
+		if slices.Contains(o.tools, name) || (name == "magefab" && len(o.tools) > 0) {
 			t := all[name]
 			write := func() error { return w.writeInit(t.unit, t.port, t.current) }
 			if t.slots {
@@ -334,11 +366,38 @@ func run(o options) error {
 			b.tools = append(b.tools, t)
 		}
 	}
+	if o.rolling > 0 {
+		// The app of the comparison on base+6, HAProxy's frontend on base+7.
+		if b.roll, err = newRollingRun(w, "brl"+id, base+6, base+7); err != nil {
+			return err
+		}
+	}
 	b.maxHosts = size
 	defer b.cleanupHosts()
 
-	fmt.Fprintf(os.Stderr, "bench: hosts %v, %d run(s), tools %s, fleet %s port %d; logs in %s\n",
-		o.hosts, o.runs, strings.Join(o.tools, ","), f.dir, f.port, logs)
+	fmt.Fprintf(os.Stderr, "bench: hosts %v, %d run(s), tools %s, rolling %d, fleet %s port %d; logs in %s\n",
+		o.hosts, o.runs, strings.Join(o.tools, ","), o.rolling, f.dir, f.port, logs)
+	if len(b.tools) > 0 {
+		if err := b.rounds(ctx); err != nil {
+			return err
+		}
+	}
+	if b.roll != nil {
+		if err := b.rolling(ctx); err != nil {
+			return err
+		}
+	}
+	if len(o.scale) > 0 {
+		if err := b.scaling(ctx); err != nil {
+			return err
+		}
+	}
+	return b.report()
+}
+
+// rounds measures every tool on every host count, o.runs times.
+func (b *bench) rounds(ctx context.Context) error {
+	o := b.o
 	if err := b.warmup(ctx); err != nil {
 		return err
 	}
@@ -359,10 +418,5 @@ func run(o options) error {
 			}
 		}
 	}
-	if len(o.scale) > 0 {
-		if err := b.scaling(ctx); err != nil {
-			return err
-		}
-	}
-	return b.report()
+	return nil
 }

@@ -37,6 +37,13 @@ type sample struct {
 	// Load is what the requests sent to the tool's app during the command
 	// saw (-load); nil without load.
 	Load *loadStats `json:",omitempty"`
+	// LoadBefore is the part of Load finished before the tool's switch
+	// began (tool.switchLine; the rolling switch), every host in service;
+	// nil otherwise.
+	LoadBefore *loadStats `json:",omitempty"`
+	// Out is what the load balancer said of the hosts out of service
+	// during the command (the rolling switch); nil otherwise.
+	Out *outStats `json:",omitempty"`
 }
 
 func (s *sample) perHost(v []int) (mean float64, most int) {
@@ -63,6 +70,7 @@ type stampWriter struct {
 	tail     []string
 	patterns []string
 	markers  map[string][2]float64
+	onLine   func(line string) // called with each line, if set
 }
 
 func (s *stampWriter) Write(p []byte) (int, error) {
@@ -85,6 +93,9 @@ func (s *stampWriter) line(l string) {
 	fmt.Fprintf(s.w, "%+8.3f %s\n", t, l)
 	if s.echo != nil {
 		fmt.Fprintf(s.echo, "%s %+8.3f %s\n", s.prefix, t, l)
+	}
+	if s.onLine != nil {
+		s.onLine(l)
 	}
 	s.tail = append(s.tail, l)
 	if len(s.tail) > 15 {
@@ -113,15 +124,16 @@ func (s *stampWriter) flush() {
 
 // measure runs cmd with its output, time-stamped, in logPath, and fills in
 // the wall time, CPU time and peak RSS of the process (from its rusage,
-// which on Linux includes the children it waited for).
-func measure(cmd *exec.Cmd, logPath string, echo io.Writer, prefix string, patterns []string, s *sample) error {
+// which on Linux includes the children it waited for). onLine, if not nil,
+// is called with each line of the output as it comes.
+func measure(cmd *exec.Cmd, logPath string, echo io.Writer, prefix string, patterns []string, onLine func(string), s *sample) error {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "# %s (in %s)\n", strings.Join(cmd.Args, " "), cmd.Dir)
-	sw := &stampWriter{w: f, echo: echo, prefix: prefix, patterns: patterns, markers: map[string][2]float64{}}
+	sw := &stampWriter{w: f, echo: echo, prefix: prefix, patterns: patterns, markers: map[string][2]float64{}, onLine: onLine}
 	cmd.Stdout, cmd.Stderr = sw, sw
 	cmd.WaitDelay = 10 * time.Second
 	s.Log = logPath

@@ -187,7 +187,11 @@ func isFloor(op string) bool { return op == "floor" || op == "plainfloor" }
 // report writes results.md and samples.json into the output directory and
 // prints the results; it fails if any command or verification failed.
 func (b *bench) report() error {
-	js, err := json.MarshalIndent(b.samples, "", "  ")
+	all := b.samples
+	if b.roll != nil {
+		all = append(slices.Clone(all), b.roll.samples...)
+	}
+	js, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -204,9 +208,9 @@ func (b *bench) report() error {
 		return fmt.Errorf("%d command(s) or verification(s) failed:\n  %s", len(b.failures), strings.Join(b.failures, "\n  "))
 	}
 	if len(b.loadFailures) > 0 {
-		return fmt.Errorf("a slot tool failed requests in %d step(s):\n  %s", len(b.loadFailures), strings.Join(b.loadFailures, "\n  "))
+		return fmt.Errorf("a tool that must serve every request (slots, rolling switch) failed requests in %d step(s):\n  %s", len(b.loadFailures), strings.Join(b.loadFailures, "\n  "))
 	}
-	if len(b.samples) == 0 {
+	if len(all) == 0 {
 		return errors.New("nothing was measured")
 	}
 	return nil
@@ -241,15 +245,40 @@ func (b *bench) markdown() string {
 	}
 	tools := b.o.tools
 	peers := b.peers()
+	if len(tools) > 0 {
+		b.toolTables(&w, r, ops, tools, peers)
+	}
+	b.rollingTable(&w)
+	if len(b.loadFailures) > 0 {
+		w.WriteString("### Failed requests of the tools that must serve every request\n\n")
+		for _, f := range b.loadFailures {
+			fmt.Fprintf(&w, "- %s\n", f)
+		}
+		w.WriteString("\n")
+	}
+	if len(b.failures) > 0 {
+		w.WriteString("### Failures\n\n")
+		for _, f := range b.failures {
+			fmt.Fprintf(&w, "- %s\n", strings.ReplaceAll(f, "\n", " "))
+		}
+		w.WriteString("\n")
+	}
+	return w.String()
+}
+
+// toolTables writes the tools' tables: per host count, the goals, the
+// requests during a switch, the work on the hosts, the scaling and the
+// phases.
+func (b *bench) toolTables(w *strings.Builder, r *results, ops, tools, peers []string) {
 	for _, n := range b.o.hosts {
-		fmt.Fprintf(&w, "### %d host(s)\n\n", n)
+		fmt.Fprintf(w, "### %d host(s)\n\n", n)
 		w.WriteString("| operation |")
 		for _, t := range tools {
-			fmt.Fprintf(&w, " %s |", t)
+			fmt.Fprintf(w, " %s |", t)
 		}
 		for _, p := range peers {
 			if slices.Contains(tools, "magefab") {
-				fmt.Fprintf(&w, " magefab/%s |", p)
+				fmt.Fprintf(w, " magefab/%s |", p)
 			}
 		}
 		w.WriteString(" sessions/host (conns/host) |\n|---|")
@@ -259,7 +288,7 @@ func (b *bench) markdown() string {
 		}
 		w.WriteString("---|\n")
 		for _, op := range append(ops, "floor", "plainfloor") {
-			fmt.Fprintf(&w, "| %s |", opNames[op])
+			fmt.Fprintf(w, "| %s |", opNames[op])
 			for _, t := range tools {
 				if isFloor(op) && t != "magefab" {
 					w.WriteString(" |")
@@ -269,7 +298,7 @@ func (b *bench) markdown() string {
 				if isFloor(op) {
 					tt = "floor"
 				}
-				fmt.Fprintf(&w, " %s |", fmtS(median(r.series(n, tt, op, wall))))
+				fmt.Fprintf(w, " %s |", fmtS(median(r.series(n, tt, op, wall))))
 			}
 			if slices.Contains(tools, "magefab") {
 				for _, p := range peers {
@@ -277,7 +306,7 @@ func (b *bench) markdown() string {
 						w.WriteString(" |")
 						continue
 					}
-					fmt.Fprintf(&w, " %s |", fmtX(median(r.paired(n, op, p, func(mf, pa, _ agg) float64 { return mf.wall / pa.wall }))))
+					fmt.Fprintf(w, " %s |", fmtX(median(r.paired(n, op, p, func(mf, pa, _ agg) float64 { return mf.wall / pa.wall }))))
 				}
 			}
 			var cells []string
@@ -294,14 +323,14 @@ func (b *bench) markdown() string {
 				most := slices.Max(append(r.series(n, tt, op, func(a agg) float64 { return float64(a.sessMost) }), 0))
 				cells = append(cells, fmt.Sprintf("%s %.1f (%.1f, max %g)", tt, sess, conn, most))
 			}
-			fmt.Fprintf(&w, " %s |\n", strings.Join(cells, "; "))
+			fmt.Fprintf(w, " %s |\n", strings.Join(cells, "; "))
 		}
 		w.WriteString("\n")
 		if slices.Contains(tools, "magefab") {
-			fmt.Fprintf(&w, "Above the floor (command minus the same run's floor), %d host(s):\n\n", n)
+			fmt.Fprintf(w, "Above the floor (command minus the same run's floor), %d host(s):\n\n", n)
 			w.WriteString("| operation | magefab |")
 			for _, p := range peers {
-				fmt.Fprintf(&w, " %s | magefab/%s |", p, p)
+				fmt.Fprintf(w, " %s | magefab/%s |", p, p)
 			}
 			w.WriteString("\n|---|---:|" + strings.Repeat("---:|---:|", len(peers)) + "\n")
 			for _, op := range ops {
@@ -314,30 +343,22 @@ func (b *bench) markdown() string {
 						mfAbove = append(mfAbove, above(mf, fl))
 					}
 				}
-				fmt.Fprintf(&w, "| %s | %s |", op, fmtS(median(mfAbove)))
+				fmt.Fprintf(w, "| %s | %s |", op, fmtS(median(mfAbove)))
 				for _, p := range peers {
 					pa := median(r.paired(n, op, p, func(_, pa, fl agg) float64 { return above(pa, fl) }))
 					ratio := median(r.paired(n, op, p, func(mf, pa, fl agg) float64 { return above(mf, fl) / above(pa, fl) }))
-					fmt.Fprintf(&w, " %s | %s |", fmtS(pa), fmtX(ratio))
+					fmt.Fprintf(w, " %s | %s |", fmtS(pa), fmtX(ratio))
 				}
 				w.WriteString("\n")
 			}
 			w.WriteString("\n")
 		}
 	}
-	b.goals(&w, r)
-	b.loadTable(&w)
-	b.hostWork(&w, r)
-	b.scalingTable(&w, r)
-	b.phases(&w, r)
-	if len(b.failures) > 0 {
-		w.WriteString("### Failures\n\n")
-		for _, f := range b.failures {
-			fmt.Fprintf(&w, "- %s\n", strings.ReplaceAll(f, "\n", " "))
-		}
-		w.WriteString("\n")
-	}
-	return w.String()
+	b.goals(w, r)
+	b.loadTable(w)
+	b.hostWork(w, r)
+	b.scalingTable(w, r)
+	b.phases(w, r)
 }
 
 // goals checks the targets of the benchmark's issue, each from ratios

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/magefab/magefab/internal/load"
 )
 
 // tool is one way of deploying the app: magefab, Capistrano or Fabric.
@@ -42,6 +44,17 @@ type tool struct {
 	// besides its app (nginx); down stops it at the end.
 	up   func(ctx context.Context, n int) error
 	down func(ctx context.Context) error
+	// loadVia, when set, is where the load goes instead of every host's
+	// app (a load balancer's frontend), and watch, when set, starts
+	// watching the hosts out of service during a step measured under
+	// load; its function stops it and says what it saw. mustServe makes
+	// a failed request a failure of the benchmark, as for slot tools.
+	loadVia   func() []load.Target
+	watch     func(ctx context.Context, n int) func() *outStats
+	mustServe bool
+	// switchLine, when set, is the output line that says the switch
+	// begins: the load report is also split there (sample.LoadBefore).
+	switchLine string
 }
 
 // toolEnv is the environment of every tool's command: no SSH agent, so

@@ -36,8 +36,8 @@ func newHost(t *testing.T, tweak func(*sshx.Config)) (*sshtest.Server, *sshx.Poo
 		t.Fatal(err)
 	}
 	cfg := sshx.Config{
-		ConfigFile:     files.ConfigFile,
-		Agent:          agent.NewKeyring().(agent.ExtendedAgent),
+		ConfigFile: files.ConfigFile,
+		Agent:      agent.NewKeyring().(agent.ExtendedAgent),
 		// Long enough for a handshake with -race on a starved machine
 		// (2 seconds was not); the tests of the timeout set their own.
 		ConnectTimeout: 30 * time.Second,
