@@ -59,6 +59,14 @@ async def serve(args):
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     server.stop()
+    # Connections it accepted before it stopped accepting are answered:
+    # each ends after its response (a client that keeps it alive, once
+    # idle, is closed after 10 s). Closing them at once would cut a
+    # request that was accepted but not yet read.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while server._connections and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     await server.close_all_connections()
 
 
