@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -251,8 +252,14 @@ func (b *Balancer) wait(ctx context.Context, hosts []string, what string, done f
 	for {
 		st, err := b.servers(ctx, hosts)
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("haproxy: backend %q: not yet %s: %s: %w", b.Backend, what, strings.Join(pending, ", "), ctx.Err())
+			// The socket's deadline is ctx's: a dial or read it cuts
+			// can end a moment before ctx says it is done.
+			if _, ok := ctx.Deadline(); ctx.Err() != nil || ok && errors.Is(err, os.ErrDeadlineExceeded) {
+				cause := ctx.Err()
+				if cause == nil {
+					cause = context.DeadlineExceeded
+				}
+				return fmt.Errorf("haproxy: backend %q: not yet %s: %s: %w", b.Backend, what, strings.Join(pending, ", "), cause)
 			}
 			return err
 		}

@@ -234,7 +234,7 @@ func TestInNeverHealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs[1].stop()
-	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := b.In(c, []string{"web2"})
 	if err == nil || !strings.Contains(err.Error(), `haproxy: backend "app": not yet healthy: web2 (DOWN`) {
