@@ -81,8 +81,9 @@ type soakCycle struct {
 // the hosts. MAGEFAB_SOAK_CYCLES sets the number of cycles (default 10;
 // the full run is 100, with -timeout 45m: 15 to 30 minutes, depending on
 // the machine's load).
+// Not parallel: it counts the test process's goroutines and open files,
+// and other fleet tests running beside it would add theirs.
 func TestSoak(t *testing.T) {
-	t.Parallel()
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	fleettest.RequireTool(t, "ssh", "openssh-client")
