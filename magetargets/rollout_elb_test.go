@@ -102,14 +102,6 @@ func (e *elbRollout) fleet(t *testing.T) *release.Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, h := range fl.Hosts {
-		names = append(names, h.Name())
-	}
-	fl.Rollout, err = e.cfg.fleetRollout(t.Context(), e.cfg.Environments[envDevelopment], names, e.out)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return fl
 }
 

@@ -134,7 +134,7 @@ var liveStates = [...]live.State{
 // summary shows each event, and the console drops the hosts' step lines
 // from the first host's start of a phase until the summary is finished.
 func (r *fleetRun) progress(e release.Event) {
-	if e.State == release.EventStarted && !r.console.Quiet() {
+	if e.State == release.EventStarted {
 		r.console.SetQuiet(true)
 	}
 	text := e.Step
@@ -333,10 +333,8 @@ func (r *fleetRun) holdInterrupts() (done func()) {
 }
 
 // advise words err, from a release operation, for the user of mage (see
-// the package function advise). The live summary, if any, is finished
-// first: the error is printed below it.
+// the package function advise).
 func (r *fleetRun) advise(err error) error {
-	r.finish()
 	return advise(err, r.mage)
 }
 

@@ -114,7 +114,8 @@ func (s *stopper) watch() {
 	}
 }
 
-// end is deferred by a target that made a fleetRun: the signals get back
+// end is deferred by a target that made a fleetRun: the live summary, if
+// any, is finished, its last frame left above the error; the signals get back
 // what they did before the run (mage's handler keeps SIGINT, if it still
 // has it; SIGTERM and SIGHUP stop the process at once), the run's context
 // is cancelled, and if a signal stopped the run, *err (when not nil and
@@ -123,6 +124,7 @@ func (s *stopper) watch() {
 // 129 for SIGHUP. A run that finished its work although a signal came
 // (one held during a switch) keeps its result.
 func (r *fleetRun) end(err *error) {
+	r.finish()
 	s := r.stop
 	if s == nil {
 		return

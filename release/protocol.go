@@ -62,7 +62,7 @@ func (o *scriptOutput) line(l string) {
 		if len(o.tail) > 20 {
 			o.tail = o.tail[1:]
 		}
-		if o.verbose && o.console != nil && !o.console.Quiet() {
+		if o.verbose && o.console != nil {
 			o.console.Progress(o.host, "  "+l)
 		}
 		return
@@ -92,7 +92,7 @@ func (o *scriptOutput) line(l string) {
 
 // say reports a step: to the console, and to the progress hook.
 func (o *scriptOutput) say(msg string) {
-	if o.console != nil && !o.console.Quiet() {
+	if o.console != nil {
 		o.console.Progress(o.host, time.Now().Format("15:04:05")+" "+msg)
 	}
 	if o.progress != nil {

@@ -223,11 +223,10 @@ func (f *Fleet) putIn(hosts []string) error {
 // returns like switchAll.
 func (f *Fleet) rollout(ctx context.Context, prepared []*Prepared, what string) ([]HostResult, error) {
 	r := f.Rollout
+	names := preparedNames(prepared)
 	byName := map[string]*Prepared{}
-	var names []string
 	for _, p := range prepared {
 		byName[p.Host.Name()] = p
-		names = append(names, p.Host.Name())
 	}
 	stages := r.Stages(names)
 	stagePs := make([][]*Prepared, len(stages))
@@ -349,28 +348,28 @@ func (f *Fleet) switchBackStaged(all, out []string, here, lost []*Prepared, earl
 		f.warn(err)
 		through = false
 	}
+	// giveUp stops going through the balancer: the stages left switch
+	// back in place.
+	giveUp := func(err error) {
+		f.warn(fmt.Errorf("switching back through %s: %w; the hosts left switch back where they are, in service", b.Name(), err))
+		through = false
+	}
 	var inPlace []*Prepared
-	var putBack []string // taken out while switching back, and not yet put back
+	var putBack []string // a stage whose Out failed, maybe half way
 	for _, st := range earlier {
 		if !through {
 			inPlace = append(inPlace, st...)
 			continue
 		}
 		hosts := preparedNames(st)
-		// Taken out half way, a stage is put back all the same.
-		putBack = append(putBack, hosts...)
 		if err := f.takeOut(context.Background(), all, hosts); err != nil {
-			f.warn(fmt.Errorf("switching back through %s: %w; the hosts left switch back where they are, in service", b.Name(), err))
-			through = false
-			inPlace = append(inPlace, st...)
+			giveUp(err)
+			inPlace, putBack = append(inPlace, st...), hosts
 			continue
 		}
 		add(f.compensate(st, nil))
-		err := f.putIn(hosts)
-		putBack = putBack[:0]
-		if err != nil {
-			f.warn(fmt.Errorf("switching back through %s: %w; the hosts left switch back where they are, in service", b.Name(), err))
-			through = false
+		if err := f.putIn(hosts); err != nil {
+			giveUp(err)
 		}
 	}
 	if len(inPlace) > 0 {
@@ -383,6 +382,7 @@ func (f *Fleet) switchBackStaged(all, out []string, here, lost []*Prepared, earl
 	return errs.ErrorOrNil()
 }
 
+// preparedNames are the names of the hosts of ps.
 func preparedNames(ps []*Prepared) []string {
 	names := make([]string, len(ps))
 	for i, p := range ps {
