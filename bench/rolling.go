@@ -298,33 +298,13 @@ type rollingRun struct {
 }
 
 func newRollingTool(w *workspace, name, unit string, port int, rollout string) (*tool, error) {
-	dir := filepath.Join(w.tmp, name)
-	sum, err := os.ReadFile(filepath.Join(w.src, "go.sum"))
+	t, err := newMagefileTool(w, name, unit, port, rollingMagefile(w, unit, port, rollout))
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFiles(dir, map[string]string{
-		"magefile.go": rollingMagefile(w, unit, port, rollout),
-		"go.mod":      goMod("bench"+w.id+strings.ReplaceAll(name, "-", ""), w.src),
-		"go.sum":      string(sum),
-	}); err != nil {
-		return nil, err
-	}
-	t := &tool{
-		name: name, unit: unit, port: port, dir: dir,
-		current:    "/var/webapps/" + unit + "/releases/current",
-		rollbackTo: 1,
-		configure:  func(int) error { return nil },
-		patterns:   append(slices.Clone(magefabPatterns), "canary", "batch ", "taking ", "putting ", "passed "),
-		switchLine: "prepared; switching",
-	}
-	t.deploy = func(ctx context.Context, n int, r release) *exec.Cmd {
-		return command(ctx, dir, w.mageEnv(n), w.mage, "env:production", "deploy:tag", r.Tag)
-	}
-	t.rollback = func(ctx context.Context, n int) *exec.Cmd {
-		return command(ctx, dir, w.mageEnv(n), w.mage, "env:production", "deploy:rollback")
-	}
-	if out, err := command(context.Background(), dir, w.mageEnv(1), w.mage, "env:production").CombinedOutput(); err != nil {
+	t.patterns = append(slices.Clone(magefabPatterns), "canary", "batch ", "taking ", "putting ", "passed ")
+	t.switchLine = "prepared; switching"
+	if out, err := command(context.Background(), t.dir, w.mageEnv(1), w.mage, "env:production").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("compiling %s's magefile: %v\n%s", name, err, out)
 	}
 	return t, nil

@@ -37,17 +37,33 @@ func slotMagefile(w *workspace, unit string, port int) string {
 }
 
 func newSlotTool(w *workspace, f *fleet, name, unit string, port int, front bool) (*tool, error) {
-	dir := filepath.Join(w.tmp, name)
 	slotPort := port
 	if front {
 		slotPort = 0
 	}
+	t, err := newMagefileTool(w, name, unit, port, slotMagefile(w, unit, slotPort))
+	if err != nil {
+		return nil, err
+	}
+	t.slots, t.slotPort = true, slotPort
+	if front {
+		ng := &nginxFront{f: f, dir: filepath.Join(w.tmp, "nginx-"+unit), unit: unit, port: port}
+		t.up, t.down = ng.up, ng.down
+	}
+	return t, nil
+}
+
+// newMagefileTool is a magefab tool deployed by a magefile of its own,
+// magefile, in a directory named name: deploy:tag and deploy:rollback of
+// the production environment.
+func newMagefileTool(w *workspace, name, unit string, port int, magefile string) (*tool, error) {
+	dir := filepath.Join(w.tmp, name)
 	sum, err := os.ReadFile(filepath.Join(w.src, "go.sum"))
 	if err != nil {
 		return nil, err
 	}
 	if err := writeFiles(dir, map[string]string{
-		"magefile.go": slotMagefile(w, unit, slotPort),
+		"magefile.go": magefile,
 		"go.mod":      goMod("bench"+w.id+strings.ReplaceAll(name, "-", ""), w.src),
 		"go.sum":      string(sum),
 	}); err != nil {
@@ -59,18 +75,12 @@ func newSlotTool(w *workspace, f *fleet, name, unit string, port int, front bool
 		rollbackTo: 1,
 		configure:  func(int) error { return nil },
 		patterns:   magefabPatterns,
-		slots:      true,
-		slotPort:   slotPort,
 	}
 	t.deploy = func(ctx context.Context, n int, r release) *exec.Cmd {
 		return command(ctx, dir, w.mageEnv(n), w.mage, "env:production", "deploy:tag", r.Tag)
 	}
 	t.rollback = func(ctx context.Context, n int) *exec.Cmd {
 		return command(ctx, dir, w.mageEnv(n), w.mage, "env:production", "deploy:rollback")
-	}
-	if front {
-		ng := &nginxFront{f: f, dir: filepath.Join(w.tmp, "nginx-"+unit), unit: unit, port: port}
-		t.up, t.down = ng.up, ng.down
 	}
 	return t, nil
 }
