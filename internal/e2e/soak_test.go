@@ -64,6 +64,39 @@ const (
 	soakBytesSlack  = 4096
 )
 
+// soakChildEnv is set in the process that runs the soak's cycles.
+const soakChildEnv = "MAGEFAB_SOAK_CHILD"
+
+// runSoakChild runs TestSoak in a new process of this test binary, beside
+// the other fleet tests, and reports its result as this test's: its
+// output is logged, its skip is a skip and anything but a pass fails.
+func runSoakChild(t *testing.T) {
+	t.Parallel()
+	args := []string{"-test.run=^TestSoak$", "-test.count=1", "-test.v"}
+	if dl, ok := t.Deadline(); ok {
+		// A minute less than this process has, so that the child's own
+		// timeout, with its goroutine dump, is the one that is seen.
+		left := time.Until(dl) - time.Minute
+		if left < time.Minute {
+			t.Fatalf("the test's -timeout leaves %s: not enough for a soak", time.Until(dl).Round(time.Second))
+		}
+		args = append(args, "-test.timeout="+left.Round(time.Second).String())
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), soakChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("the soak's process (%s):\n%s", cmd.ProcessState, out)
+	switch {
+	case err == nil && strings.Contains(string(out), "--- PASS: TestSoak"):
+	case err == nil && strings.Contains(string(out), "--- SKIP: TestSoak"):
+		t.Skip("the soak's process skipped it: see its output above")
+	case err == nil:
+		t.Fatal("the soak's process exited 0 without running TestSoak")
+	default:
+		t.Fatalf("the soak's process failed: %v", err)
+	}
+}
+
 // soakCycle is what one deploy/rollback cycle took.
 type soakCycle struct {
 	took     time.Duration // the deploy and the rollback
@@ -81,9 +114,15 @@ type soakCycle struct {
 // the hosts. MAGEFAB_SOAK_CYCLES sets the number of cycles (default 10;
 // the full run is 100, with -timeout 45m: 15 to 30 minutes, depending on
 // the machine's load).
-// Not parallel: it counts the test process's goroutines and open files,
-// and other fleet tests running beside it would add theirs.
+// It counts the deploying process's goroutines and open files, so the
+// cycles run in a process of their own (this test binary again, with
+// soakChildEnv set): the fleet tests running beside it in this process
+// would add theirs.
 func TestSoak(t *testing.T) {
+	if os.Getenv(soakChildEnv) == "" {
+		runSoakChild(t)
+		return
+	}
 	f := fleettest.Require(t, 3)
 	fleettest.RequireTool(t, "/usr/bin/python3", "python3")
 	fleettest.RequireTool(t, "ssh", "openssh-client")
