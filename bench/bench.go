@@ -216,6 +216,7 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 			}
 		}
 	}
+	stopAccepts := b.f.watchAccepts(marks, time.Now())
 	err := measure(cmd, logPath, echo, fmt.Sprintf("[%s %s]", name, op), t.patterns, onLine, &s)
 	if lerr != nil && err == nil {
 		err = lerr
@@ -227,6 +228,7 @@ func (b *bench) measureStep(ctx context.Context, n, run int, t *tool, op string,
 		b.stopLoad(n, run, t, op, lr, &s)
 	}
 	s.Conns, s.Sessions = b.f.counts(marks)
+	s.Handshakes = stopAccepts()
 	if err == nil && check != nil {
 		if verr := check(ctx, n); verr != nil {
 			err = fmt.Errorf("verification after %s by %s on %d host(s): %w", op, name, n, verr)

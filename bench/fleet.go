@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,6 +188,60 @@ func (f *fleet) counts(marks []int64) (conns, sessions []int) {
 		sessions[i] = bytes.Count(b, []byte("Starting session"))
 	}
 	return conns, sessions
+}
+
+// acceptPoll is how often watchAccepts looks at the hosts' sshd logs.
+const acceptPoll = 50 * time.Millisecond
+
+// watchAccepts records when the hosts' sshd accepted each SSH connection
+// ("Accepted publickey") logged after marks, in seconds since start, to
+// within acceptPoll (sshd's log lines carry no time of their own). stop
+// ends the watch and returns the times, sorted.
+func (f *fleet) watchAccepts(marks []int64, start time.Time) (stop func() []float64) {
+	done := make(chan struct{})
+	result := make(chan []float64, 1)
+	go func() {
+		var times []float64
+		read := slices.Clone(marks) // how far each log was read, to a whole line
+		look := func() {
+			now := time.Since(start).Seconds()
+			for i, h := range hosts(len(marks)) {
+				st, err := os.Stat(f.logFile(h))
+				if err != nil || st.Size() <= read[i] {
+					continue
+				}
+				lf, err := os.Open(f.logFile(h))
+				if err != nil {
+					continue
+				}
+				b := make([]byte, st.Size()-read[i])
+				n, _ := lf.ReadAt(b, read[i])
+				lf.Close()
+				b = b[:bytes.LastIndexByte(b[:n], '\n')+1]
+				read[i] += int64(len(b))
+				for range bytes.Count(b, []byte("Accepted publickey")) {
+					times = append(times, now)
+				}
+			}
+		}
+		t := time.NewTicker(acceptPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				look()
+			case <-done:
+				look()
+				sort.Float64s(times)
+				result <- times
+				return
+			}
+		}
+	}()
+	return func() []float64 {
+		close(done)
+		return <-result
+	}
 }
 
 // onEach runs a shell command as the deploy user on hosts web1..webN at

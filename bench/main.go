@@ -141,7 +141,7 @@ func parseFlags(args []string) (options, error) {
 	runs := fs.Int("runs", 5, "runs per host count (medians are reported)")
 	ops := fs.String("ops", strings.Join(allOps, ","), "operations to report: cold,warm,redeploy,rollback")
 	tools := fs.String("tools", "", "tools to measure: magefab,capistrano,fabric,magefab-slots,magefab-port (default: the first three, and the slot tools too with -load)")
-	scale := fs.String("scale", "", "host counts for the scaling run of magefab with a trivial app, e.g. 16,64,128; empty skips it")
+	scale := fs.String("scale", "", "host counts for the scaling run of magefab with a trivial app, e.g. 1,16,64,128; empty skips it; without -tools, nothing else is measured")
 	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run, a short load run (-load 200 unless given); exits non-zero if any verification fails or a slot tool fails a request")
 	load := fs.Float64("load", 0, "requests per second sent, round robin over every host's app, during each deploy and rollback (e.g. 200); 0 is off")
 	rolling := fs.Int("rolling", 0, "compare a restart switch all at once with a rolling one (canary 1, batches of 25%) behind a loopback HAProxy, N deploys and N rollbacks each per host count, under the load through HAProxy (-load 200 unless given); 0 is off; without -tools, nothing else is measured")
@@ -183,8 +183,8 @@ func parseFlags(args []string) (options, error) {
 		if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
 			return o, err
 		}
-	case o.rolling > 0 && !o.smoke:
-		o.tools = nil // the rolling switch alone
+	case (o.rolling > 0 || len(o.scale) > 0) && !o.smoke:
+		o.tools = nil // the rolling switch or the scaling run alone
 	case o.load > 0 || o.smoke:
 		o.tools = allTools
 	default:

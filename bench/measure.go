@@ -28,9 +28,12 @@ type sample struct {
 	// HostCPU is, per host, the CPU seconds the host spent on the command:
 	// sshd and every process a session ran (not the app's own process).
 	HostCPU []float64
-	OK      bool   // exited 0 and every host serves the expected commit
-	Err     string `json:",omitempty"`
-	Log     string // the command's output, each line with its time since start
+	// Handshakes are the times, in seconds since start, at which the
+	// hosts' sshd accepted the command's SSH connections.
+	Handshakes []float64 `json:",omitempty"`
+	OK         bool      // exited 0 and every host serves the expected commit
+	Err        string    `json:",omitempty"`
+	Log        string    // the command's output, each line with its time since start
 	// Markers holds, for each pattern the tool's output was searched for,
 	// the seconds since start of its first and last line.
 	Markers map[string][2]float64 `json:",omitempty"`

@@ -191,6 +191,14 @@ func (b *bench) report() error {
 	if b.roll != nil {
 		all = append(slices.Clone(all), b.roll.samples...)
 	}
+	if b.scaleApp != nil {
+		all = append(slices.Clone(all), b.scaleApp.samples...)
+		if svg := b.scaleApp.svg(b.o.scale); svg != "" {
+			if err := os.WriteFile(filepath.Join(b.o.out, "scaling.svg"), []byte(svg), 0o644); err != nil {
+				return err
+			}
+		}
+	}
 	js, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return err
@@ -203,7 +211,7 @@ func (b *bench) report() error {
 		return err
 	}
 	fmt.Print(md)
-	fmt.Fprintf(os.Stderr, "bench: results in %s (results.md, samples.json, logs/)\n", b.o.out)
+	fmt.Fprintf(os.Stderr, "bench: results in %s (results.md, samples.json, logs/; scaling.svg with -scale)\n", b.o.out)
 	if len(b.failures) > 0 {
 		return fmt.Errorf("%d command(s) or verification(s) failed:\n  %s", len(b.failures), strings.Join(b.failures, "\n  "))
 	}
@@ -509,21 +517,8 @@ func (b *bench) scalingTable(w *strings.Builder, r *results) {
 		}
 	}
 	w.WriteString("\n")
-	if b.scaleApp != nil && len(b.scaleApp.samples) > 0 {
-		sr := newResults(b.scaleApp.samples)
-		fmt.Fprintf(w, "Trivial app (no requirements, restart is `true`), magefab with MAGEFAB_PARALLEL = hosts, %d run(s), medians:\n\n", b.scaleApp.runs)
-		w.WriteString("| hosts | operation | wall | CPU | CPU per host | peak RSS | sessions/host (max) |\n|---:|---|---:|---:|---:|---:|---:|\n")
-		for _, n := range b.o.scale {
-			for _, op := range []string{"cold1", "cold2", "warm", "redeploy", "rollback"} {
-				cpu := median(sr.series(n, "trivial", op, func(a agg) float64 { return a.cpu }))
-				fmt.Fprintf(w, "| %d | %s | %.2f s | %.2f s | %.1f ms | %.0f MB | %.1f (%g) |\n", n, op,
-					median(sr.series(n, "trivial", op, wall)), cpu, 1000*cpu/float64(n),
-					median(sr.series(n, "trivial", op, func(a agg) float64 { return a.rss })),
-					median(sr.series(n, "trivial", op, func(a agg) float64 { return a.sessMean })),
-					slices.Max(append(sr.series(n, "trivial", op, func(a agg) float64 { return float64(a.sessMost) }), 0)))
-			}
-		}
-		w.WriteString("\n")
+	if b.scaleApp != nil {
+		b.scaleApp.markdown(w, b.o.scale)
 	}
 }
 

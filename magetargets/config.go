@@ -321,6 +321,12 @@ type SSH struct {
 	// "accept-new" (record the key of a host not yet known; a changed key
 	// is still refused). Empty means yes.
 	StrictHostKeyChecking string
+
+	// MaxStartups bounds the connections being opened at once (TCP,
+	// handshake, authentication) over the whole run; the others wait for
+	// a turn before their ConnectTimeout starts. Zero means 32; negative
+	// means no bound.
+	MaxStartups int
 }
 
 // AWS says where the load balancer API is.

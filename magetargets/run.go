@@ -43,6 +43,7 @@ func sshPool(c Config) (*sshx.Pool, error) {
 		IdentityFiles:         c.SSH.IdentityFiles,
 		StrictHostKeyChecking: c.SSH.StrictHostKeyChecking,
 		ConnectTimeout:        connect,
+		MaxStartups:           c.SSH.MaxStartups,
 	}
 	key := fmt.Sprintf("%+v", cfg)
 	pools.mu.Lock()

@@ -71,6 +71,14 @@ type Config struct {
 	// 10 seconds.
 	ConnectTimeout time.Duration
 
+	// MaxStartups bounds the connections being opened (TCP dial, SSH
+	// handshake and authentication) at once, over the whole pool; the
+	// others wait for a turn, and their ConnectTimeout starts with it.
+	// Hundreds of handshakes started in the same instant are what a
+	// firewall, a NAT, a bastion or a busy host refuses or resets. Zero
+	// means 32; negative means no bound.
+	MaxStartups int
+
 	// KeepAlive is the interval between keepalive requests on an idle
 	// connection; a connection that misses three in a row is closed, and
 	// its commands fail. Zero means 15 seconds; negative disables them.
@@ -103,6 +111,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 15 * time.Second
+	}
+	if c.MaxStartups == 0 {
+		c.MaxStartups = 32
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 8

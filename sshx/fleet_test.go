@@ -177,7 +177,7 @@ func TestFleetAgentForwardingKeyIsUsableOnHost(t *testing.T) {
 	pool := fleetPool(t, f, func(c *sshx.Config) { c.Agent = keyring.(agent.ExtendedAgent) })
 	web1, _ := pool.Host(f.Hosts[0])
 	// From web1, log in to web2 with the forwarded key: web1 holds no key.
-	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes deploy@" + f.Addr(t, f.Hosts[1]) + " cat /run/fleet/host"
+	script := "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -p " + f.Port(t) + " deploy@" + f.Addr(t, f.Hosts[1]) + " cat /run/fleet/host"
 	// Without forwarding the login fails.
 	if err := web1.Script(context.Background(), script).Run(); err == nil {
 		t.Errorf("login from web1 to web2 worked without a forwarded agent")

@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -17,6 +18,9 @@ type Pool struct {
 	file  *clientConfigFile
 	keys  hostKeys
 	agent agentConn
+	// starts holds a token per connection being opened (MaxStartups);
+	// nil for no bound.
+	starts chan struct{}
 
 	mu     sync.Mutex
 	hosts  map[string]*Remote // by spec, and by "jump:" + chain for jump hosts
@@ -39,7 +43,11 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{cfg: cfg, file: file, hosts: map[string]*Remote{}}, nil
+	p := &Pool{cfg: cfg, file: file, hosts: map[string]*Remote{}}
+	if cfg.MaxStartups > 0 {
+		p.starts = make(chan struct{}, cfg.MaxStartups)
+	}
+	return p, nil
 }
 
 // Host returns the Remote for a host spec (see ParseSpec), resolved against
@@ -64,6 +72,20 @@ func (p *Pool) Hosts(specs []string) ([]Host, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// startTurn waits for a turn to open a connection (MaxStartups) and
+// returns the function that ends it.
+func (p *Pool) startTurn(ctx context.Context) (func(), error) {
+	if p.starts == nil {
+		return func() {}, nil
+	}
+	select {
+	case p.starts <- struct{}{}:
+		return sync.OnceFunc(func() { <-p.starts }), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // jumpHost returns the Remote that reaches chain[len-1] through the hosts

@@ -124,13 +124,36 @@ type sshConn struct {
 	lost atomic.Pointer[string]
 }
 
-// dial opens and authenticates a connection, within ConnectTimeout.
+// dial opens and authenticates a connection, within ConnectTimeout, in
+// a turn of the pool's MaxStartups. A host behind a jump host gets the
+// jump host's connection first, within a ConnectTimeout of its own, and
+// its turn after: a target holding a turn while its jump host waits for
+// one could wait forever.
 func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 	cfg := &r.pool.cfg
-	ctx, cancel := context.WithTimeout(parent, cfg.ConnectTimeout)
-	defer cancel()
 	addr := r.ep.addr()
 	where := fmt.Sprintf("%s (%s@%s)", r.ep.Name, r.ep.User, addr)
+	var jump *Remote
+	var jc *sshConn
+	if len(r.ep.ProxyJump) > 0 {
+		var err error
+		if jump, err = r.pool.jumpHost(r.ep.ProxyJump); err != nil {
+			return nil, fmt.Errorf("sshx: %s: ProxyJump: %w", r.ep.Name, err)
+		}
+		jctx, jcancel := context.WithTimeout(parent, cfg.ConnectTimeout)
+		jc, err = jump.connection(jctx)
+		jcancel()
+		if err != nil {
+			return nil, fmt.Errorf("sshx: %s: through jump host: %w", r.ep.Name, err)
+		}
+	}
+	endTurn, err := r.pool.startTurn(parent)
+	if err != nil {
+		return nil, fmt.Errorf("sshx: %s: waiting for a turn to connect: %w", where, err)
+	}
+	defer endTurn()
+	ctx, cancel := context.WithTimeout(parent, cfg.ConnectTimeout)
+	defer cancel()
 
 	hostKey, algos, err := r.pool.keys.callback(r.ep, cfg.InsecureIgnoreHostKey)
 	if err != nil {
@@ -146,15 +169,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 	}
 
 	var conn net.Conn
-	if len(r.ep.ProxyJump) > 0 {
-		jump, err := r.pool.jumpHost(r.ep.ProxyJump)
-		if err != nil {
-			return nil, fmt.Errorf("sshx: %s: ProxyJump: %w", r.ep.Name, err)
-		}
-		jc, err := jump.connection(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("sshx: %s: through jump host: %w", r.ep.Name, err)
-		}
+	if jc != nil {
 		conn, err = jc.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("sshx: %s: dialling %s through %s: %w", where, addr, jump.Name(), err)
@@ -341,16 +356,25 @@ func (r *Remote) close() error {
 // without this a command would run on, and a lock loop or a restart with
 // it, after the run that started it is dead.
 func wrap(line string, watch bool) string {
-	const trap = "trap 'kill -TERM -$p 2>/dev/null; (sleep 3; kill -KILL -$p) >/dev/null 2>&1 & exit 143' TERM INT HUP PIPE; "
-	if !watch {
-		return "exec /bin/sh -c " + Quote("exec 3<&0; setsid /bin/sh -c "+Quote(line)+" <&3 3<&- & p=$!; exec 3<&-; "+trap+"wait $p")
+	if watch {
+		return wrapWatch + Quote(line)
 	}
+	return wrapPlain + Quote(line)
+}
+
+// The wrappers, quoted once: the command line is their argument $1 and is
+// quoted once too (a command line can be a whole host script of tens of
+// kilobytes, sent to hundreds of hosts). The login shell runs
+// "exec /bin/sh -c WRAPPER sh LINE", and the wrapper passes "$1" on.
+var (
+	wrapTrap  = "trap 'kill -TERM -$p 2>/dev/null; (sleep 3; kill -KILL -$p) >/dev/null 2>&1 & exit 143' TERM INT HUP PIPE; "
+	wrapPlain = "exec /bin/sh -c " + Quote(`exec 3<&0; setsid /bin/sh -c "$1" <&3 3<&- & p=$!; exec 3<&-; `+wrapTrap+"wait $p") + " sh "
 	// A background job's input is /dev/null unless redirected: the
 	// watcher gets the wrapper's through fd 3.
-	return "exec /bin/sh -c " + Quote("exec 3<&0; setsid /bin/sh -c "+Quote(line)+" </dev/null 3<&- & p=$!; "+trap+
+	wrapWatch = "exec /bin/sh -c " + Quote(`exec 3<&0; setsid /bin/sh -c "$1" </dev/null 3<&- & p=$!; `+wrapTrap+
 		"{ cat >/dev/null; kill -TERM -$p; sleep 3; kill -KILL -$p; } <&3 3<&- >/dev/null 2>&1 & w=$!; exec 3<&-; "+
-		"wait $p; s=$?; kill $w 2>/dev/null; exit $s")
-}
+		"wait $p; s=$?; kill $w 2>/dev/null; exit $s") + " sh "
+)
 
 func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr io.Writer) (process, error) {
 	select {
@@ -385,14 +409,21 @@ func (r *Remote) start(ctx context.Context, c *Cmd, line string, stdout, stderr 
 			return nil, fmt.Errorf("sshx: %s: agent forwarding refused by the host: %w", r.ep.Name, err)
 		}
 	}
-	sess.Stdin, sess.Stdout, sess.Stderr = c.Stdin, stdout, stderr
+	sess.Stdin, sess.Stdout, sess.Stderr = c.Stdin, smallCopy{stdout}, smallCopy{stderr}
 	// A command without input gets an input that stays open until it
-	// ends: the wrapper takes its end for the client's (see wrap).
+	// ends: the wrapper takes its end for the client's (see wrap). The
+	// session's own pipe, written by nobody, needs no copying goroutine.
 	watch := c.Stdin == nil
 	closeInput := func() {}
 	if watch {
-		pr, pw := io.Pipe()
-		sess.Stdin, closeInput = pr, func() { pw.Close() }
+		in, err := sess.StdinPipe()
+		if err != nil {
+			sess.Close()
+			closeAgent()
+			release()
+			return nil, fmt.Errorf("sshx: %s: starting command: %w", r.ep.Name, err)
+		}
+		closeInput = func() { in.Close() }
 	}
 	if err := sess.Start(wrap(line, watch)); err != nil {
 		closeInput()

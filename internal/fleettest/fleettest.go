@@ -191,6 +191,17 @@ func (f Fleet) Addr(t testing.TB, host string) string {
 	return ""
 }
 
+// Port returns the port every sshd of the fleet listens on (.ci/fleet
+// records it in the fleet's directory).
+func (f Fleet) Port(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.Dir, "port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // LogMark returns the size of host's sshd log, to count what a run adds.
 func (f Fleet) LogMark(host string) int64 {
 	st, err := os.Stat(filepath.Join(f.Dir, host+".log"))
