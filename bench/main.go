@@ -55,6 +55,23 @@
 //
 //	go run ./bench -rolling 10 -hosts 16
 //
+// With -push N the benchmark compares, on N hosts, how a trivial app's
+// commits reach them (push.go): every host fetching from a git server on
+// loopback (pull), the same with Config.FetchLimit 8 (pull-cap), and
+// Config.Delivery push, the hosts' SCM a URL where nothing listens. Its
+// table gives wall time, the bytes this process sent the hosts, and the
+// git server's upload-pack requests (and the most at once):
+//
+//	go run ./bench -hosts 1 -push 64 -runs 3
+//
+// With -bastion N magefab deploys a trivial app to N hosts that it
+// reaches only through one jump host, an sshd with the default
+// MaxStartups, every host at once; each step must end with every host on
+// the release, one connection to the jump host and nothing refused or
+// reset in its log (bastion.go, whose table is bastion.md):
+//
+//	go run ./bench -bastion 128 -runs 1
+//
 // The benchmark starts a fleet of its own (-fleet-dir, -fleet-port) unless
 // one is up there with enough hosts, and stops it at the end if it started
 // it. It never starts or stops the tests' fleet. It installs Capistrano
@@ -101,6 +118,8 @@ type options struct {
 	load      float64       // requests per second during each deploy and rollback; 0 is off
 	idle      time.Duration // how long the idle baseline of the load lasts
 	rolling   int           // deploys and rollbacks per tool of the rolling-switch comparison; 0 is off
+	push      []int         // host counts of the delivery comparison (push.go); empty is off
+	bastion   int           // hosts of the bastion run (bastion.go); 0 is off
 }
 
 func intList(s string) ([]int, error) {
@@ -145,6 +164,8 @@ func parseFlags(args []string) (options, error) {
 	smoke := fs.Bool("smoke", false, "quick check: 2 hosts, one run, every tool and operation, no scaling run, a short load run (-load 200 unless given); exits non-zero if any verification fails or a slot tool fails a request")
 	load := fs.Float64("load", 0, "requests per second sent, round robin over every host's app, during each deploy and rollback (e.g. 200); 0 is off")
 	rolling := fs.Int("rolling", 0, "compare a restart switch all at once with a rolling one (canary 1, batches of 25%) behind a loopback HAProxy, N deploys and N rollbacks each per host count, under the load through HAProxy (-load 200 unless given); 0 is off; without -tools, nothing else is measured")
+	push := fs.String("push", "", "host counts for the delivery comparison (pull, pull with FetchLimit, push) of a trivial app, e.g. 64; empty skips it; without -tools, nothing else is measured")
+	bastion := fs.Int("bastion", 0, "deploy the trivial app to N hosts reached only through one jump host whose sshd has the default MaxStartups (see bastion.go); 0 is off; without -tools, nothing else is measured")
 	idle := fs.Duration("load-idle", 3*time.Second, "with -load: how long the idle baseline (load with no deploy) lasts per tool and run")
 	fleetDir := fs.String("fleet-dir", "/tmp/magefab-bench-fleet", "state directory of the benchmark's fleet (MAGEFAB_FLEET_DIR)")
 	fleetPort := fs.Int("fleet-port", 2222, "sshd port of the benchmark's fleet (MAGEFAB_FLEET_PORT)")
@@ -158,9 +179,12 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle, rolling: *rolling}
+	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle, rolling: *rolling, bastion: *bastion}
 	if o.load < 0 || o.load > 5000 {
 		return o, fmt.Errorf("-load %g: want 0 (off) to 5000 requests per second", o.load)
+	}
+	if o.bastion < 0 || o.bastion > 253 {
+		return o, fmt.Errorf("-bastion %d: want 0 (off) or a host count (1..253)", o.bastion)
 	}
 	if o.rolling < 0 {
 		return o, fmt.Errorf("-rolling %d: want 0 (off) or a number of deploys and rollbacks", o.rolling)
@@ -175,6 +199,9 @@ func parseFlags(args []string) (options, error) {
 	if o.scale, err = intList(*scale); err != nil {
 		return o, err
 	}
+	if o.push, err = intList(*push); err != nil {
+		return o, err
+	}
 	if o.ops, err = nameList(*ops, allOps, "operation"); err != nil {
 		return o, err
 	}
@@ -183,7 +210,7 @@ func parseFlags(args []string) (options, error) {
 		if o.tools, err = nameList(*tools, allTools, "tool"); err != nil {
 			return o, err
 		}
-	case (o.rolling > 0 || len(o.scale) > 0) && !o.smoke:
+	case (o.rolling > 0 || len(o.scale) > 0 || len(o.push) > 0 || o.bastion > 0) && !o.smoke:
 		o.tools = nil // the rolling switch or the scaling run alone
 	case o.load > 0 || o.smoke:
 		o.tools = allTools
@@ -191,7 +218,8 @@ func parseFlags(args []string) (options, error) {
 		o.tools = classicTools
 	}
 	if o.smoke {
-		o.hosts, o.runs, o.ops, o.scale = []int{2}, 1, allOps, nil
+		o.hosts, o.runs, o.ops, o.scale, o.push = []int{2}, 1, allOps, nil, nil
+		o.bastion = 0
 		if *tools == "" {
 			o.tools = allTools
 		}
@@ -315,7 +343,7 @@ func run(o options) error {
 		return err
 	}
 
-	size := slices.Max(append(slices.Clone(o.hosts), o.scale...))
+	size := slices.Max(slices.Concat(o.hosts, o.scale, o.push, []int{o.bastion}))
 	f, err := openFleet(ctx, root, o.fleetDir, o.fleetPort, size)
 	if err != nil {
 		return err
@@ -390,6 +418,22 @@ func run(o options) error {
 	if len(o.scale) > 0 {
 		if err := b.scaling(ctx); err != nil {
 			return err
+		}
+	}
+	if len(o.push) > 0 {
+		if err := b.pushing(ctx); err != nil {
+			return err
+		}
+		if len(b.tools) == 0 && b.roll == nil && len(o.scale) == 0 {
+			return nil // the delivery comparison alone: push.go reported it
+		}
+	}
+	if o.bastion > 0 {
+		if err := b.bastionRun(ctx); err != nil {
+			return err
+		}
+		if len(b.tools) == 0 && b.roll == nil && len(o.scale) == 0 && len(o.push) == 0 {
+			return nil // bastion.md is its report
 		}
 	}
 	return b.report()

@@ -26,6 +26,8 @@ func trivialMagefile(unit, remote, sshConfig string) string {
 package main
 
 import (
+	"time"
+
 	// mage:import
 	"github.com/magefab/magefab/magetargets"
 )
@@ -36,7 +38,11 @@ func init() {
 		SCM:            %q,
 		Python:         "/usr/bin/python3",
 		RestartCommand: "true",
-		SSH:            magetargets.SSH{ConfigFile: %q},
+		// A longer handshake timeout than the default 10 s: here all the
+		// hosts' sshd share the deploying machine's CPUs with the
+		// hosts' own work, and at 128 hosts a handshake waited more
+		// than 10 s for them.
+		SSH:            magetargets.SSH{ConfigFile: %q, ConnectTimeout: 30 * time.Second},
 		Environments: map[string]magetargets.Environment{
 			"production": {Hosts: []string{"web1"}},
 		},

@@ -230,6 +230,28 @@ type Config struct {
 	// overrides it. Zero means 16.
 	Parallel int
 
+	// Delivery is how a deploy's commits reach the hosts: DeliverPull,
+	// each host fetches them from SCM (over SSH with the agent forwarded,
+	// or any URL its git reaches); or DeliverPush, this machine sends
+	// each host what it misses over the SSH connection it already has
+	// (a thin git bundle from RootDir's repository, which must hold the
+	// release with its whole history), so the hosts need no access to
+	// SCM, no credentials, no agent forwarding and no network: SCM only
+	// becomes their clones' origin. Submodules are not pushed: the hosts
+	// fetch a release's submodules from their own URLs.
+	// Environment.Delivery overrides it per environment, and
+	// MAGEFAB_DELIVERY overrides both. Empty means pull.
+	Delivery string
+
+	// FetchLimit is how many hosts at once download from a service the
+	// whole fleet shares while they prepare: the git clone or fetch from
+	// SCM (pull), and the requirements install (pip, from its package
+	// index); the others wait their turn. It is separate from Parallel,
+	// so that a fleet is worked on widely without a stampede on the git
+	// server or the package index. MAGEFAB_FETCH_LIMIT overrides it.
+	// Zero means no limit beyond Parallel.
+	FetchLimit int
+
 	// Timeouts bound the phases of a deploy. Zero fields mean their
 	// defaults: Connect 10s, Prepare 15m, Switch 2m.
 	Timeouts Timeouts
@@ -415,7 +437,20 @@ type Environment struct {
 	// Fixtures are Django fixtures loaded with manage.py loaddata on
 	// deploy, in this environment only. Nil means none.
 	Fixtures []string
+
+	// Delivery is Config.Delivery for this environment: DeliverPull or
+	// DeliverPush. Empty means Config.Delivery.
+	Delivery string
 }
+
+// How a deploy's commits reach the hosts (Config.Delivery).
+const (
+	// DeliverPull: each host fetches the release from SCM.
+	DeliverPull = "pull"
+	// DeliverPush: this machine sends each host the commits it misses,
+	// over its SSH connection.
+	DeliverPush = "push"
+)
 
 // Names of the built-in environments.
 const (

@@ -177,6 +177,7 @@ func mergeEnvironment(base, over Environment) Environment {
 	list(&base.Requirements, over.Requirements)
 	str(&base.Crontab, over.Crontab)
 	list(&base.Fixtures, over.Fixtures)
+	str(&base.Delivery, over.Delivery)
 	return base
 }
 

@@ -67,6 +67,8 @@
 //	MAGEFAB_DRY_RUN=1               show what a deploy or deploy:rollback would do, change nothing
 //	MAGEFAB_REINSTALL=1             install the requirements even if they look up to date
 //	MAGEFAB_PARALLEL=8              hosts worked on at once
+//	MAGEFAB_FETCH_LIMIT=8           hosts downloading from the git server or package index at once (0: no limit)
+//	MAGEFAB_DELIVERY=push           push the release to the hosts over SSH, or pull it from SCM
 //	MAGEFAB_LOCK_WAIT=90s           wait this long for a held deploy lock
 //	MAGEFAB_LOCK_LEASE=2m           a lock silent this long is taken over (overrides Config.LockLease)
 //	MAGEFAB_NO_AUTO_ROLLBACK=1      keep a release whose version check failed

@@ -283,6 +283,15 @@ const (
 	// Config.Parallel.
 	ParallelVar = "MAGEFAB_PARALLEL"
 
+	// DeliveryVar is how a deploy's commits reach the hosts, pull or
+	// push; it overrides Environment.Delivery and Config.Delivery.
+	DeliveryVar = "MAGEFAB_DELIVERY"
+
+	// FetchLimitVar is how many hosts at once download from the git
+	// server or the package index; it overrides Config.FetchLimit, and
+	// 0 means no limit.
+	FetchLimitVar = "MAGEFAB_FETCH_LIMIT"
+
 	// LockWaitVar is how long to wait for a held deploy lock, as a Go
 	// duration such as 90s; unset means not to wait.
 	LockWaitVar = "MAGEFAB_LOCK_WAIT"
@@ -394,6 +403,29 @@ func Parallel() (int, error) {
 		return 0, varError(ParallelVar, v, "is not a positive number; give how many hosts to work on at once, e.g. 8")
 	}
 	return n, nil
+}
+
+// FetchLimit returns MAGEFAB_FETCH_LIMIT, a number of hosts (0 for no
+// limit), and whether it is set.
+func FetchLimit() (limit int, set bool, err error) {
+	v := os.Getenv(FetchLimitVar)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, false, varError(FetchLimitVar, v, "is not a number of hosts; give how many hosts may download from the git server or the package index at once, e.g. 8, or 0 for no limit")
+	}
+	return n, true, nil
+}
+
+// Delivery returns MAGEFAB_DELIVERY, pull or push, or "" when it is unset.
+func Delivery() (string, error) {
+	v := os.Getenv(DeliveryVar)
+	if v != "" && v != DeliverPull && v != DeliverPush {
+		return "", varError(DeliveryVar, v, "is not a delivery; give pull (the hosts fetch from SCM) or push (this machine sends them the release over SSH)")
+	}
+	return v, nil
 }
 
 // LockWait returns MAGEFAB_LOCK_WAIT, a Go duration, or 0 when it is unset.

@@ -159,8 +159,9 @@ func (r *fleetRun) finish() {
 // deploy to the environment named env of cfg, for a program that deploys
 // without mage: its Options are what cfg says (with Configure's defaults
 // for the fields left zero), and the settings MAGEFAB_PARALLEL,
-// MAGEFAB_LOCK_WAIT, MAGEFAB_LOCK_LEASE and MAGEFAB_REINSTALL apply as they
-// do to the targets.
+// MAGEFAB_FETCH_LIMIT, MAGEFAB_DELIVERY, MAGEFAB_LOCK_WAIT,
+// MAGEFAB_LOCK_LEASE and MAGEFAB_REINSTALL apply as they do to the
+// targets.
 // Its progress goes to out.
 //
 // hosts are the hosts it works on, e.g. from the caller's own sshx.Pool.
@@ -253,6 +254,17 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 	if parallel == 0 {
 		parallel = c.Parallel
 	}
+	fetchLimit, set, err := FetchLimit()
+	if err != nil {
+		return nil, err
+	}
+	if !set {
+		fetchLimit = c.FetchLimit
+	}
+	pushFrom, err := c.pushFrom(env)
+	if err != nil {
+		return nil, err
+	}
 	opts := &release.Options{
 		Layout: release.Layout{
 			Path: c.envPath(env), ReleasesRoot: c.ReleasesRoot, Dirs: [2]string{c.ReleaseDirs[0], c.ReleaseDirs[1]},
@@ -273,6 +285,7 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 		Owner:        owner(ctx, c),
 		RunID:        runID(),
 		ForwardAgent: os.Getenv("SSH_AUTH_SOCK") != "",
+		PushFrom:     pushFrom,
 		Console:      console,
 		Verbose:      mg.Verbose(),
 	}
@@ -284,9 +297,29 @@ func newFleet(ctx context.Context, c Config, env Environment, hosts []sshx.Host,
 		return nil, err
 	}
 	return &release.Fleet{
-		Hosts: hosts, Options: opts, Parallel: parallel, Rollout: rollout,
+		Hosts: hosts, Options: opts, Parallel: parallel, FetchLimit: fetchLimit, Rollout: rollout,
 		PrepareTimeout: c.Timeouts.Prepare, SwitchTimeout: c.Timeouts.Switch,
 	}, nil
+}
+
+// pushFrom is the local repository the hosts of env get their commits
+// from (release.Options.PushFrom): RootDir's when the delivery is push
+// (MAGEFAB_DELIVERY, else env's, else the Config's), "" when it is pull.
+func (c Config) pushFrom(env Environment) (string, error) {
+	d, err := Delivery()
+	if err != nil {
+		return "", err
+	}
+	if d == "" {
+		d = env.Delivery
+	}
+	if d == "" {
+		d = c.Delivery
+	}
+	if d != DeliverPush {
+		return "", nil
+	}
+	return c.RootDir, nil
 }
 
 // holdInterrupts is the fleet's Switching: from the first switch until

@@ -200,6 +200,10 @@ func (c Config) validateHostSide(p *problems) {
 	if c.Parallel < 1 {
 		p.addf("Parallel", "is %d; give the number of hosts to work on at once, 1 or more", c.Parallel)
 	}
+	if c.FetchLimit < 0 {
+		p.addf("FetchLimit", "is %d; give how many hosts may download from the git server or the package index at once, 1 or more, or 0 for no limit", c.FetchLimit)
+	}
+	checkDelivery(p, "Delivery", c.Delivery)
 	for _, t := range []struct {
 		field string
 		d     time.Duration
@@ -240,8 +244,16 @@ func (c Config) validateHostSide(p *problems) {
 
 // validate checks the environment named name, reporting into p; root is
 // Config.Path, which its PathSuffix extends.
+// checkDelivery checks a Delivery field: empty, pull or push.
+func checkDelivery(p *problems, field, v string) {
+	if v != "" && v != DeliverPull && v != DeliverPush {
+		p.addf(field, "%s is not a delivery; give magetargets.DeliverPull (%q: the hosts fetch from SCM) or magetargets.DeliverPush (%q: this machine sends them the release over SSH), or leave it empty", shown(v), DeliverPull, DeliverPush)
+	}
+}
+
 func (e Environment) validate(p *problems, name, root string) {
 	field := "Environments[" + shown(name) + "]"
+	checkDelivery(p, field+".Delivery", e.Delivery)
 	if !envNameRE.MatchString(name) {
 		p.addf(field, "%s is not an environment name; use up to 64 letters, digits, '_' and '-', e.g. qa", shown(name))
 	}

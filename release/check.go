@@ -75,7 +75,7 @@ func (f *Fleet) Check(ctx context.Context) []HostCheck {
 	in.list("MF_SERVICES", o.Services)
 	in.set("MF_CRONTAB", o.Crontab)
 	in.set("MF_CRONTAB_USER", o.CrontabUser)
-	script := part{files: []string{"lock", "inspect", "venv", "check"}, in: in}
+	script := part{files: []string{"lock", "inspect", "talk", "venv", "check"}, in: in}
 	res, _ := sshx.Each(ctx, f.Hosts, f.Parallel, func(ctx context.Context, h sshx.Host) (HostCheck, error) {
 		hc := HostCheck{Host: h.Name()}
 		out, err := script.run(ctx, h, o, false)

@@ -71,6 +71,15 @@
 // after-switch step could not be undone. *SplitError reports 77 as its
 // ExitStatus, for a caller that exits with it.
 //
+// # Pull, push and download slots
+//
+// A host gets a release's commits from Options.SCM (pull), or, with
+// Options.PushFrom, from the deploying machine: its prepare script names
+// the commits it holds, and gets back on its standard input a thin git
+// bundle of what it misses, in the same session. The same channel gives
+// out Fleet.FetchLimit download slots across the fleet: a host waits for
+// one before it clones or fetches from SCM, or installs requirements.
+//
 // # Input
 //
 // Every value that comes from a user (a tag, a commit, a unit name, a file

@@ -16,6 +16,16 @@ type Fleet struct {
 	Options  *Options
 	Parallel int // hosts worked on at once; zero means all
 
+	// FetchLimit is how many hosts of a Deploy download from a service
+	// the whole fleet shares at once, separate from Parallel: the git
+	// clone or fetch from Options.SCM (the submodules' too), and the
+	// requirements install (pip, from its package index). The others
+	// wait their turn, each in its prepare session, before the download.
+	// With Options.PushFrom the hosts download no commits from SCM, and
+	// the limit bounds only the installs. Zero means no limit beyond
+	// Parallel.
+	FetchLimit int
+
 	PrepareTimeout time.Duration // per host; zero means 15 minutes
 	SwitchTimeout  time.Duration // per host, switch and restart; zero means 2 minutes
 
@@ -110,6 +120,7 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 		return nil, err
 	}
 	defer f.keepLeases()()
+	defer f.transfers(ctx)()
 	f.say("preparing %s (%s) on %d host(s)", t.Name, t.Short(), len(f.Hosts))
 	res, err := f.lockingFirst(ctx, func(ctx context.Context, h sshx.Host, o *Options) (*Prepared, error) {
 		ctx, cancel := context.WithTimeout(ctx, f.prepareTimeout())

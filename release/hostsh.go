@@ -158,9 +158,15 @@ func (p part) script() string { return hostScript(p.files...) }
 // output. A part with slot.sh gets its inputs (slotEnv); the others are
 // not sent them.
 func (p part) run(ctx context.Context, h sshx.Host, o *Options, forwardAgent bool) (*scriptOutput, error) {
+	return p.runTalking(ctx, h, o, forwardAgent, nil)
+}
+
+// runTalking is run with k, if not nil, answering the script's questions
+// (see runWith).
+func (p part) runTalking(ctx context.Context, h sshx.Host, o *Options, forwardAgent bool, k *talk) (*scriptOutput, error) {
 	in := p.in
 	if slices.Contains(p.files, "slot") {
 		in = append(slotEnv(o), in...)
 	}
-	return runWith(ctx, h, o, p.script(), in, forwardAgent)
+	return runWith(ctx, h, o, p.script(), in, forwardAgent, k)
 }

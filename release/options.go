@@ -41,7 +41,7 @@ type Options struct {
 	Holder       Holder
 	Owner        string   // who deploys, written into the lock and the log: "alice@laptop"
 	RunID        string   // identifies this run's locks: Unlock removes only a lock with this id
-	ForwardAgent bool     // forward the SSH agent to git on the hosts (clone and fetch over SSH)
+	ForwardAgent bool     // forward the SSH agent to git on the hosts (clone and fetch over SSH); never while they prepare with PushFrom
 	Crontab      string   // crontab file in the release dir installed after each switch; "" none
 	CrontabUser  string   // whose crontab, e.g. deploy
 	Services     []string // init scripts restarted after the app on each switch, e.g. /etc/init.d/celeryd-five_PRODUCTION
@@ -58,8 +58,22 @@ type Options struct {
 	// version when its host is switched back.
 	Staged []string
 
+	// PushFrom, when not empty, is a local git repository (a work tree
+	// or a bare one, with its whole history) that holds the release: as
+	// each host prepares, this machine sends it the commits it misses,
+	// over the host's SSH connection, in the prepare phase's one session
+	// (a thin git bundle of the release without the commits the host
+	// names; a whole one for a host with none). The hosts then never
+	// reach SCM (which only becomes their clones' origin): they need no
+	// credentials for it, no agent forwarding (ForwardAgent is not used
+	// while they prepare) and no network. Submodules are not sent: a
+	// release with submodules still has the hosts fetch those from their
+	// own URLs. Empty means each host fetches from SCM (pull).
+	PushFrom string
+
 	onLock func(host string) // called when a script has taken the lock on host
 	leases *leaseKeeper      // the run's sessions and held locks, while a Fleet keeps their leases
+	xfer   *transfer         // a Deploy's download slots and bundles, while it runs (Fleet.transfers)
 
 	Console *sshx.Console // progress lines; nil prints nothing
 	Verbose bool          // also show the tools' own output

@@ -91,9 +91,27 @@ func prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 	in.set("MF_TARGET_SHA", t.SHA)
 	in.set("MF_TARGET_SHORT", t.Short())
 	in.set("MF_CRONTAB", o.Crontab)
+	// The host talks to this machine (talk.sh) when it pushes, or when
+	// downloads are limited: then its script gets its answers on its
+	// input. Without either, it gets none, as every other phase.
+	x := o.xfer
+	if x == nil && o.PushFrom != "" {
+		x = newTransfer(ctx, 0, o.PushFrom)
+		defer x.close()
+	}
+	in.flag("MF_PUSH", o.PushFrom != "")
+	in.flag("MF_GATE", x != nil && x.slots != nil)
+	in.flag("MF_TALK", x != nil)
+	var k *talk
+	if x != nil {
+		var err error
+		if k, err = x.talk(ctx, t); err != nil {
+			return nil, err
+		}
+	}
 	lock := lockParams{Owner: o.Owner + " deploying " + t.Name, Release: t.Name, Wait: o.LockWait}
 	script := phase(lock.part(), venvPart(o), part{files: []string{"inspect", "after", "prepare"}, in: in})
-	out, err := script.run(ctx, h, o, o.ForwardAgent)
+	out, err := script.runTalking(ctx, h, o, o.ForwardAgent && o.PushFrom == "", k)
 	if err != nil {
 		return nil, scriptError(h, "prepare", out, err, o)
 	}
@@ -121,5 +139,5 @@ func venvPart(o *Options) part {
 	in.list("MF_REQUIREMENTS", o.Requirements)
 	in.set("MF_EXTRA_STAMP", o.ExtraStamp)
 	in.flag("MF_REINSTALL", o.Reinstall)
-	return part{files: []string{"venv"}, in: in}
+	return part{files: []string{"talk", "venv"}, in: in}
 }

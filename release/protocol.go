@@ -32,6 +32,7 @@ type scriptOutput struct {
 	onLock   func(host string) // called as soon as the script says it holds the lock
 	leases   *leaseKeeper      // told when the script takes or releases the lock
 	progress func(Event)       // told of each step; nil for none
+	onAsk    func([]string)    // told of each ask and ungate line (talk.sh); nil for none
 
 	mu      sync.Mutex
 	partial []byte
@@ -80,6 +81,9 @@ func (o *scriptOutput) line(l string) {
 		}
 		if o.leases != nil && (rest == "lock" || rest == "unlocked") {
 			o.leases.hold(o.host, rest == "lock")
+		}
+		if (f[0] == "ask" || f[0] == "ungate") && o.onAsk != nil {
+			o.onAsk(f)
 		}
 		if f[0] == "takeover" {
 			// A warning: shown even where steps are not.

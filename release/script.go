@@ -9,8 +9,12 @@ import (
 
 // runWith runs script on h with its inputs in, after the inputs every
 // phase reads (see hostsh/lib.sh) and the project's own environment
-// (o.Env), parsing its output.
-func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in vars, forwardAgent bool) (*scriptOutput, error) {
+// (o.Env), parsing its output. With k (not nil) answering the script's
+// questions (hostsh/talk.sh) on its standard input: a command with an
+// input is not watched by sshx (see sshx.Cmd.Stdin), so the script
+// watches its input itself, and stops when it ends before the script
+// does.
+func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in vars, forwardAgent bool, k *talk) (*scriptOutput, error) {
 	out := &scriptOutput{host: h.Name(), console: o.Console, verbose: o.Verbose, onLock: o.onLock, leases: o.leases, progress: o.Progress}
 	if o.leases != nil {
 		o.leases.begin(h)
@@ -29,6 +33,10 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script string, in var
 	cmd.Env = append(append(env, o.Env...), in...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ForwardAgent = forwardAgent
+	if k != nil {
+		cmd.Stdin, out.onAsk = k.r, k.ask
+		defer k.stop()
+	}
 	err := cmd.Run()
 	return out, err
 }

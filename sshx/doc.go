@@ -11,6 +11,21 @@
 // IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking and ProxyJump;
 // "~" means $HOME.
 //
+// # Jump hosts
+//
+// Hosts behind a jump host (ProxyJump) share one connection to it: however
+// many connect at once, one dial is in flight, and each host is a channel
+// on that connection, so a bastion's sshd sees one login for the whole
+// run, far below its MaxStartups. A connection to the jump host that dies
+// is dialled again, once for all the hosts behind it, when they next
+// connect. A jump host that fails (refused, unknown or changed key,
+// authentication, no answer) is not dialled again by the pool: every host
+// behind it gets the same *JumpError at once, naming the jump host, its
+// address and the host, rather than a failed login per host, which a
+// guard such as fail2ban takes for an attack. A jump host that will not
+// or cannot forward (AllowTcpForwarding no, the host down) is a
+// *JumpError too, with Forward set.
+//
 // # Security
 //
 // Host keys are checked against known_hosts: an unknown host is refused

@@ -340,3 +340,54 @@ func TestFleetCommandStopsWhenTheClientIsGone(t *testing.T) {
 	cmd.Wait()
 	waitGone(t, pid)
 }
+
+// A jump host that fails, or cannot reach the host behind it, is named in
+// the error with its address, as is the host.
+func TestFleetJumpHostFailuresNameTheBastion(t *testing.T) {
+	t.Parallel()
+	f := fleettest.Require(t, 2)
+	cfgText, _ := os.ReadFile(f.ConfigFile)
+	var common string
+	for _, l := range strings.Split(string(cfgText), "\n") {
+		l = strings.TrimSpace(l)
+		for _, k := range []string{"User ", "IdentityFile ", "UserKnownHostsFile ", "IdentitiesOnly "} {
+			if strings.HasPrefix(l, k) && !strings.Contains(common, k) {
+				common += "  " + l + "\n"
+			}
+		}
+	}
+	bastion, target := f.Hosts[0], f.Hosts[1]
+	// nothing listens on port 1: web1 cannot connect there, and nobody
+	// can connect to web1 there.
+	extra := "\nHost unreachable\n  HostName " + f.Addr(t, target) + "\n  Port 1\n  ProxyJump " + bastion + "\n" + common +
+		"\nHost deadjump\n  HostName " + f.Addr(t, bastion) + "\n  Port 1\n" + common +
+		"\nHost behinddead\n  HostName " + f.Addr(t, target) + "\n  Port " + f.Port(t) + "\n  ProxyJump deadjump\n" + common
+	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(cfgFile, append(cfgText, extra...), 0o600)
+	pool := fleetPool(t, f, func(c *sshx.Config) { c.ConfigFile = cfgFile })
+	for _, c := range []struct {
+		host, jump, jumpAddr string
+		forward              bool
+		want                 []string
+	}{
+		{"unreachable", bastion, f.Addr(t, bastion) + ":" + f.Port(t), true, []string{"is up but could not connect", "connect failed", f.Addr(t, target) + ":1"}},
+		{"behinddead", "deadjump", f.Addr(t, bastion) + ":1", false, []string{"connection refused", "was not reached"}},
+	} {
+		h, err := pool.Host(c.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.Command(context.Background(), "true").Run()
+		var je *sshx.JumpError
+		if !errors.As(err, &je) || je.Forward != c.forward || je.Jump != c.jump {
+			t.Errorf("%s: err = %v, want a *JumpError of %s with Forward %v", c.host, err, c.jump, c.forward)
+			continue
+		}
+		for _, want := range append([]string{"sshx: " + c.host, "jump host " + c.jump + " (deploy@" + c.jumpAddr + ")"}, c.want...) {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: message %q lacks %q", c.host, err, want)
+			}
+		}
+		t.Logf("%s: %v", c.host, err)
+	}
+}

@@ -114,7 +114,7 @@ func (p *Pool) host(key, spec string, jumps []string) (*Remote, error) {
 	if jumps != nil {
 		ep.ProxyJump = jumps
 	}
-	r := &Remote{pool: p, ep: ep, sem: make(chan struct{}, p.cfg.MaxSessions)}
+	r := &Remote{pool: p, ep: ep, sem: make(chan struct{}, p.cfg.MaxSessions), jump: jumps != nil}
 	p.hosts[key] = r
 	return r, nil
 }

@@ -31,6 +31,12 @@ type Remote struct {
 	dialing chan struct{} // non-nil while a dial is in flight; closed when it ends
 	dialErr error         // result of the last dial, read after dialing closes
 	closed  bool
+	// jump says the Remote is a jump host (ProxyJump), whose connection
+	// carries the hosts behind it.
+	jump bool
+	// failed is a jump host's failed dial: every later caller gets it,
+	// rather than dialling again for each host behind it.
+	failed error
 }
 
 var _ Host = (*Remote)(nil)
@@ -73,45 +79,62 @@ func (r *Remote) connection(ctx context.Context) (*sshConn, error) {
 			r.mu.Unlock()
 			return c, nil
 		}
-		if wait := r.dialing; wait != nil {
+		if r.failed != nil {
+			err := r.failed
 			r.mu.Unlock()
+			return nil, err
+		}
+		wait := r.dialing
+		if wait == nil {
+			wait = make(chan struct{})
+			r.dialing = wait
+			r.mu.Unlock()
+			if r.jump {
+				// A jump host's dial serves every host behind it: it
+				// must not end because the host that happened to start
+				// it gave up. It ends within its ConnectTimeout.
+				go r.dialOnce(context.WithoutCancel(ctx), wait)
+			} else {
+				r.dialOnce(ctx, wait)
+			}
+		} else {
+			r.mu.Unlock()
+		}
+		select {
+		case <-wait: // a dial of this caller's, done: its outcome, not ctx's
+		default:
 			select {
 			case <-wait:
-				r.mu.Lock()
-				err := r.dialErr
-				r.mu.Unlock()
-				if err != nil {
-					return nil, err
-				}
-				continue
 			case <-ctx.Done():
 				return nil, fmt.Errorf("sshx: %s: connecting: %w", r.ep.Name, ctx.Err())
 			}
 		}
-		done := make(chan struct{})
-		r.dialing = done
-		r.mu.Unlock()
-
-		c, err := r.dial(ctx)
-
 		r.mu.Lock()
-		r.dialing, r.dialErr = nil, err
-		if err == nil {
-			if r.closed {
-				c.Close()
-				err = fmt.Errorf("sshx: %s: pool closed", r.ep.Name)
-				r.dialErr = err
-			} else {
-				r.client = c
-			}
-		}
+		err := r.dialErr
 		r.mu.Unlock()
-		close(done)
 		if err != nil {
 			return nil, err
 		}
-		return c, nil
 	}
+}
+
+// dialOnce dials, records the outcome for the callers waiting on done,
+// and closes done.
+func (r *Remote) dialOnce(ctx context.Context, done chan struct{}) {
+	c, err := r.dial(ctx)
+	r.mu.Lock()
+	r.dialing, r.dialErr = nil, err
+	switch {
+	case err == nil && r.closed:
+		c.Close()
+		r.dialErr = fmt.Errorf("sshx: %s: pool closed", r.ep.Name)
+	case err == nil:
+		r.client = c
+	case r.jump && !errors.Is(err, context.Canceled):
+		r.failed = err
+	}
+	r.mu.Unlock()
+	close(done)
 }
 
 // sshConn is an open connection and what it lets the host do.
@@ -122,6 +145,18 @@ type sshConn struct {
 	forwarding atomic.Int64
 	// lost says why the client closed the connection, if it did.
 	lost atomic.Pointer[string]
+	// closed is closed once the connection has ended.
+	closed chan struct{}
+}
+
+// ended says whether the connection has ended.
+func (c *sshConn) ended() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // dial opens and authenticates a connection, within ConnectTimeout, in
@@ -144,7 +179,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 		jc, err = jump.connection(jctx)
 		jcancel()
 		if err != nil {
-			return nil, fmt.Errorf("sshx: %s: through jump host: %w", r.ep.Name, err)
+			return nil, r.jumpError(jump, false, err)
 		}
 	}
 	endTurn, err := r.pool.startTurn(parent)
@@ -170,9 +205,8 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 
 	var conn net.Conn
 	if jc != nil {
-		conn, err = jc.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("sshx: %s: dialling %s through %s: %w", where, addr, jump.Name(), err)
+		if conn, err = r.forward(ctx, jump, jc); err != nil {
+			return nil, err
 		}
 	} else {
 		conn, err = cfg.Dial(ctx, "tcp", addr)
@@ -202,6 +236,9 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 	}
 	if err != nil {
 		conn.Close()
+		if jc != nil && jc.ended() {
+			return nil, r.jumpError(jump, false, fmt.Errorf("connection lost during the SSH handshake with %s: %w", r.ep.Name, err))
+		}
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
 			return nil, hk
@@ -211,7 +248,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 		}
 		return nil, fmt.Errorf("sshx: %s: SSH handshake: %w", where, err)
 	}
-	client := &sshConn{}
+	client := &sshConn{closed: make(chan struct{})}
 	if ag != nil {
 		// Take the host's agent channels before the client sees any: the
 		// client rejects a channel type with no handler as unknown, and
@@ -275,7 +312,7 @@ func dialError(where string, err error, ctx context.Context, timeout time.Durati
 // watch sends keepalives and forgets the client when its connection ends,
 // so that the next command dials again.
 func (r *Remote) watch(c *sshConn) {
-	dead := make(chan struct{})
+	dead := c.closed
 	go func() {
 		c.Wait()
 		close(dead)

@@ -1,7 +1,7 @@
 # check.sh: the checks of Fleet.Check on a host: what a deploy and a
 # rollback need there, changing nothing. Each check prints one result,
 # with what to fix when it is not ok.
-# After: lock.sh inspect.sh venv.sh
+# After: lock.sh inspect.sh talk.sh venv.sh
 #
 # Inputs (environment):
 #   MF_SCM           the git URL the hosts clone from

@@ -7,20 +7,27 @@
 # then makes the virtualenv and installs the requirements unless their
 # stamp matches. A failure releases the lock. Its heartbeat runs while it
 # works (lock.sh).
-# After: lock.sh inspect.sh after.sh venv.sh
+#
+# The release's commits come from MF_SCM (pull), the clone and the fetch
+# each in a download slot (gate_take, talk.sh); or, with MF_PUSH=1, from
+# the deploying machine (push_fetch, talk.sh), and MF_SCM is only the
+# clones' origin.
+# After: lock.sh talk.sh inspect.sh after.sh venv.sh
 #
 # Inputs (environment):
 #   MF_PATH          the deploy root (Layout.Path), made group-shared with
 #                    the releases root when they are created with sudo
 #   MF_GROUP         the group owning them
 #   MF_SCM           the git URL the hosts clone from
+#   MF_PUSH          1: the deploying machine sends the commits (push)
 #   MF_TARGET_NAME   the release's name, for messages
 #   MF_TARGET_SHA    its commit
 #   MF_TARGET_SHORT  its short commit, for messages
 #   MF_SUDO, MF_CURRENT, MF_DIR0, MF_DIR1, MF_VENV  (every phase)
-#   take_lock's (lock.sh), check_crontab's (after.sh: MF_CRONTAB) and
-#   venv_install's (venv.sh) inputs
-# Prints: magefab:lock, steps, inspect's results, then
+#   take_lock's (lock.sh), check_crontab's (after.sh: MF_CRONTAB),
+#   venv_install's (venv.sh) and talk.sh's inputs
+# Prints: magefab:lock, steps, inspect's results, talk.sh's questions,
+# then
 #   magefab:prepared DIR PREV REUSED INSTALLED ROOT
 # (the dir made ready, the dir current points to, 1 if the dir already
 # held the release, 1 if requirements were installed, the absolute
@@ -46,12 +53,28 @@ release_on_exit=1
 # to the second (without its virtualenv), each through a temporary name
 # so that a failure leaves no half dir. The clone's HEAD is detached at
 # once, so that inspect reads it without git.
+# With MF_PUSH, the clone is a new repository whose origin is MF_SCM,
+# holding what the deploying machine sent, its HEAD detached at the
+# release.
 cloned=0
 if [ ! -d "$root/$MF_DIR0/.git" ] && [ ! -d "$root/$MF_DIR1/.git" ]; then
-  step "cloning $MF_SCM into $MF_DIR0"
   rm -rf "$root/.clone.tmp"; cloned=1
-  { git clone -q --config core.sharedRepository=group "$MF_SCM" "$root/.clone.tmp" && git -C "$root/.clone.tmp" checkout -q --detach 2>&1 && mv "$root/.clone.tmp" "$root/$MF_DIR0"; } ||
-    { rm -rf "$root/.clone.tmp"; die "git clone of $MF_SCM failed"; }
+  if [ "${MF_PUSH:-}" = 1 ]; then
+    step "receiving $MF_TARGET_NAME from the deploying machine into $MF_DIR0"
+    { git init -q --shared=group "$root/.clone.tmp" && git -C "$root/.clone.tmp" remote add origin "$MF_SCM"; } ||
+      { rm -rf "$root/.clone.tmp"; die "git init of $root/.clone.tmp failed"; }
+    cd "$root/.clone.tmp" || die "cannot enter $root/.clone.tmp"
+    push_fetch
+    git checkout -q --detach "$MF_TARGET_SHA" 2>&1 || { rm -rf "$root/.clone.tmp"; die "git checkout of $MF_TARGET_SHORT in $root/.clone.tmp failed"; }
+    cd "$root" || die "cannot enter $root"
+    mv "$root/.clone.tmp" "$root/$MF_DIR0" || { rm -rf "$root/.clone.tmp"; die "cannot move $root/.clone.tmp to $MF_DIR0"; }
+  else
+    gate_take
+    step "cloning $MF_SCM into $MF_DIR0"
+    { git clone -q --config core.sharedRepository=group "$MF_SCM" "$root/.clone.tmp" && git -C "$root/.clone.tmp" checkout -q --detach 2>&1 && mv "$root/.clone.tmp" "$root/$MF_DIR0"; } ||
+      { rm -rf "$root/.clone.tmp"; die "git clone of $MF_SCM failed"; }
+    gate_give
+  fi
 fi
 # copy FROM TO copies the release dir FROM to TO if TO is missing.
 copy() {
@@ -95,14 +118,19 @@ else
   if [ "$cur" = "$MF_DIR0" ]; then use=$MF_DIR1; else use=$MF_DIR0; fi
   step "updating $use to $MF_TARGET_NAME ($MF_TARGET_SHORT)"
   cd "$root/$use" || die "cannot enter $root/$use"
-  if [ $cloned = 0 ] || ! git cat-file -e "$MF_TARGET_SHA^{commit}" 2>/dev/null; then
-    [ "$(git config --get remote.origin.url)" = "$MF_SCM" ] || git remote set-url origin "$MF_SCM" || die "cannot set the origin of $use"
+  [ "$(git config --get remote.origin.url)" = "$MF_SCM" ] || git remote set-url origin "$MF_SCM" || die "cannot set the origin of $use"
+  if [ "${MF_PUSH:-}" = 1 ]; then
+    git cat-file -e "$MF_TARGET_SHA^{commit}" 2>/dev/null || push_fetch
+  elif [ $cloned = 0 ] || ! git cat-file -e "$MF_TARGET_SHA^{commit}" 2>/dev/null; then
+    gate_take
     git fetch -q --tags origin 2>&1 || die "git fetch in $root/$use failed"
   fi
   git checkout -q -f --detach "$MF_TARGET_SHA" 2>&1 || die "git checkout of $MF_TARGET_SHORT in $root/$use failed: is the commit on the remote?"
   if [ -f .gitmodules ]; then
+    gate_take
     git submodule -q update --init --recursive 2>&1 || die "git submodule update in $root/$use failed"
   fi
+  gate_give
 fi
 cd "$root/$use" || die "cannot enter $root/$use"
 

@@ -3,7 +3,7 @@
 # (MF_REINSTALL=1), then restarts the app and releases the lock; or, with
 # MF_KEEP_LOCK=1, keeps the lock and reports the live release dir, for the
 # run to install more there before it restarts and unlocks.
-# After: lock.sh slot.sh live.sh venv.sh
+# After: lock.sh slot.sh live.sh talk.sh venv.sh
 #
 # Inputs (environment):
 #   MF_KEEP_LOCK  1: keep the lock, report the live dir, do not restart

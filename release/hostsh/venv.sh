@@ -14,6 +14,10 @@
 # -m venv --without-pip takes a tenth of the time). Any other command runs
 # as it is, with the virtualenv first on PATH.
 #
+# The install runs in a download slot (gate_take, talk.sh): it may
+# download from a package index the whole fleet shares.
+# After: talk.sh
+#
 # Inputs (environment):
 #   MF_PYTHON        the interpreter that makes virtualenvs, e.g. python3
 #   MF_PIP           the install command, one word a line (pip, install)
@@ -43,9 +47,11 @@ venv_install() {
     # shellcheck disable=SC2034 # read by the caller
     installed=1
     if [ -n "$MF_REQUIREMENTS" ]; then
+      gate_take
       step "installing requirements"
       ( VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH" PIP_DISABLE_PIP_VERSION_CHECK=1; export VIRTUAL_ENV PATH PIP_DISABLE_PIP_VERSION_CHECK
         pip_install ) 2>&1 || die "installing requirements failed"
+      gate_give
     fi
     printf '%s\n' "$stamp" > "$venv/.magefab-stamp" || die "cannot write $venv/.magefab-stamp"
   else

@@ -1,7 +1,7 @@
 # virtualenv.sh: the SetupVirtualenv phase. Makes a virtualenv and
 # installs requirement files into it unless their stamp matches, as
 # prepare.sh does for a release, for a project's own virtualenv.
-# After: venv.sh
+# After: talk.sh venv.sh
 #
 # Inputs (environment):
 #   MF_PROJECT_DIR  the dir the requirement files are relative to

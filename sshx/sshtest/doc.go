@@ -32,7 +32,17 @@
 // shell or a subsystem are refused. Global requests are answered as OpenSSH
 // answers them: "keepalive@openssh.com" and other unknown requests fail,
 // "no-more-sessions@openssh.com" succeeds and forbids further sessions on
-// the connection. Channel types other than "session" are rejected.
+// the connection. "direct-tcpip" channels are described below; other
+// channel types than "session" are rejected.
+//
+// # Jump host
+//
+// With [Server.TCPForwarding] set, the server is a jump host: a client's
+// "direct-tcpip" channel (ssh -J, ProxyJump, ssh.Client.Dial) reaches any
+// address, another Server for instance. Without it, every such channel is
+// refused as "administratively prohibited", as sshd with AllowTcpForwarding
+// no refuses it; an address that does not answer is refused as "connect
+// failed". [Stats.Forwards] and [Stats.ForwardsRefused] count them.
 //
 // # Signals and closing
 //

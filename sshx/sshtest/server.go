@@ -137,6 +137,12 @@ type Stats struct {
 	AgentChannels int
 	// Signals is the number of signal requests received.
 	Signals int
+	// Forwards is the number of "direct-tcpip" channels opened: the
+	// server connected to the address asked for.
+	Forwards int
+	// ForwardsRefused is the number of "direct-tcpip" channels refused:
+	// forwarding is off (TCPForwarding), or the address did not answer.
+	ForwardsRefused int
 	// ActiveConnections is the number of accepted TCP connections that
 	// are still open.
 	ActiveConnections int
@@ -184,6 +190,14 @@ type Server struct {
 	// Alias is the host alias written by WriteClientFiles; DefaultAlias if
 	// empty.
 	Alias string
+
+	// TCPForwarding lets clients open "direct-tcpip" channels (ssh -J,
+	// ProxyJump) to any address: the server connects to it and copies
+	// bytes both ways, and refuses the channel with "connect failed" when
+	// it cannot connect, as sshd does. False refuses every such channel
+	// as "administratively prohibited", as sshd with AllowTcpForwarding no
+	// does.
+	TCPForwarding bool
 
 	// OnConnect, if set, is called in a goroutine of its own as soon as a
 	// connection has authenticated, before the client has opened any
@@ -678,6 +692,11 @@ func (s *Server) serveConn(fc *freezableConn) {
 	go s.globalRequests(reqs, cs)
 
 	for nc := range chans {
+		if nc.ChannelType() == "direct-tcpip" {
+			s.wg.Add(1)
+			go s.serveForward(nc)
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "unsupported channel type")
 			continue

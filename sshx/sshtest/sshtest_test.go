@@ -1349,3 +1349,51 @@ func TestNoGoroutinesAfterClose(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// With TCPForwarding the server is a jump host: a direct-tcpip channel
+// reaches another server; an address nobody listens on is refused with
+// "connect failed". Without it, every channel is "administratively
+// prohibited".
+func TestForwarding(t *testing.T) {
+	t.Parallel()
+	target := start(t, nil)
+	jump := start(t, func(s *sshtest.Server) { s.TCPForwarding = true })
+	client := dial(t, jump, "u")
+	conn, err := client.Dial("tcp", target.Addr)
+	if err != nil {
+		t.Fatalf("dial %s through the jump host: %v", target.Addr, err)
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(conn, target.Addr, target.ClientConfig("v"))
+	if err != nil {
+		t.Fatalf("handshake through the jump host: %v", err)
+	}
+	behind := ssh.NewClient(sc, chans, reqs)
+	if out, err := mustSession(t, behind).Output("echo behind"); err != nil || string(out) != "behind\n" {
+		t.Errorf("command through the jump host: %q, %v", out, err)
+	}
+	behind.Close()
+
+	closed := start(t, nil)
+	addr := closed.Addr
+	closed.Close()
+	var oc *ssh.OpenChannelError
+	if _, err := client.Dial("tcp", addr); !errors.As(err, &oc) || oc.Reason != ssh.ConnectionFailed {
+		t.Errorf("dial to a closed port: %v, want connect failed", err)
+	}
+	if _, err := dial(t, start(t, nil), "u").Dial("tcp", target.Addr); !errors.As(err, &oc) || oc.Reason != ssh.Prohibited {
+		t.Errorf("dial without TCPForwarding: %v, want administratively prohibited", err)
+	}
+	waitFor(t, patience, "forward counts", func() bool {
+		st := jump.Stats()
+		return st.Forwards == 1 && st.ForwardsRefused == 1
+	})
+}
+
+func mustSession(t *testing.T, c *ssh.Client) *ssh.Session {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
