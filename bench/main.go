@@ -114,6 +114,7 @@ type options struct {
 	keepFleet bool
 	out       string
 	rev       string
+	from      []string // samples.json files to report the scaling run from, measuring nothing
 	verbose   bool
 	load      float64       // requests per second during each deploy and rollback; 0 is off
 	idle      time.Duration // how long the idle baseline of the load lasts
@@ -173,13 +174,20 @@ func parseFlags(args []string) (options, error) {
 	out := fs.String("out", "", "directory for the logs, samples.json and results.md (default: a new directory under /tmp)")
 	verbose := fs.Bool("v", false, "show every tool's output live")
 	rev := fs.String("rev", "", "magefab commit to measure, exported with git archive (default: the working tree)")
+	scaleFrom := fs.String("scale-from", "", "samples.json files of earlier scaling runs, comma-separated: report them together (scaling.md and scaling.svg in -out) and measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	var from []string
+	for f := range strings.SplitSeq(*scaleFrom, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			from = append(from, f)
+		}
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle, rolling: *rolling, bastion: *bastion}
+	o := options{runs: *runs, smoke: *smoke, fleetDir: *fleetDir, fleetPort: *fleetPort, keepFleet: *keepFleet, out: *out, rev: *rev, verbose: *verbose, load: *load, idle: *idle, rolling: *rolling, bastion: *bastion, from: from}
 	if o.load < 0 || o.load > 5000 {
 		return o, fmt.Errorf("-load %g: want 0 (off) to 5000 requests per second", o.load)
 	}
@@ -314,6 +322,9 @@ func ensurePackages(ctx context.Context, pkgs []string) error {
 }
 
 func run(o options) error {
+	if len(o.from) > 0 {
+		return reportScaling(o)
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: it starts a fleet of sshd hosts and writes /etc/init.d and /srv")
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -219,4 +222,47 @@ func trimFloat(v float64) string {
 	s := fmt.Sprintf("%.2f", v)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s
+}
+
+// reportScaling reports the scaling runs recorded in o.from together:
+// results.md and scaling.svg in o.out (by default, the directory of the
+// first file).
+func reportScaling(o options) error {
+	s := &scaleApp{}
+	var counts []int
+	for _, f := range o.from {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var samples []sample
+		if err := json.Unmarshal(b, &samples); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for _, x := range samples {
+			if x.Tool != "trivial" {
+				continue
+			}
+			s.samples = append(s.samples, x)
+			s.runs = max(s.runs, x.Run)
+			if !slices.Contains(counts, x.Hosts) {
+				counts = append(counts, x.Hosts)
+			}
+		}
+	}
+	if len(s.samples) == 0 {
+		return fmt.Errorf("no scaling samples in %s", strings.Join(o.from, ", "))
+	}
+	slices.Sort(counts)
+	out := o.out
+	if out == "" {
+		out = filepath.Dir(o.from[0])
+	}
+	var md strings.Builder
+	s.markdown(&md, counts)
+	if err := os.WriteFile(filepath.Join(out, "scaling.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(md.String())
+	return os.WriteFile(filepath.Join(out, "scaling.svg"), []byte(s.svg(counts)), 0o644)
 }
