@@ -1,10 +1,14 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +17,10 @@ import (
 
 // startTalking starts, on this machine, a phase made of lock.sh, talk.sh
 // and body, with MF_TALK=1 and its input the read end of a pipe; it
-// returns the command and the pipe's write end.
-func startTalking(t *testing.T, dir, body string, env ...string) (*sshx.Cmd, *os.File) {
+// returns the command and the pipe's write end. Each question the phase
+// asks ("magefab:ask" on its output) gets the next of answers written to
+// the pipe, one answer per question, as the deploying machine answers.
+func startTalking(t *testing.T, dir, body string, answers []string, env ...string) (*sshx.Cmd, *os.File) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -25,10 +31,40 @@ func startTalking(t *testing.T, dir, body string, env ...string) (*sshx.Cmd, *os
 	cmd.Dir = dir
 	cmd.Env = append([]string{"MF_TALK=1", "MF_ROOT=" + dir, "MF_RUN_ID=run-1"}, env...)
 	cmd.Stdin = r
+	cmd.Stdout = &answerer{w: w, answers: answers}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, w
+}
+
+// answerer writes the next answer to w at each "magefab:ask" line
+// written to it.
+type answerer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	answers []string
+	partial []byte
+}
+
+func (a *answerer) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.partial = append(a.partial, p...)
+	for {
+		i := bytes.IndexByte(a.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(a.partial[:i])
+		a.partial = a.partial[i+1:]
+		if strings.HasPrefix(line, "magefab:ask") && len(a.answers) > 0 {
+			if _, err := io.WriteString(a.w, a.answers[0]); err != nil {
+				return len(p), err
+			}
+			a.answers = a.answers[1:]
+		}
+	}
 }
 
 func waitFile(t *testing.T, path string) {
@@ -47,7 +83,7 @@ func waitFile(t *testing.T, path string) {
 func TestTalkingPhaseStopsWhenTheDeployingMachineGoes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cmd, w := startTalking(t, dir, "touch started; sleep 30; touch finished\n")
+	cmd, w := startTalking(t, dir, "touch started; sleep 30; touch finished\n", nil)
 	waitFile(t, filepath.Join(dir, "started"))
 	start := time.Now()
 	w.Close()
@@ -75,8 +111,7 @@ talk_ask have "1 2"
 cp "$talk_dir/bundle" got
 gate_give
 printf '%s\n' "$answer" > answered
-`, "MF_GATE=1")
-	w.WriteString("go\nbundle 5\nhello")
+`, []string{"go\n", "bundle 5\nhello"}, "MF_GATE=1")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the phase failed: %v", err)
 	}

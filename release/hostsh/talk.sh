@@ -38,6 +38,12 @@
 talk_dir='' talk_pid='' gated=''
 if [ "${MF_TALK:-}" = 1 ]; then
   { talk_dir=$(mktemp -d) && mkfifo "$talk_dir/answer"; } || die "cannot make a temporary directory for the deploying machine's answers"
+  # The script holds the answers' pipe open, for reading and writing, for
+  # as long as it runs: each answer the reader writes waits there in order
+  # until talk_ask reads it. Opened afresh for each answer instead, a read
+  # could open it while the writer of the answer before was still closing
+  # it, and see that close as an empty end.
+  exec 4<>"$talk_dir/answer"
   talk_pg=$$
   exec 3<&0
   (
@@ -50,7 +56,7 @@ if [ "${MF_TALK:-}" = 1 ]; then
     # shellcheck disable=SC2016 # $1 is the inner shell's
     setsid /bin/sh -c 'sleep 3; kill -KILL -"$1"' sh "$talk_pg" &
     kill -TERM -"$talk_pg"
-  ) <&3 3<&- >/dev/null 2>&1 &
+  ) <&3 3<&- 4<&- >/dev/null 2>&1 &
   talk_pid=$!
   exec 3<&- </dev/null
   # talk_stop stops the reader and removes what it received.
@@ -67,7 +73,7 @@ talk_ask() {
   [ -n "$talk_dir" ] || die "the deploying machine is not answering this phase (MF_TALK is not 1)"
   res "ask	$1	${2:-}"
   answer=
-  IFS= read -r answer < "$talk_dir/answer" || die "no answer from the deploying machine to $1"
+  IFS= read -r answer <&4 || die "no answer from the deploying machine to $1"
   case $answer in 'fail '*) die "${answer#fail }" ;; esac
   return 0
 }
