@@ -179,20 +179,19 @@ func (s *scaleApp) svg(counts []int) string {
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">hosts</text>`+"\n", x0+pw/2, mt+ph+30)
 		for _, op := range scaleOps {
-			var pts []string
+			var pts, dots []string
 			for _, r := range rows {
 				if r.op == op {
-					pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(float64(r.n)), py(p.f(r))))
+					x, y := px(float64(r.n)), py(p.f(r))
+					pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
+					dots = append(dots, fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x, y, colors[op]))
 				}
 			}
 			if len(pts) == 0 {
 				continue
 			}
 			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), colors[op])
-			for _, pt := range pts {
-				xy := strings.Split(pt, ",")
-				fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", xy[0], xy[1], colors[op])
-			}
+			b.WriteString(strings.Join(dots, "\n") + "\n")
 		}
 	}
 	lx := ml
