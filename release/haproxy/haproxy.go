@@ -253,8 +253,10 @@ func (b *Balancer) wait(ctx context.Context, hosts []string, what string, done f
 		st, err := b.servers(ctx, hosts)
 		if err != nil {
 			// The socket's deadline is ctx's: a dial or read it cuts
-			// can end a moment before ctx says it is done.
-			if _, ok := ctx.Deadline(); ctx.Err() != nil || ok && errors.Is(err, os.ErrDeadlineExceeded) {
+			// can end a moment before ctx says it is done. A read cut
+			// by it is os.ErrDeadlineExceeded; a dial cut by it is
+			// net's timeout error, which is context.DeadlineExceeded.
+			if _, ok := ctx.Deadline(); ctx.Err() != nil || ok && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
 				cause := ctx.Err()
 				if cause == nil {
 					cause = context.DeadlineExceeded
