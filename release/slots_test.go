@@ -25,7 +25,10 @@ import (
 // every path with the commit of its release dir, on the unix socket of
 // its first argument and, given a port, on 127.0.0.1:port with
 // SO_REUSEPORT. On TERM it stops accepting and closes its listeners, then
-// finishes the requests in flight and exits. It refuses to start on a
+// finishes the requests in flight and exits. Its accept queues are deep,
+// as a real server's are (socketserver's default is 5): the connections
+// queued on a draining slot's listener move to the new slot's queue,
+// where a shallow one has no room for them on a busy machine. It refuses to start on a
 // host whose HOME holds fail-start.
 const slotApp = `import http.server, os, signal, socket, socketserver, sys, threading
 if os.path.exists(os.path.join(os.environ.get("HOME", "/nonexistent"), "fail-start")):
@@ -49,11 +52,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = False
     block_on_close = True
+    request_queue_size = 1024
 
 class TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    request_queue_size = 1024
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()

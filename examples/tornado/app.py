@@ -48,13 +48,17 @@ def make_app():
 
 async def serve(args):
     server = tornado.httpserver.HTTPServer(make_app())
+    # A deep accept queue (Tornado's default is 128): a front server's
+    # connect to a unix socket whose queue is full fails at once (502),
+    # and a busy machine can keep the app from accepting for a moment.
+    backlog = 1024
     if args[:1] == ["--unix"]:
-        server.add_socket(tornado.netutil.bind_unix_socket(args[1], mode=0o666))
+        server.add_socket(tornado.netutil.bind_unix_socket(args[1], mode=0o666, backlog=backlog))
         args = args[2:]
         if args:
-            server.add_sockets(tornado.netutil.bind_sockets(int(args[1]), address=args[0], reuse_port=True))
+            server.add_sockets(tornado.netutil.bind_sockets(int(args[1]), address=args[0], reuse_port=True, backlog=backlog))
     else:
-        server.listen(int(args[1]), address=args[0])
+        server.add_sockets(tornado.netutil.bind_sockets(int(args[1]), address=args[0], backlog=backlog))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()

@@ -310,7 +310,15 @@ func (r *Run) report(end time.Time) Report {
 	r.mu.Lock()
 	results := slices.Clone(r.results)
 	r.mu.Unlock()
-	slices.SortFunc(results, func(a, b result) int { return a.seq - b.seq })
+	// In the order they were sent: by the time each one started, which
+	// is taken in its own goroutine, so that on a busy machine request
+	// n+1 can start a moment before request n.
+	slices.SortFunc(results, func(a, b result) int {
+		if c := a.start.Compare(b.start); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
 
 	rep := Report{Requests: len(results), Elapsed: end.Sub(r.start)}
 	var lat []time.Duration
