@@ -102,9 +102,12 @@ func newHostProject(t *testing.T) *hostProject {
 		"manage.py":   "# Django's manage.py\n",
 		"settings.py": "MAINTENANCE_MODE = False\n",
 	})
+	// The host keeps the scripts it is sent (release's script cache)
+	// outside its HOME, whose tree the tests compare.
+	cache := t.TempDir()
 	servers, config := sshtestHosts(t, []string{"h1"}, func(_ string, srv *sshtest.Server) {
 		srv.Dir = p.home
-		srv.Env = []string{"HOME=" + p.home, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
+		srv.Env = []string{"HOME=" + p.home, "XDG_CACHE_HOME=" + cache, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
 	})
 	p.srv, p.sshConfig = servers[0], config
 	t.Setenv("SSH_AUTH_SOCK", "")

@@ -149,7 +149,9 @@ func TestSignalWhileWaitingForTheLock(t *testing.T) {
 	cmds := len(p.srv.Commands())
 	cmd, out := startDeploy(t, p, stopWaitVar+"=120s")
 	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(p.srv.Commands()[cmds:], func(c string) bool { return strings.Contains(c, "take_lock") }) {
+	// The phase that waits for the lock: the host holds its script
+	// (deployedOnce sent it), and gets its inputs.
+	for !slices.ContainsFunc(p.srv.Commands()[cmds:], func(c string) bool { return strings.Contains(c, "MF_LOCK_WAIT=120") }) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()

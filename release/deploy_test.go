@@ -26,6 +26,7 @@ type testFleet struct {
 	repos
 	homes   []string
 	servers []*sshtest.Server
+	config  string // the ssh_config that names the hosts
 	pool    *sshx.Pool
 	hosts   []sshx.Host
 	out     syncBuffer
@@ -46,7 +47,9 @@ func newTestFleet(t *testing.T, n int, path string) *testFleet {
 		srv := sshtest.NewUnstartedServer()
 		srv.Alias = fmt.Sprintf("h%d", i+1)
 		srv.Dir = home
-		srv.Env = append([]string{"HOME=" + home}, path)
+		// The host's script cache is in its HOME (XDG_CACHE_HOME, if this
+		// machine's environment sets it, would make every host share one).
+		srv.Env = append([]string{"HOME=" + home, "XDG_CACHE_HOME="}, path)
 		srv.Start()
 		t.Cleanup(srv.Close)
 		files, err := srv.WriteClientFiles(t.TempDir())
@@ -58,18 +61,9 @@ func newTestFleet(t *testing.T, n int, path string) *testFleet {
 		f.homes = append(f.homes, home)
 		f.servers = append(f.servers, srv)
 	}
-	cfgFile := filepath.Join(t.TempDir(), "ssh_config")
-	os.WriteFile(cfgFile, config.Bytes(), 0o600)
-	pool, err := sshx.NewPool(sshx.Config{ConfigFile: cfgFile, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	f.pool = pool
-	for i := range n {
-		h, _ := pool.Host(fmt.Sprintf("h%d", i+1))
-		f.hosts = append(f.hosts, h)
-	}
+	f.config = filepath.Join(t.TempDir(), "ssh_config")
+	os.WriteFile(f.config, config.Bytes(), 0o600)
+	f.reconnect(t)
 	f.opts = &release.Options{
 		Layout:       release.Layout{Path: "app", ReleasesRoot: "releases", Dirs: [2]string{"a", "b"}, Current: "current", Virtualenv: "env"},
 		SCM:          f.remote,
@@ -84,6 +78,23 @@ func newTestFleet(t *testing.T, n int, path string) *testFleet {
 		Console:      sshx.NewConsole(&f.out),
 	}
 	return f
+}
+
+// reconnect reaches the hosts through a new pool, as a new run of the
+// deploying process does: what this process knew of them goes with the
+// old one.
+func (f *testFleet) reconnect(t *testing.T) {
+	t.Helper()
+	pool, err := sshx.NewPool(sshx.Config{ConfigFile: f.config, Agent: agent.NewKeyring().(agent.ExtendedAgent)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	f.pool, f.hosts = pool, nil
+	for i := range f.servers {
+		h, _ := pool.Host(fmt.Sprintf("h%d", i+1))
+		f.hosts = append(f.hosts, h)
+	}
 }
 
 func (f *testFleet) fleet() *release.Fleet {
@@ -167,8 +178,10 @@ func TestDeployRedeployRollback(t *testing.T) {
 	if len(res) != 3 || res[0].Dir != "a" || res[0].Release != "v0.1.0" || !res[0].Installed {
 		t.Errorf("results %+v", res)
 	}
-	if n != 2 {
-		t.Errorf("first deploy used %d sessions on a host, want 2", n)
+	// Prepare and switch, and for each a session that stores its
+	// script, new to the host (see scriptcache.go).
+	if n != 4 {
+		t.Errorf("first deploy used %d sessions on a host, want 4: 2, and 2 that store the scripts", n)
 	}
 	for i := range f.hosts {
 		for _, d := range []string{"a", "b"} {
@@ -179,10 +192,14 @@ func TestDeployRedeployRollback(t *testing.T) {
 	}
 
 	v2 := f.tag(t, "v0.2.0")
-	if _, err := fl.Deploy(ctx, v2); err != nil {
+	n = f.sessionsUsed(func() { _, err = fl.Deploy(ctx, v2) })
+	if err != nil {
 		t.Fatalf("second deploy: %v\n%s", err, f.out.String())
 	}
 	f.assertAll(t, "second deploy", "b", v2.SHA)
+	if n != 2 {
+		t.Errorf("second deploy used %d sessions on a host, want 2 (the hosts hold the scripts)", n)
+	}
 
 	// A new commit with the same requirements: the stamp in a matches.
 	v3 := f.tag(t, "v0.3.0")
@@ -223,8 +240,9 @@ func TestDeployRedeployRollback(t *testing.T) {
 	if res[0].Release != "v0.2.0" {
 		t.Errorf("rollback result %+v, want v0.2.0", res[0])
 	}
-	if n > 2 {
-		t.Errorf("rollback used %d sessions, want at most 2", n)
+	// Its check's script is new to the hosts: a session stores it.
+	if n > 3 {
+		t.Errorf("rollback used %d sessions, want at most 3: 2, and one that stores a script", n)
 	}
 
 	restarts, _ := os.ReadFile(filepath.Join(f.homes[0], "restarts"))

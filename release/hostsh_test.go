@@ -83,15 +83,19 @@ func TestPhaseBytes(t *testing.T) {
 	}
 	for _, ph := range phases {
 		written := len(hostSource(ph.p.files...))
-		cmd := sshx.NewLocal("web1").Script(context.Background(), ph.p.script())
 		// As runWith sets them.
-		cmd.Env = append(vars{"MF_ROOT=" + o.Layout.Root(), "MF_SUDO=1", "MF_RUN_ID=" + o.RunID, "MF_CURRENT=current",
+		env := append(vars{"MF_ROOT=" + o.Layout.Root(), "MF_SUDO=1", "MF_RUN_ID=" + o.RunID, "MF_CURRENT=current",
 			"MF_DIR0=a", "MF_DIR1=b", "MF_VENV=env"}, ph.p.in...)
+		cmd := sshx.NewLocal("web1").Script(context.Background(), ph.p.script())
+		cmd.Env = append(env, textVars(ph.p.texts)...)
 		in := 0
 		for _, kv := range cmd.Env {
 			in += len(kv)
 		}
-		t.Logf("%-16s script %6d bytes (%6d as written), inputs %6d, command line %6d",
-			ph.name, len(ph.p.script()), written, in, len(cmd.String()))
+		// A host that holds the scripts in its cache gets a stub.
+		stub := sshx.NewLocal("web1").Script(context.Background(), hitStub(hostTextOf(ph.p.files...), ph.p.texts))
+		stub.Env = env
+		t.Logf("%-16s script %6d bytes (%6d as written), inputs %6d, command line %6d, from the cache %6d",
+			ph.name, len(ph.p.script()), written, in, len(cmd.String()), len(stub.String()))
 	}
 }

@@ -102,16 +102,15 @@ func prepare(ctx context.Context, h sshx.Host, o *Options, t Target) (*Prepared,
 	in.flag("MF_PUSH", o.PushFrom != "")
 	in.flag("MF_GATE", x != nil && x.slots != nil)
 	in.flag("MF_TALK", x != nil)
-	var k *talk
+	// Each session of the phase gets a talk of its own (runWith may run
+	// it twice): see runWith.
+	var talker func() (*talk, error)
 	if x != nil {
-		var err error
-		if k, err = x.talk(ctx, t); err != nil {
-			return nil, err
-		}
+		talker = func() (*talk, error) { return x.talk(ctx, t) }
 	}
 	lock := lockParams{Owner: o.Owner + " deploying " + t.Name, Release: t.Name, Wait: o.LockWait}
 	script := phase(lock.part(), venvPart(o), part{files: []string{"inspect", "after", "prepare"}, in: in})
-	out, err := script.runTalking(ctx, h, o, o.ForwardAgent && o.PushFrom == "", k)
+	out, err := script.runTalking(ctx, h, o, o.ForwardAgent && o.PushFrom == "", talker)
 	if err != nil {
 		return nil, scriptError(h, "prepare", out, err, o)
 	}

@@ -65,7 +65,7 @@ func TestSwitchScriptsParse(t *testing.T) {
 					if after && in["MF_SERVICES"] != strings.Join(o.Services, "\n") {
 						t.Errorf("%s: MF_SERVICES = %q", name, in["MF_SERVICES"])
 					}
-					if d := in["MF_DETACHED"]; d != detachedScript() {
+					if len(p.texts) != 1 || p.texts[0].name != "MF_DETACHED" || p.texts[0].text.text != detachedScript() {
 						t.Errorf("%s: MF_DETACHED is not the detached part", name)
 					}
 				}

@@ -64,15 +64,19 @@ func (p switchParams) part(o *Options) part {
 	in.set("MF_WAS_NAME", p.Was.Name)
 	in.set("MF_WAS_SHA", p.Was.SHA)
 	in.set("MF_WHAT", p.What)
-	in.set("MF_DETACHED", detachedScript())
 	in.set("MF_SLOT_NEW", p.Slot)
 	in.set("MF_SLOT_OLD", p.PrevSlot)
-	return part{files: []string{"lock", "after", "slot", "switch"}, in: in}
+	texts := []textInput{{name: "MF_DETACHED", text: detachedText()}}
+	return part{files: []string{"lock", "after", "slot", "switch"}, in: in, texts: texts}
 }
 
-// detachedScript is the part of a switch that an interruption runs
-// detached (hostsh/detached.sh), whole: the switch runs it with sh -c.
-func detachedScript() string { return hostScript("lock", "after", "detached") }
+// detachedText is the part of a switch that an interruption runs
+// detached (hostsh/detached.sh), whole: the switch gets it as MF_DETACHED
+// and runs it with sh -c.
+func detachedText() *hostText { return hostTextOf("lock", "after", "detached") }
+
+// detachedScript is detachedText's text.
+func detachedScript() string { return detachedText().text }
 
 // afterSwitchVars are the inputs of the after-switch steps and the app's
 // restart (hostsh/after.sh).
