@@ -92,16 +92,24 @@ func TestScriptCacheStoresOnceThenSendsAStub(t *testing.T) {
 	t.Logf("command line: %d bytes, then %d", len(f.servers[0].Commands()[1]), len(cmds[0]))
 }
 
-// A cached script removed, or changed, before a run is stored again, and
-// the phase runs all the same.
-func TestScriptCacheFileLostBetweenRuns(t *testing.T) {
-	t.Parallel()
-	f := newStatusFleet(t)
+// statusStored runs the status phase on a fresh fleet and returns the
+// host's cache: the status script alone.
+func (f *testFleet) statusStored(t *testing.T) []string {
+	t.Helper()
 	f.status(t)
 	files := f.cachedScripts(t, 0)
 	if len(files) != 1 {
 		t.Fatalf("the cache holds %v, want the status script", files)
 	}
+	return files
+}
+
+// A cached script removed, or changed, before a run is stored again, and
+// the phase runs all the same.
+func TestScriptCacheFileLostBetweenRuns(t *testing.T) {
+	t.Parallel()
+	f := newStatusFleet(t)
+	files := f.statusStored(t)
 	want, _ := os.ReadFile(files[0])
 	for _, lose := range []struct {
 		what string
@@ -132,11 +140,7 @@ func TestScriptCacheFileLostBetweenRuns(t *testing.T) {
 func TestScriptCacheFileLostDuringARun(t *testing.T) {
 	t.Parallel()
 	f := newStatusFleet(t)
-	f.status(t)
-	files := f.cachedScripts(t, 0)
-	if len(files) != 1 {
-		t.Fatalf("the cache holds %v, want the status script", files)
-	}
+	files := f.statusStored(t)
 	os.Remove(files[0])
 	if n, cmds := f.status(t); n != 2 || !stub(cmds[0]) || stub(cmds[1]) {
 		t.Errorf("the phase after the loss used %d sessions, want 2: the stub, then the script", n)
