@@ -46,7 +46,7 @@ func fleetProject(t *testing.T, hosts []string, broken ...string) (repos, string
 			}
 		}
 		srv.Dir = home
-		srv.Env = []string{"HOME=" + home, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
+		srv.Env = []string{"HOME=" + home, "XDG_CACHE_HOME=", "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
 	})
 	t.Setenv("SSH_AUTH_SOCK", "")
 	t.Setenv("VIRTUAL_ENV", "")

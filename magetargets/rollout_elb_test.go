@@ -65,7 +65,7 @@ func newELBRollout(t *testing.T, env Environment, tweak func(*Config)) *elbRollo
 		home := t.TempDir()
 		e.homes[alias] = home
 		srv.Dir = home
-		srv.Env = []string{"HOME=" + home, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
+		srv.Env = []string{"HOME=" + home, "XDG_CACHE_HOME=", "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
 	})
 	env.Hosts = nil
 	e.cfg = withDefaults(Config{

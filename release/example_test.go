@@ -67,7 +67,7 @@ func Example() {
 		srv.Alias = name
 		homes[name] = filepath.Join(tmp, name)
 		os.MkdirAll(homes[name], 0o755)
-		srv.Dir, srv.Env = homes[name], []string{"HOME=" + homes[name]}
+		srv.Dir, srv.Env = homes[name], []string{"HOME=" + homes[name], "XDG_CACHE_HOME="}
 		srv.Start()
 		defer srv.Close()
 		files, err := srv.WriteClientFiles(filepath.Join(tmp, name+"-client"))

@@ -223,7 +223,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.srv = sshtest.NewUnstartedServer()
 	d.srv.Alias = "demo-host"
 	d.srv.Dir = d.home
-	d.srv.Env = []string{"HOME=" + d.home}
+	d.srv.Env = []string{"HOME=" + d.home, "XDG_CACHE_HOME="} // its script cache in its own home
 	if err := d.srv.Listen(); err != nil {
 		return fmt.Errorf("demo: starting the embedded SSH host: %w", err)
 	}
