@@ -48,7 +48,7 @@ func runWith(ctx context.Context, h sshx.Host, o *Options, script *hostText, tex
 	}
 	keys := textKeys(script, texts)
 	held := c.holds(keys)
-	out, err := run(hitStub(script, texts), nil)
+	out, err := run(stubFor(script, texts), nil)
 	if !missing(out, err) {
 		return out, err
 	}

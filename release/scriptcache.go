@@ -46,6 +46,24 @@ const unstoredResult = "scriptcache"
 // with sc_, which no host script uses.
 const cacheDirLine = `sc_d=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}; sc_d=${sc_d:+$sc_d/magefab/scripts}` + "\n"
 
+// hitStubs holds hitStub's results, by the keys and names a stub reads:
+// a stub depends on nothing else, and every host of a fleet, in every
+// session of a phase, is sent the same one.
+var hitStubs sync.Map
+
+// stubFor is hitStub, built once per process for each script and texts.
+func stubFor(script *hostText, texts []textInput) string {
+	k := script.key
+	for _, t := range texts {
+		k += " " + t.name + "=" + t.text.key
+	}
+	if s, ok := hitStubs.Load(k); ok {
+		return s.(string)
+	}
+	s, _ := hitStubs.LoadOrStore(k, hitStub(script, texts))
+	return s.(string)
+}
+
 // hitStub is the script a session sends to a host that may hold script
 // and texts in its cache: it reads each back into a variable that is not
 // exported (the phase's into sc_s, each text into its input's name), and
