@@ -161,38 +161,9 @@ func (b *Balancer) stats(ctx context.Context) (map[string]serverStat, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("haproxy: show stat: unreadable answer: %v", err)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
-	width := 0
-	for _, name := range []string{"pxname", "svname", "scur", "status", "check_status"} {
-		i, ok := col[name]
-		if !ok {
-			return nil, fmt.Errorf("haproxy: show stat has no %s column", name)
-		}
-		width = max(width, i+1)
-	}
-	m := map[string]serverStat{}
-	for _, row := range rows[1:] {
-		if len(row) < width || row[col["pxname"]] != b.Backend {
-			continue
-		}
-		sv := row[col["svname"]]
-		if sv == "BACKEND" || sv == "FRONTEND" {
-			continue
-		}
-		scur, _ := strconv.Atoi(row[col["scur"]])
-		m[sv] = serverStat{status: row[col["status"]], check: row[col["check_status"]], scur: scur, checked: row[col["status"]] != "no check"}
-	}
-	if len(m) == 0 {
-		return nil, fmt.Errorf("haproxy: no backend %q, or it has no servers", b.Backend)
+	m, err := parseStat(b.Backend, out)
+	if err != nil {
+		return nil, err
 	}
 
 	out, err = b.command(ctx, "show servers state "+b.Backend)
@@ -226,6 +197,47 @@ func (b *Balancer) stats(ctx context.Context) (map[string]serverStat, error) {
 	}
 	if head == nil {
 		return nil, fmt.Errorf("haproxy: show servers state %s: unreadable answer %q", b.Backend, strings.TrimSpace(out))
+	}
+	return m, nil
+}
+
+// parseStat reads the backend's servers from the answer to "show stat".
+func parseStat(backend, out string) (map[string]serverStat, error) {
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, fmt.Errorf("haproxy: show stat: unreadable answer: %v", err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	width := 0
+	for _, name := range []string{"pxname", "svname", "scur", "status", "check_status"} {
+		i, ok := col[name]
+		if !ok {
+			return nil, fmt.Errorf("haproxy: show stat has no %s column", name)
+		}
+		width = max(width, i+1)
+	}
+	m := map[string]serverStat{}
+	for _, row := range rows[1:] {
+		if len(row) < width || row[col["pxname"]] != backend {
+			continue
+		}
+		sv := row[col["svname"]]
+		if sv == "BACKEND" || sv == "FRONTEND" {
+			continue
+		}
+		scur, _ := strconv.Atoi(row[col["scur"]])
+		// "* " before the last check's result says a check is running
+		// now: the result is still the last one's.
+		check := strings.TrimPrefix(row[col["check_status"]], "* ")
+		m[sv] = serverStat{status: row[col["status"]], check: check, scur: scur, checked: row[col["status"]] != "no check"}
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("haproxy: no backend %q, or it has no servers", backend)
 	}
 	return m, nil
 }
