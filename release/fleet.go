@@ -81,9 +81,32 @@ type HostResult struct {
 	Elapsed   time.Duration
 }
 
-// cleanupTimeout bounds lock release after a failure or an interrupt: it
-// must fit in mage's 5 second grace after Ctrl-C.
-const cleanupTimeout = 4 * time.Second
+// Lock release after a failure is bounded by failureCleanupTimeout: long
+// enough for a big fleet of busy hosts, short enough that a hung host
+// (its lock is then reported, and its lease ends it) does not hold the
+// operator long. Once the run is interrupted (its context cancelled, now
+// or during the release: a Ctrl-C while it waits cuts the wait short), it
+// gets interruptCleanupTimeout at most: that must fit in mage's 5 second
+// grace after Ctrl-C.
+const (
+	failureCleanupTimeout   = 15 * time.Second
+	interruptCleanupTimeout = 4 * time.Second
+)
+
+// cleanupContext returns the context for releasing locks after a run
+// whose context is ctx ended: not cancelled with it, but bounded as said
+// above.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureCleanupTimeout)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(interruptCleanupTimeout, cancel)
+		context.AfterFunc(c, func() { t.Stop() })
+	})
+	return c, func() {
+		stop()
+		cancel()
+	}
+}
 
 func (f *Fleet) prepareTimeout() time.Duration {
 	if f.PrepareTimeout > 0 {
@@ -154,7 +177,7 @@ func (f *Fleet) Deploy(ctx context.Context, t Target) ([]HostResult, error) {
 	if err != nil {
 		// Every host, not only those that prepared: a host interrupted
 		// mid-way may still hold this run's lock.
-		f.unlockAll(f.Hosts)
+		f.unlockAll(ctx, f.Hosts)
 		return nil, fmt.Errorf("no host was switched: %w", err)
 	}
 	return f.switchAll(ctx, prepared, "deploy")
@@ -354,7 +377,7 @@ func (f *Fleet) sortSwitch(res []sshx.Result[time.Duration], prepared []*Prepare
 			failed, known = append(failed, p), append(known, p.Host)
 		}
 	}
-	f.unlockAll(known)
+	f.unlockAll(context.Background(), known) // interrupts are held here
 	return switched, failed, lost
 }
 
@@ -369,17 +392,17 @@ func (f *Fleet) unlockStuck(comp error, lost []*Prepared) {
 			stuck = append(stuck, p.Host)
 		}
 	}
-	f.unlockAll(stuck)
+	f.unlockAll(context.Background(), stuck) // interrupts are held here
 }
 
-// unlockAll releases this run's locks on hosts, within cleanupTimeout even
-// if the run's context was cancelled. A lock it cannot release is told to
-// Warn.
-func (f *Fleet) unlockAll(hosts []sshx.Host) {
+// unlockAll releases this run's locks on hosts, even if the run's context
+// (ctx) was cancelled, within the bounds of cleanupContext. A lock it
+// cannot release is told to Warn.
+func (f *Fleet) unlockAll(ctx context.Context, hosts []sshx.Host) {
 	if len(hosts) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	ctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	f.Options.waiting(PhaseUnlock, hosts)
 	_, err := sshx.Each(ctx, hosts, 0, func(ctx context.Context, h sshx.Host) (struct{}, error) {

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -229,5 +230,45 @@ func TestHolderRoundTripsIntoLockedError(t *testing.T) {
 	if le.User != "bob" || le.Machine != "build-3" || le.PID != "4711" || le.Job != o.Holder.Job || le.Release != "v3" ||
 		le.Owner != "bob@build-3 deploying v3" || le.Stale || time.Since(le.Beat) > time.Minute {
 		t.Errorf("LockedError %+v", le)
+	}
+}
+
+// Locks are released within failureCleanupTimeout after a failure, and within the
+// interrupt's bound once the run is interrupted: at once if it already
+// was, or as soon as it is while the release goes on.
+func TestCleanupContextBounds(t *testing.T) {
+	t.Parallel()
+	live := context.Background()
+	c, cancel := cleanupContext(live)
+	d, ok := c.Deadline()
+	if !ok || time.Until(d) < failureCleanupTimeout-time.Second || time.Until(d) > failureCleanupTimeout {
+		t.Errorf("after a failure: deadline in %v, want %v", time.Until(d), failureCleanupTimeout)
+	}
+	cancel()
+	if c.Err() == nil {
+		t.Error("cancel did not end the cleanup context")
+	}
+
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	start := time.Now()
+	c, cancel = cleanupContext(stopped)
+	defer cancel()
+	if c.Err() != nil {
+		t.Fatal("an interrupted run's cleanup context is done before it started")
+	}
+	<-c.Done()
+	if took := time.Since(start); took < interruptCleanupTimeout || took > failureCleanupTimeout/2 {
+		t.Errorf("after an interrupt: the cleanup context ended after %v, want %v", took, interruptCleanupTimeout)
+	}
+
+	run, interrupt := context.WithCancel(context.Background())
+	c, cancel = cleanupContext(run)
+	defer cancel()
+	interrupt()
+	start = time.Now()
+	<-c.Done()
+	if took := time.Since(start); took < interruptCleanupTimeout || took > failureCleanupTimeout/2 {
+		t.Errorf("interrupted during the release: the cleanup context ended %v later, want %v", took, interruptCleanupTimeout)
 	}
 }

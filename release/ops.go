@@ -55,7 +55,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 		err = ctx.Err()
 	}
 	if err != nil {
-		f.unlockAll(f.Hosts)
+		f.unlockAll(ctx, f.Hosts)
 		return nil, fmt.Errorf("no host was rolled back: %w", err)
 	}
 	prepared := make([]*Prepared, len(res))
@@ -67,7 +67,7 @@ func (f *Fleet) Rollback(ctx context.Context) ([]HostResult, error) {
 		err = ctx.Err()
 	}
 	if err != nil {
-		f.unlockAll(f.Hosts)
+		f.unlockAll(ctx, f.Hosts)
 		return nil, fmt.Errorf("no host was rolled back: %w", err)
 	}
 	return f.switchAll(ctx, prepared, "rollback")
@@ -369,7 +369,7 @@ func ReinstallLive(ctx context.Context, h sshx.Host, o *Options, extra func(ctx 
 		return err
 	}
 	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		uctx, cancel := cleanupContext(ctx)
 		defer cancel()
 		if uerr := unlockHost(uctx, h, o); uerr != nil && err == nil {
 			err = &UnlockError{Host: h.Name(), Err: uerr}

@@ -401,7 +401,7 @@ func (f *Fleet) releaseUnswitched(ps []*Prepared) {
 	for _, p := range ps {
 		hosts = append(hosts, p.Host)
 	}
-	f.unlockAll(hosts)
+	f.unlockAll(context.Background(), hosts) // interrupts are held here
 }
 
 // hold holds the process's interrupts (Switching) until the func it
