@@ -351,3 +351,29 @@ func TestReportOutage(t *testing.T) {
 		t.Errorf("seq 0..6: WorstOutage = %s on %q, want 20ms on web1", rep.WorstOutage, rep.WorstTarget)
 	}
 }
+
+// On a busy machine request n+1's goroutine can take its start time
+// before request n's: the report lists failures, and measures outages,
+// by start time, not by send order.
+func TestReportOrdersByStartTime(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := &Run{targets: []Target{{"web1", ""}}, start: t0}
+	r.results = []result{
+		{seq: 0, start: at(0), latency: time.Millisecond},
+		{seq: 2, start: at(10), err: "status 502"}, // started before seq 1
+		{seq: 1, start: at(12), err: "status 503"},
+		{seq: 3, start: at(30), latency: time.Millisecond},
+	}
+	rep := r.report(at(40))
+	if len(rep.Failures) != 2 || rep.Failures[0].Error != "status 502" || rep.Failures[1].Error != "status 503" {
+		t.Fatalf("Failures = %v, want the 502 (started at 10ms) before the 503 (12ms)", rep.Failures)
+	}
+	if !rep.Failures[0].Time.Before(rep.Failures[1].Time) {
+		t.Errorf("failure times out of order: %v", rep.Failures)
+	}
+	if rep.WorstOutage != 20*time.Millisecond {
+		t.Errorf("WorstOutage = %s, want 20ms (from the first failure's start at 10ms to the next success at 30ms)", rep.WorstOutage)
+	}
+}
