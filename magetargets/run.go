@@ -24,10 +24,35 @@ var stdout io.Writer = os.Stdout
 
 // pools keeps one sshx.Pool per SSH configuration for the whole mage
 // process, so that every target on one command line shares one connection
-// per host. The connections close when the process exits.
+// per host. The connections close when the process exits: mage has no
+// hook at its end, so each target makes them quiet at its own (see
+// quietPools).
 var pools struct {
 	mu sync.Mutex
 	m  map[string]*sshx.Pool
+}
+
+// quietWait bounds how long a target's end waits for keepalives in flight
+// to be answered (see quietPools).
+const quietWait = time.Second
+
+// quietPools makes every pool's connections quiet (sshx.Pool.Quiet) at a
+// target's end, for at most quietWait: the process may exit next, and a
+// keepalive's answer arriving after that would be answered with a reset,
+// which a host or a bastion logs as an error. The next target's first
+// command lets the keepalives go again.
+func quietPools() {
+	pools.mu.Lock()
+	ps := make([]*sshx.Pool, 0, len(pools.m))
+	for _, p := range pools.m {
+		ps = append(ps, p)
+	}
+	pools.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), quietWait)
+	defer cancel()
+	for _, p := range ps {
+		p.Quiet(ctx)
+	}
 }
 
 func sshPool(c Config) (*sshx.Pool, error) {

@@ -122,11 +122,13 @@ func (s *stopper) watch() {
 // without an exit status of its own, such as a split fleet's 77) is given
 // exit status 128+the signal's number: 130 for Ctrl-C, 143 for SIGTERM,
 // 129 for SIGHUP. A run that finished its work although a signal came
-// (one held during a switch) keeps its result.
+// (one held during a switch) keeps its result. Unless a signal came, the
+// connections are made quiet for the process's exit (quietPools).
 func (r *fleetRun) end(err *error) {
 	r.finish()
 	s := r.stop
 	if s == nil {
+		quietPools()
 		return
 	}
 	signal.Stop(s.ch)
@@ -136,6 +138,9 @@ func (r *fleetRun) end(err *error) {
 	s.mu.Lock()
 	sig := s.sig
 	s.mu.Unlock()
+	if sig == 0 {
+		quietPools() // an interrupted run leaves mage's grace to its cleanup
+	}
 	if sig == 0 || *err == nil {
 		return
 	}

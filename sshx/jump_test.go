@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,9 +33,18 @@ type jumpSetup struct {
 }
 
 func newJumpSetup(t *testing.T, forwarding bool) *jumpSetup {
+	return newJumpSetupWith(t, forwarding, nil)
+}
+
+// newJumpSetupWith is newJumpSetup with configure, if not nil, called on
+// both servers before they start.
+func newJumpSetupWith(t *testing.T, forwarding bool, configure func(bastion, target *sshtest.Server)) *jumpSetup {
 	t.Helper()
 	js := &jumpSetup{bastion: sshtest.NewUnstartedServer(), target: sshtest.NewUnstartedServer()}
 	js.bastion.TCPForwarding = forwarding
+	if configure != nil {
+		configure(js.bastion, js.target)
+	}
 	js.bastion.Start()
 	t.Cleanup(js.bastion.Close)
 	js.target.ClientKey, js.target.ClientPrivateKey = js.bastion.ClientKey, js.bastion.ClientPrivateKey
@@ -251,5 +261,58 @@ func TestJumpHostDroppedMidRunIsRedialledOnce(t *testing.T) {
 	}
 	if st := p.Stats()["jump:bastion"]; st.Connections != 2 {
 		t.Errorf("jump host stats %+v, want 2 connections", st)
+	}
+}
+
+// Close ends every connection cleanly, the hosts behind the bastion
+// before the bastion's own: each server reads the end of its client's
+// input (no reset), and every host's connection ends before the
+// bastion's, since Close reads each host's to its end first.
+func TestPoolCloseEndsHostsBeforeTheirBastionCleanly(t *testing.T) {
+	t.Parallel()
+	type ended struct {
+		server string
+		err    error
+	}
+	var (
+		mu   sync.Mutex
+		ends []ended
+	)
+	record := func(name string) func(ssh.ConnMetadata, error) {
+		return func(_ ssh.ConnMetadata, err error) {
+			mu.Lock()
+			ends = append(ends, ended{name, err})
+			mu.Unlock()
+		}
+	}
+	js := newJumpSetupWith(t, true, func(bastion, target *sshtest.Server) {
+		bastion.OnDisconnect = record("bastion")
+		target.OnDisconnect = record("target")
+	})
+	p := js.pool(t)
+	const n = 8
+	hosts := js.hosts(t, p, n)
+	for i, err := range runAll(hosts) {
+		if err != nil {
+			t.Fatalf("%s: %v", hosts[i].Name(), err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitUntil(t, "every connection's end on its server", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ends) == n+1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range ends {
+		if !errors.Is(e.err, io.EOF) {
+			t.Errorf("the %s's connection ended with %v, want the client's end of input", e.server, e.err)
+		}
+	}
+	if last := ends[n].server; last != "bastion" {
+		t.Errorf("the last connection to end was the %s's, want the bastion's after every host's: %v", last, ends)
 	}
 }

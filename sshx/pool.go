@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 )
@@ -26,7 +29,21 @@ type Pool struct {
 	hosts  map[string]*Remote // by spec, and by "jump:" + chain for jump hosts
 	closed bool
 	logMu  sync.Mutex
+
+	// Keepalives (see Quiet): pings counts those awaiting an answer,
+	// quiet stops new ones until the next command, and idle is closed
+	// when pings falls to zero. quieted mirrors quiet for wake's fast
+	// path.
+	pingMu  sync.Mutex
+	pings   int
+	quiet   bool
+	idle    chan struct{}
+	quieted atomic.Bool
 }
+
+// closeDrain bounds how long Close reads what a host still sends after
+// the connection's sending side is closed (see sshConn.shutdown).
+const closeDrain = time.Second
 
 // NewPool returns a pool using cfg (copied; zero fields take their
 // defaults). It reads the client config file now, so that a broken file is
@@ -130,8 +147,12 @@ func (p *Pool) Stats() map[string]Stats {
 	return out
 }
 
-// Close closes every connection. Commands still running fail. It is safe
-// to call more than once.
+// Close closes every connection, cleanly: each one's sending side first,
+// then what its host still sends is read until the host closes too (at
+// most a second), so that no host logs a reset. The hosts behind a jump
+// host close before it, and a jump host before the one it is reached
+// through; the hosts at one level close at once. Commands still running
+// fail. It is safe to call more than once.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -140,13 +161,110 @@ func (p *Pool) Close() error {
 		hosts = append(hosts, r)
 	}
 	p.mu.Unlock()
-	var errs *multierror.Error
-	for _, r := range hosts {
-		if err := r.close(); err != nil {
-			errs = multierror.Append(errs, err)
+	p.stopPings()
+	slices.SortFunc(hosts, func(a, b *Remote) int { return closeLevel(a) - closeLevel(b) })
+	var (
+		errMu sync.Mutex
+		errs  *multierror.Error
+	)
+	for len(hosts) > 0 {
+		n := 1
+		for n < len(hosts) && closeLevel(hosts[n]) == closeLevel(hosts[0]) {
+			n++
 		}
+		var wg sync.WaitGroup
+		for _, r := range hosts[:n] {
+			wg.Go(func() {
+				if err := r.close(closeDrain); err != nil {
+					errMu.Lock()
+					errs = multierror.Append(errs, err)
+					errMu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		hosts = hosts[n:]
 	}
 	return errs.ErrorOrNil()
+}
+
+// closeLevel orders Close: the hosts (0) before the jump hosts, a jump
+// host reached through k others at level 9 − k (chains are at most 8).
+func closeLevel(r *Remote) int {
+	if !r.jump {
+		return 0
+	}
+	return 9 - len(r.ep.ProxyJump)
+}
+
+// Quiet makes the pool's connections quiet until its next command: it
+// stops their keepalives and waits until those already sent are
+// answered, or ctx ends. A process may then exit with the connections
+// open and nothing on its way to it: a message arriving at a socket its
+// exit closed is answered with a reset, which the host's sshd logs as an
+// error. A program that cannot Close its pool at its end (it does not
+// know whether another command follows) calls Quiet instead.
+func (p *Pool) Quiet(ctx context.Context) error {
+	idle := p.stopPings()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopPings stops new keepalives and returns a channel closed when
+// none awaits its answer any more, nil when none does now.
+func (p *Pool) stopPings() <-chan struct{} {
+	p.pingMu.Lock()
+	defer p.pingMu.Unlock()
+	p.quiet = true
+	p.quieted.Store(true)
+	if p.pings == 0 {
+		return nil
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	return p.idle
+}
+
+// wake lets keepalives go again after Quiet: a command is about to run.
+func (p *Pool) wake() {
+	if !p.quieted.Load() {
+		return
+	}
+	p.pingMu.Lock()
+	p.quiet = false
+	p.quieted.Store(false)
+	p.pingMu.Unlock()
+}
+
+// ping takes a keepalive's turn: false while the pool is quiet.
+func (p *Pool) ping() bool {
+	p.pingMu.Lock()
+	defer p.pingMu.Unlock()
+	if p.quiet {
+		return false
+	}
+	p.pings++
+	return true
+}
+
+// pinged ends a keepalive's turn, when it has been answered (or its
+// connection ended).
+func (p *Pool) pinged() {
+	p.pingMu.Lock()
+	defer p.pingMu.Unlock()
+	p.pings--
+	if p.pings == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
 }
 
 func (p *Pool) logf(format string, args ...any) {

@@ -68,6 +68,7 @@ func (r *Remote) Upload(ctx context.Context, f File, rd io.Reader) error {
 // connection returns the open client, dialling if there is none. Callers
 // waiting for a dial in flight give up when their context ends.
 func (r *Remote) connection(ctx context.Context) (*sshConn, error) {
+	r.pool.wake()
 	for {
 		r.mu.Lock()
 		if r.closed {
@@ -147,6 +148,31 @@ type sshConn struct {
 	lost atomic.Pointer[string]
 	// closed is closed once the connection has ended.
 	closed chan struct{}
+	// raw is the connection SSH runs over (a TCP connection, or a
+	// channel of a jump host's), for shutdown's half-close.
+	raw net.Conn
+}
+
+// shutdown ends the connection cleanly: it closes its sending side, reads
+// what the host still sends until the host ends the connection too (or
+// drain has passed), then closes it. A socket closed while messages are
+// still arriving is answered with a reset, which the host's sshd logs as
+// an error; a half-closed one reads them, and the host logs a plain
+// close.
+func (c *sshConn) shutdown(drain time.Duration) error {
+	if hc, ok := c.raw.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		t := time.NewTimer(drain)
+		select {
+		case <-c.closed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	err := c.Close()
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil // it had ended: the host closed its side
+	}
+	return err
 }
 
 // ended says whether the connection has ended.
@@ -214,6 +240,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 			return nil, dialError(where, err, ctx, cfg.ConnectTimeout)
 		}
 	}
+	raw := conn
 	conn = countingConn{Conn: conn, c: &r.st}
 	// The handshake must finish within the same timeout: a host that
 	// accepts TCP and then says nothing must fail, not hang.
@@ -248,7 +275,7 @@ func (r *Remote) dial(parent context.Context) (*sshConn, error) {
 		}
 		return nil, fmt.Errorf("sshx: %s: SSH handshake: %w", where, err)
 	}
-	client := &sshConn{closed: make(chan struct{})}
+	client := &sshConn{closed: make(chan struct{}), raw: raw}
 	if ag != nil {
 		// Take the host's agent channels before the client sees any: the
 		// client rejects a channel type with no handler as unknown, and
@@ -328,9 +355,13 @@ func (r *Remote) watch(c *sshConn) {
 				t.Stop()
 				break loop
 			case <-t.C:
+				if !r.pool.ping() {
+					continue // quiet (see Pool.Quiet)
+				}
 				reply := make(chan error, 1)
 				go func() {
 					_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+					r.pool.pinged()
 					reply <- err
 				}()
 				select {
@@ -361,8 +392,8 @@ func (r *Remote) watch(c *sshConn) {
 	r.mu.Unlock()
 }
 
-// close closes the connection, if any.
-func (r *Remote) close() error {
+// close closes the connection, if any, cleanly (see sshConn.shutdown).
+func (r *Remote) close(drain time.Duration) error {
 	r.mu.Lock()
 	r.closed = true
 	c := r.client
@@ -372,7 +403,7 @@ func (r *Remote) close() error {
 		return nil
 	}
 	r.pool.logf("%s: closing connection", r.ep.Name)
-	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := c.shutdown(drain); err != nil {
 		return fmt.Errorf("sshx: %s: closing: %w", r.ep.Name, err)
 	}
 	return nil

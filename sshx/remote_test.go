@@ -844,3 +844,31 @@ func TestRemoteCommandWithInputReadsItToTheEnd(t *testing.T) {
 		t.Errorf("Output = %q, %v; want the input and done", out, err)
 	}
 }
+
+// After Quiet the connection sends no keepalive until the next command,
+// which lets them go again.
+func TestPoolQuietStopsKeepalivesUntilTheNextCommand(t *testing.T) {
+	t.Parallel()
+	// Long enough that a loaded machine answers a keepalive within three
+	// intervals (see TestRemoteKeepAliveNoticesFrozenConnection).
+	const interval = 500 * time.Millisecond
+	srv, pool, r, _ := newHost(t, func(c *sshx.Config) { c.KeepAlive = interval })
+	ctx := context.Background()
+	if err := r.Command(ctx, "true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "two keepalives", func() bool { return srv.Stats().GlobalRequests >= 2 })
+	if err := pool.Quiet(ctx); err != nil {
+		t.Fatalf("Quiet: %v", err)
+	}
+	quiet := srv.Stats().GlobalRequests
+	// Keepalives would come every interval: 6 intervals without one.
+	time.Sleep(6 * interval)
+	if n := srv.Stats().GlobalRequests; n != quiet {
+		t.Fatalf("%d keepalives arrived after Quiet, want none until the next command", n-quiet)
+	}
+	if err := r.Command(ctx, "true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a keepalive after the next command", func() bool { return srv.Stats().GlobalRequests > quiet })
+}

@@ -143,6 +143,9 @@ type Stats struct {
 	// ForwardsRefused is the number of "direct-tcpip" channels refused:
 	// forwarding is off (TCPForwarding), or the address did not answer.
 	ForwardsRefused int
+	// GlobalRequests is the number of global requests received, such as
+	// keepalives.
+	GlobalRequests int
 	// ActiveConnections is the number of accepted TCP connections that
 	// are still open.
 	ActiveConnections int
@@ -205,6 +208,13 @@ type Server struct {
 	// "auth-agent@openssh.com" channel with conn.OpenChannel. It must
 	// return once conn is closed; Close waits for it.
 	OnConnect func(conn ssh.Conn)
+
+	// OnDisconnect, if set, is called when an authenticated connection
+	// has ended, with what ended it: io.EOF when the client closed its
+	// side of the TCP connection (or channel) cleanly, an error wrapping
+	// syscall.ECONNRESET when the client's side answered with a reset,
+	// the message of SSH's disconnect when the client sent one.
+	OnDisconnect func(conn ssh.ConnMetadata, err error)
 
 	config *ssh.ServerConfig
 	ctx    context.Context
@@ -708,6 +718,9 @@ func (s *Server) serveConn(fc *freezableConn) {
 		s.wg.Add(1)
 		go s.serveSession(sconn, nc)
 	}
+	if s.OnDisconnect != nil {
+		s.OnDisconnect(sconn, sconn.Wait())
+	}
 }
 
 // globalRequests answers connection-level requests as OpenSSH does:
@@ -716,6 +729,7 @@ func (s *Server) serveConn(fc *freezableConn) {
 func (s *Server) globalRequests(reqs <-chan *ssh.Request, cs *connState) {
 	defer s.wg.Done()
 	for req := range reqs {
+		s.count(func(st *Stats) { st.GlobalRequests++ })
 		ok := false
 		if req.Type == "no-more-sessions@openssh.com" {
 			cs.noMoreSessions.Store(true)
