@@ -6,7 +6,13 @@
 // A Pool turns host specs ("web1", "deploy@10.0.0.5:2222", "[::1]:22", or
 // an alias of the OpenSSH client config file) into Remotes. Each Remote
 // opens one SSH connection, lazily, on its first command, and every later
-// command is a session multiplexed on it; Pool.Close closes them all. The
+// command is a session multiplexed on it. Pool.Close closes them all
+// cleanly: each connection's sending side first, then what its host still
+// sends is read to the end, the hosts behind a jump host before it, so
+// that no sshd logs a reset. A program that cannot tell whether another
+// command follows (a mage target) calls Pool.Quiet at its end instead:
+// no keepalive is sent until the next command, and those in flight are
+// answered, so the process may exit with the connections open. The
 // client config file is honoured for HostName, Port, User, IdentityFile,
 // IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking and ProxyJump;
 // "~" means $HOME.
