@@ -126,22 +126,21 @@ func (s *stopper) watch() {
 // connections are made quiet for the process's exit (quietPools).
 func (r *fleetRun) end(err *error) {
 	r.finish()
-	s := r.stop
-	if s == nil {
-		quietPools()
-		return
+	var sig syscall.Signal
+	if s := r.stop; s != nil {
+		signal.Stop(s.ch)
+		signal.Stop(s.pipe)
+		close(s.done)
+		s.cancel()
+		s.mu.Lock()
+		sig = s.sig
+		s.mu.Unlock()
 	}
-	signal.Stop(s.ch)
-	signal.Stop(s.pipe)
-	close(s.done)
-	s.cancel()
-	s.mu.Lock()
-	sig := s.sig
-	s.mu.Unlock()
 	if sig == 0 {
 		quietPools() // an interrupted run leaves mage's grace to its cleanup
+		return
 	}
-	if sig == 0 || *err == nil {
+	if *err == nil {
 		return
 	}
 	if _, ok := (*err).(interface{ ExitStatus() int }); ok {

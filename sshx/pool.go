@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,15 +29,14 @@ type Pool struct {
 	closed bool
 	logMu  sync.Mutex
 
-	// Keepalives (see Quiet): pings counts those awaiting an answer,
-	// quiet stops new ones until the next command, and idle is closed
-	// when pings falls to zero. quieted mirrors quiet for wake's fast
-	// path.
-	pingMu  sync.Mutex
-	pings   int
-	quiet   bool
-	idle    chan struct{}
-	quieted atomic.Bool
+	// Keepalives (see Quiet): quiet stops new ones until the next
+	// command, pings counts those awaiting an answer, and idle is closed
+	// when pings falls to zero. pingMu guards pings and idle, and every
+	// change of quiet (wake reads it without the lock first).
+	pingMu sync.Mutex
+	quiet  atomic.Bool
+	pings  int
+	idle   chan struct{}
 }
 
 // closeDrain bounds how long Close reads what a host still sends after
@@ -162,34 +160,24 @@ func (p *Pool) Close() error {
 	}
 	p.mu.Unlock()
 	p.stopPings()
-	slices.SortFunc(hosts, func(a, b *Remote) int { return closeLevel(a) - closeLevel(b) })
-	var (
-		errMu sync.Mutex
-		errs  *multierror.Error
-	)
-	for len(hosts) > 0 {
-		n := 1
-		for n < len(hosts) && closeLevel(hosts[n]) == closeLevel(hosts[0]) {
-			n++
-		}
-		var wg sync.WaitGroup
-		for _, r := range hosts[:n] {
-			wg.Go(func() {
-				if err := r.close(closeDrain); err != nil {
-					errMu.Lock()
-					errs = multierror.Append(errs, err)
-					errMu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		hosts = hosts[n:]
+	levels := make([][]Host, 10)
+	for _, r := range hosts {
+		l := closeLevel(r)
+		levels[l] = append(levels[l], r)
 	}
-	return errs.ErrorOrNil()
+	var results []Result[struct{}]
+	for _, level := range levels {
+		rs, _ := Each(context.Background(), level, 0, func(_ context.Context, h Host) (struct{}, error) {
+			return struct{}{}, h.(*Remote).close(closeDrain)
+		})
+		results = append(results, rs...)
+	}
+	return Errors(results)
 }
 
-// closeLevel orders Close: the hosts (0) before the jump hosts, a jump
-// host reached through k others at level 9 − k (chains are at most 8).
+// closeLevel orders Close, lowest first: the hosts (0) before the jump
+// hosts, a jump host reached through k others at level 9 − k (chains are
+// at most 8 long).
 func closeLevel(r *Remote) int {
 	if !r.jump {
 		return 0
@@ -222,8 +210,7 @@ func (p *Pool) Quiet(ctx context.Context) error {
 func (p *Pool) stopPings() <-chan struct{} {
 	p.pingMu.Lock()
 	defer p.pingMu.Unlock()
-	p.quiet = true
-	p.quieted.Store(true)
+	p.quiet.Store(true)
 	if p.pings == 0 {
 		return nil
 	}
@@ -235,12 +222,11 @@ func (p *Pool) stopPings() <-chan struct{} {
 
 // wake lets keepalives go again after Quiet: a command is about to run.
 func (p *Pool) wake() {
-	if !p.quieted.Load() {
+	if !p.quiet.Load() {
 		return
 	}
 	p.pingMu.Lock()
-	p.quiet = false
-	p.quieted.Store(false)
+	p.quiet.Store(false)
 	p.pingMu.Unlock()
 }
 
@@ -248,7 +234,7 @@ func (p *Pool) wake() {
 func (p *Pool) ping() bool {
 	p.pingMu.Lock()
 	defer p.pingMu.Unlock()
-	if p.quiet {
+	if p.quiet.Load() {
 		return false
 	}
 	p.pings++
