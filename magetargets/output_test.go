@@ -29,10 +29,18 @@ exit 1
 // virtualenv on the hosts named in broken.
 func fleetProject(t *testing.T, hosts []string, broken ...string) (repos, string) {
 	t.Helper()
+	rs, head, _ := fleetHosts(t, hosts, "", broken...)
+	return rs, head
+}
+
+// fleetHosts is fleetProject that also returns the hosts' servers; the
+// ssh_config gets more after the hosts' entries (a "Host *" block, say).
+func fleetHosts(t *testing.T, hosts []string, more string, broken ...string) (repos, string, []*sshtest.Server) {
+	t.Helper()
 	rs := newRepos(t)
 	clone := hostProject{repos: rs}
 	head := clone.commitFiles(t, map[string]string{"manage.py": "# Django's manage.py\n"})
-	_, config := sshtestHosts(t, hosts, func(alias string, srv *sshtest.Server) {
+	servers, config := sshtestHosts(t, hosts, func(alias string, srv *sshtest.Server) {
 		home, bin := t.TempDir(), t.TempDir()
 		python := standInPython
 		for _, b := range broken {
@@ -48,6 +56,19 @@ func fleetProject(t *testing.T, hosts []string, broken ...string) (repos, string
 		srv.Dir = home
 		srv.Env = []string{"HOME=" + home, "XDG_CACHE_HOME=", "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
 	})
+	if more != "" {
+		f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString(more)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Setenv("SSH_AUTH_SOCK", "")
 	t.Setenv("VIRTUAL_ENV", "")
 	configure(t, Config{
@@ -58,7 +79,7 @@ func fleetProject(t *testing.T, hosts []string, broken ...string) (repos, string
 		Environments:   map[string]Environment{envDevelopment: {Hosts: hosts}},
 	})
 	t.Setenv(EnvVar, envDevelopment)
-	return rs, head
+	return rs, head, servers
 }
 
 // phaseLine matches a phase's line of a summary's last frame.

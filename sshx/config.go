@@ -41,7 +41,8 @@ type Config struct {
 
 	// ConfigFile is the OpenSSH client config file whose Host aliases are
 	// honoured (HostName, Port, User, IdentityFile, IdentitiesOnly,
-	// UserKnownHostsFile, StrictHostKeyChecking, ProxyJump). Empty means
+	// UserKnownHostsFile, StrictHostKeyChecking, ProxyJump,
+	// ServerAliveInterval, ServerAliveCountMax). Empty means
 	// ~/.ssh/config; "none" reads no file. A missing file is no error.
 	ConfigFile string
 
@@ -82,6 +83,8 @@ type Config struct {
 	// KeepAlive is the interval between keepalive requests on an idle
 	// connection; a connection that misses three in a row is closed, and
 	// its commands fail. Zero means 15 seconds; negative disables them.
+	// A host's ServerAliveInterval and ServerAliveCountMax in the client
+	// config file take precedence (ServerAliveInterval 0: none).
 	KeepAlive time.Duration
 
 	// MaxSessions bounds the commands running at once on one connection

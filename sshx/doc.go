@@ -14,8 +14,8 @@
 // no keepalive is sent until the next command, and those in flight are
 // answered, so the process may exit with the connections open. The
 // client config file is honoured for HostName, Port, User, IdentityFile,
-// IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking and ProxyJump;
-// "~" means $HOME.
+// IdentitiesOnly, UserKnownHostsFile, StrictHostKeyChecking, ProxyJump,
+// ServerAliveInterval and ServerAliveCountMax; "~" means $HOME.
 //
 // # Jump hosts
 //

@@ -344,7 +344,7 @@ func (r *Remote) watch(c *sshConn) {
 		c.Wait()
 		close(dead)
 	}()
-	interval := r.pool.cfg.KeepAlive
+	interval, max := r.ep.KeepAlive, r.ep.KeepAliveMax
 	if interval > 0 {
 		t := time.NewTicker(interval)
 		misses := 0
@@ -367,7 +367,7 @@ func (r *Remote) watch(c *sshConn) {
 				select {
 				case err := <-reply:
 					if err != nil {
-						misses = 3
+						misses = max
 					} else {
 						misses = 0
 					}
@@ -375,8 +375,8 @@ func (r *Remote) watch(c *sshConn) {
 					misses++
 				case <-dead:
 				}
-				if misses >= 3 {
-					why := fmt.Sprintf("no answer to keepalives for %s", 3*interval)
+				if misses >= max {
+					why := fmt.Sprintf("no answer to keepalives for %s", time.Duration(max)*interval)
 					c.lost.CompareAndSwap(nil, &why)
 					r.pool.logf("%s: %s; closing the connection", r.ep.Name, why)
 					c.Close()

@@ -872,3 +872,33 @@ func TestPoolQuietStopsKeepalivesUntilTheNextCommand(t *testing.T) {
 	}
 	waitUntil(t, "a keepalive after the next command", func() bool { return srv.Stats().GlobalRequests > quiet })
 }
+
+// TestServerAliveSettingsOfTheClientConfig: a host's ServerAliveInterval
+// and ServerAliveCountMax in the client config file set its keepalives,
+// over the Config's (which here sends none): they arrive every second,
+// and two missed in a row close a frozen connection.
+func TestServerAliveSettingsOfTheClientConfig(t *testing.T) {
+	t.Parallel()
+	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
+		c.KeepAlive = -1
+		f, err := os.OpenFile(c.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ctx := context.Background()
+	cmd := r.Command(ctx, "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "two keepalives", func() bool { return srv.Stats().GlobalRequests >= 2 })
+	srv.SetFault(sshtest.FaultFreezeConnections)
+	err := returnsWithin(t, patience, "Wait on a frozen connection", cmd.Wait)
+	if err == nil || !strings.Contains(err.Error(), "no answer to keepalives for 2s") {
+		t.Errorf("Wait = %v, want the connection lost after two keepalives of 1s", err)
+	}
+}

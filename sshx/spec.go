@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kevinburke/ssh_config"
@@ -116,16 +117,18 @@ func (s Spec) String() string {
 // Endpoint is a host spec resolved against the client config file and the
 // Config: everything needed to connect.
 type Endpoint struct {
-	Name           string   // the spec as given, used in output and errors
-	Alias          string   // the host part of the spec, as looked up in the config file
-	HostName       string   // what is dialled
-	Port           int      // what is dialled
-	User           string   // login user
-	IdentityFiles  []string // tried in order, after the agent
-	IdentitiesOnly bool     // only agent keys matching IdentityFiles are used
-	KnownHosts     []string // files checked; the first is where accept-new records
-	Strict         string   // StrictYes or StrictAcceptNew
-	ProxyJump      []string // hosts to go through, in order
+	Name           string        // the spec as given, used in output and errors
+	Alias          string        // the host part of the spec, as looked up in the config file
+	HostName       string        // what is dialled
+	Port           int           // what is dialled
+	User           string        // login user
+	IdentityFiles  []string      // tried in order, after the agent
+	IdentitiesOnly bool          // only agent keys matching IdentityFiles are used
+	KnownHosts     []string      // files checked; the first is where accept-new records
+	Strict         string        // StrictYes or StrictAcceptNew
+	ProxyJump      []string      // hosts to go through, in order
+	KeepAlive      time.Duration // between keepalives on an idle connection; negative: none
+	KeepAliveMax   int           // keepalives missed in a row before the connection is closed
 }
 
 // addr is HostName:Port, as dialled.
@@ -239,6 +242,24 @@ func resolve(spec string, cfg *Config, file *clientConfigFile) (Endpoint, error)
 	}
 	if e.Strict != StrictYes && e.Strict != StrictAcceptNew {
 		return Endpoint{}, fmt.Errorf("sshx: StrictHostKeyChecking %q: want %q or %q", e.Strict, StrictYes, StrictAcceptNew)
+	}
+	e.KeepAlive, e.KeepAliveMax = cfg.KeepAlive, 3
+	if v := file.get(sp.Host, "ServerAliveInterval"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Endpoint{}, fmt.Errorf("sshx: %s: ServerAliveInterval %q in %s: want a number of seconds (0 for none)", spec, v, file.path)
+		}
+		e.KeepAlive = time.Duration(n) * time.Second
+		if n == 0 {
+			e.KeepAlive = -1
+		}
+	}
+	if v := file.get(sp.Host, "ServerAliveCountMax"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return Endpoint{}, fmt.Errorf("sshx: %s: ServerAliveCountMax %q in %s: want a number of keepalives, at least 1", spec, v, file.path)
+		}
+		e.KeepAliveMax = n
 	}
 	if pj := file.get(sp.Host, "ProxyJump"); pj != "" && !strings.EqualFold(pj, "none") {
 		for _, j := range strings.Split(pj, ",") {

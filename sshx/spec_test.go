@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -72,6 +73,11 @@ Host bastioned
 
 Host old
   StrictHostKeyChecking no
+  ServerAliveInterval 5
+  ServerAliveCountMax 2
+
+Host nokeepalive
+  ServerAliveInterval 0
 
 Host *.example.com
   User ops
@@ -88,15 +94,17 @@ Host *.example.com
 		want Endpoint
 	}{
 		{"web1", Endpoint{Name: "web1", Alias: "web1", HostName: "127.0.0.2", Port: 2201, User: "deploy",
-			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew}},
+			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew, KeepAlive: 15 * time.Second, KeepAliveMax: 3}},
 		{"root@web1:22", Endpoint{Name: "root@web1:22", Alias: "web1", HostName: "127.0.0.2", Port: 22, User: "root",
-			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew}},
+			IdentityFiles: []string{home + "/keys/web1"}, IdentitiesOnly: true, KnownHosts: []string{home + "/kh"}, Strict: StrictAcceptNew, KeepAlive: 15 * time.Second, KeepAliveMax: 3}},
 		{"bastioned", Endpoint{Name: "bastioned", Alias: "bastioned", HostName: "10.1.2.3", Port: 22, User: "alice",
-			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes, ProxyJump: []string{"jump1", "deploy@jump2:2222"}}},
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes, ProxyJump: []string{"jump1", "deploy@jump2:2222"}, KeepAlive: 15 * time.Second, KeepAliveMax: 3}},
 		{"old", Endpoint{Name: "old", Alias: "old", HostName: "old", Port: 22, User: "alice",
-			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictAcceptNew}},
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictAcceptNew, KeepAlive: 5 * time.Second, KeepAliveMax: 2}},
+		{"nokeepalive", Endpoint{Name: "nokeepalive", Alias: "nokeepalive", HostName: "nokeepalive", Port: 22, User: "alice",
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes, KeepAlive: -1, KeepAliveMax: 3}},
 		{"a.example.com", Endpoint{Name: "a.example.com", Alias: "a.example.com", HostName: "a.example.com", Port: 22, User: "ops",
-			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes}},
+			KnownHosts: []string{home + "/.ssh/known_hosts"}, Strict: StrictYes, KeepAlive: 15 * time.Second, KeepAliveMax: 3}},
 	} {
 		got, err := resolve(c.spec, &cfg, file)
 		if err != nil {
@@ -114,5 +122,33 @@ func TestNewPoolRejectsWeakChecking(t *testing.T) {
 	_, err := NewPool(Config{ConfigFile: "none", StrictHostKeyChecking: "no"})
 	if err == nil || !strings.Contains(err.Error(), "accept-new") {
 		t.Fatalf("NewPool(StrictHostKeyChecking=no) = %v, want an error naming the allowed values", err)
+	}
+}
+
+// TestResolveRejectsBadKeepAlive: a ServerAliveInterval or
+// ServerAliveCountMax that is no number of the right range is an error
+// naming the host, the setting and the file.
+func TestResolveRejectsBadKeepAlive(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ setting, want string }{
+		{"ServerAliveInterval 5s", `ServerAliveInterval "5s"`},
+		{"ServerAliveInterval -1", `ServerAliveInterval "-1"`},
+		{"ServerAliveCountMax 0", `ServerAliveCountMax "0"`},
+		{"ServerAliveCountMax many", `ServerAliveCountMax "many"`},
+	} {
+		path := filepath.Join(t.TempDir(), "ssh_config")
+		if err := os.WriteFile(path, []byte("Host web1\n  "+c.setting+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{ConfigFile: path}
+		cfg.setDefaults()
+		file, err := loadClientConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = resolve("web1", &cfg, file)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "web1") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: resolve = %v, want an error naming web1, %s and the file", c.setting, err, c.want)
+		}
 	}
 }
