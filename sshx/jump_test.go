@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefab/magefab/sshx/sshtest"
 	"golang.org/x/crypto/ssh"
@@ -27,10 +28,13 @@ import (
 // which host "target" (any user) is reached only through "bastion".
 type jumpSetup struct {
 	bastion, target *sshtest.Server
-	configFile      string
-	knownHosts      string
-	dials           atomic.Int64 // TCP connections the pool opened
-	dialed          sync.Map     // address -> struct{}
+	// Where the client config sends them: the servers' addresses, or
+	// another after moveTo.
+	bastionAddr, targetAddr string
+	configFile              string
+	knownHosts              string
+	dials                   atomic.Int64 // TCP connections the pool opened
+	dialed                  sync.Map     // address -> struct{}
 }
 
 func newJumpSetup(t *testing.T, forwarding bool) *jumpSetup {
@@ -68,7 +72,30 @@ func newJumpSetupWith(t *testing.T, forwarding bool, configure func(bastion, tar
 	if err := os.WriteFile(js.configFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	js.bastionAddr, js.targetAddr = js.bastion.Addr, js.target.Addr
 	return js
+}
+
+// moveTo closes the bastion (or the target) and points the client config
+// at addr instead, for the host name given.
+func (js *jumpSetup) moveTo(t *testing.T, host, addr string) {
+	t.Helper()
+	srv, to := js.bastion, &js.bastionAddr
+	if host == "target" {
+		srv, to = js.target, &js.targetAddr
+	}
+	srv.Close()
+	_, oldPort, _ := net.SplitHostPort(*to)
+	_, newPort, _ := net.SplitHostPort(addr)
+	b, err := os.ReadFile(js.configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "  Port "+oldPort+"\n", "  Port "+newPort+"\n", 1)
+	if err := os.WriteFile(js.configFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	*to = addr
 }
 
 func (js *jumpSetup) pool(t *testing.T) *sshx.Pool {
@@ -161,7 +188,7 @@ func TestJumpHostFailureNamesTheBastion(t *testing.T) {
 	}{
 		{
 			name:   "refused",
-			break_: func(t *testing.T, js *jumpSetup) { js.bastion.Close() },
+			break_: func(t *testing.T, js *jumpSetup) { js.moveTo(t, "bastion", testenv.RefusingAddr(t)) },
 			want:   []string{"connection refused", "is sshd running there"},
 		},
 		{
@@ -200,7 +227,7 @@ func TestJumpHostFailureNamesTheBastion(t *testing.T) {
 		{
 			name:    "target down",
 			forward: true,
-			break_:  func(t *testing.T, js *jumpSetup) { js.target.Close() },
+			break_:  func(t *testing.T, js *jumpSetup) { js.moveTo(t, "target", testenv.RefusingAddr(t)) },
 			want:    []string{"is up but could not connect", "connect failed", "Connection refused"},
 		},
 	} {
@@ -219,7 +246,7 @@ func TestJumpHostFailureNamesTheBastion(t *testing.T) {
 					t.Errorf("%s: JumpError %+v, want Forward %v, Jump bastion", hosts[i].Name(), je, c.forward)
 				}
 				msg := err.Error()
-				for _, want := range append([]string{"sshx: " + hosts[i].Name(), "jump host bastion (jumper@" + js.bastion.Addr + ")", js.target.Addr}, c.want...) {
+				for _, want := range append([]string{"sshx: " + hosts[i].Name(), "jump host bastion (jumper@" + js.bastionAddr + ")", js.targetAddr}, c.want...) {
 					if !strings.Contains(msg, want) {
 						t.Errorf("message %q lacks %q", msg, want)
 					}

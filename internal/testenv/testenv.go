@@ -1,12 +1,15 @@
 // Package testenv isolates tests from the environment of whoever runs them:
-// git's configuration and identity, and the AWS SDK's configuration.
+// git's configuration and identity, and the AWS SDK's configuration; and
+// gives them what they need of it (a port that refuses connections).
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -105,4 +108,26 @@ func Commit(t testing.TB, dir, msg string) string {
 	t.Helper()
 	Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
 	return Git(t, dir, "rev-parse", "HEAD")
+}
+
+// RefusingAddr returns a loopback address at which every connection is
+// refused for the rest of the test: a socket bound to it, never
+// listening, holds its port. A closed server's port is no such address:
+// another test's listener may take it, and answer.
+func RefusingAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.CloseOnExec(fd)
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

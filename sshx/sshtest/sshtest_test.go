@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/sshx/sshtest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -1373,9 +1374,7 @@ func TestForwarding(t *testing.T) {
 	}
 	behind.Close()
 
-	closed := start(t, nil)
-	addr := closed.Addr
-	closed.Close()
+	addr := testenv.RefusingAddr(t)
 	var oc *ssh.OpenChannelError
 	if _, err := client.Dial("tcp", addr); !errors.As(err, &oc) || oc.Reason != ssh.ConnectionFailed {
 		t.Errorf("dial to a closed port: %v, want connect failed", err)
