@@ -821,6 +821,20 @@ func (r *lockRig) detachedStillRunning(t *testing.T) {
 	waitFor(t, out, "prepared; switching")
 	first := newSleeps(t, slow+"'s slow restart", 90*time.Second, before, "14", r.initd)
 	id := r.lockOn(t, slow)["id"]
+	// The other hosts switch beside slow, quickly, and release the run's
+	// lock at their switch's end: the kill comes once they have, so that
+	// the only lock the killed run leaves is the one its detached part on
+	// slow keeps. (A host killed before its switch keeps the dead run's
+	// lock until the lease runs out, and the next deploy rightly takes it
+	// over: that is another case, and on a busy machine it happened here.)
+	for _, h := range f.Hosts {
+		if h == slow {
+			continue
+		}
+		if _, ok := waitUntil(60*time.Second, func() bool { return r.lockOn(t, h)["id"] != id }); !ok {
+			t.Fatalf("%s still holds the run's lock 60s into the switch: %v", h, r.lockOn(t, h))
+		}
+	}
 	before = sleeping("14", r.initd)
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	cmd.Wait()
