@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/internal/live"
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefab/magefab/sshx/sshtest"
 )
@@ -57,17 +58,7 @@ func fleetHosts(t *testing.T, hosts []string, more string, broken ...string) (re
 		srv.Env = []string{"HOME=" + home, "XDG_CACHE_HOME=", "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin"}
 	})
 	if more != "" {
-		f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.WriteString(more)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		testenv.AppendFile(t, config, more)
 	}
 	t.Setenv("SSH_AUTH_SOCK", "")
 	t.Setenv("VIRTUAL_ENV", "")

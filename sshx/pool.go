@@ -103,10 +103,13 @@ func (p *Pool) startTurn(ctx context.Context) (func(), error) {
 	}
 }
 
+// maxJumpChain is the most hosts a ProxyJump chain may go through.
+const maxJumpChain = 8
+
 // jumpHost returns the Remote that reaches chain[len-1] through the hosts
 // before it.
 func (p *Pool) jumpHost(chain []string) (*Remote, error) {
-	if len(chain) > 8 {
+	if len(chain) > maxJumpChain {
 		return nil, fmt.Errorf("sshx: ProxyJump chain of %d hosts is too long", len(chain))
 	}
 	last := chain[len(chain)-1]
@@ -152,19 +155,15 @@ func (p *Pool) Stats() map[string]Stats {
 // through; the hosts at one level close at once. Commands still running
 // fail. It is safe to call more than once.
 func (p *Pool) Close() error {
+	levels := make([][]Host, maxJumpChain+2)
 	p.mu.Lock()
 	p.closed = true
-	hosts := make([]*Remote, 0, len(p.hosts))
 	for _, r := range p.hosts {
-		hosts = append(hosts, r)
-	}
-	p.mu.Unlock()
-	p.stopPings()
-	levels := make([][]Host, 10)
-	for _, r := range hosts {
 		l := closeLevel(r)
 		levels[l] = append(levels[l], r)
 	}
+	p.mu.Unlock()
+	p.stopPings()
 	var results []Result[struct{}]
 	for _, level := range levels {
 		rs, _ := Each(context.Background(), level, 0, func(_ context.Context, h Host) (struct{}, error) {
@@ -176,13 +175,12 @@ func (p *Pool) Close() error {
 }
 
 // closeLevel orders Close, lowest first: the hosts (0) before the jump
-// hosts, a jump host reached through k others at level 9 − k (chains are
-// at most 8 long).
+// hosts, a jump host reached through k others at level maxJumpChain+1−k.
 func closeLevel(r *Remote) int {
 	if !r.jump {
 		return 0
 	}
-	return 9 - len(r.ep.ProxyJump)
+	return maxJumpChain + 1 - len(r.ep.ProxyJump)
 }
 
 // Quiet makes the pool's connections quiet until its next command: it

@@ -344,7 +344,7 @@ func (r *Remote) watch(c *sshConn) {
 		c.Wait()
 		close(dead)
 	}()
-	interval, max := r.ep.KeepAlive, r.ep.KeepAliveMax
+	interval, allowed := r.ep.KeepAlive, r.ep.KeepAliveMax
 	if interval > 0 {
 		t := time.NewTicker(interval)
 		misses := 0
@@ -367,7 +367,7 @@ func (r *Remote) watch(c *sshConn) {
 				select {
 				case err := <-reply:
 					if err != nil {
-						misses = max
+						misses = allowed
 					} else {
 						misses = 0
 					}
@@ -375,8 +375,8 @@ func (r *Remote) watch(c *sshConn) {
 					misses++
 				case <-dead:
 				}
-				if misses >= max {
-					why := fmt.Sprintf("no answer to keepalives for %s", time.Duration(max)*interval)
+				if misses >= allowed {
+					why := fmt.Sprintf("no answer to keepalives for %s", time.Duration(allowed)*interval)
 					c.lost.CompareAndSwap(nil, &why)
 					r.pool.logf("%s: %s; closing the connection", r.ep.Name, why)
 					c.Close()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/magefab/magefab/internal/fleettest"
+	"github.com/magefab/magefab/internal/testenv"
 	"github.com/magefab/magefab/sshx"
 	"github.com/magefab/magefab/sshx/sshtest"
 	"golang.org/x/crypto/ssh"
@@ -881,14 +882,7 @@ func TestServerAliveSettingsOfTheClientConfig(t *testing.T) {
 	t.Parallel()
 	srv, _, r, _ := newHost(t, func(c *sshx.Config) {
 		c.KeepAlive = -1
-		f, err := os.OpenFile(c.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString("Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n"); err != nil {
-			t.Fatal(err)
-		}
+		testenv.AppendFile(t, c.ConfigFile, "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
 	})
 	ctx := context.Background()
 	cmd := r.Command(ctx, "sleep", "30")

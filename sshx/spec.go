@@ -170,6 +170,39 @@ func (c *clientConfigFile) get(alias, key string) string {
 	return strings.TrimSpace(v)
 }
 
+// forHost narrows the file to the Host blocks that match alias, in their
+// order, so that reading a host's dozen settings matches each block of
+// the file once instead of once per setting: a file that names every host
+// of a large fleet would otherwise cost each host time in proportion to
+// the fleet. What get and getAll return is the same.
+func (c *clientConfigFile) forHost(alias string) *clientConfigFile {
+	if c == nil || c.cfg == nil {
+		return c
+	}
+	var hosts []*ssh_config.Host
+	for _, h := range c.cfg.Hosts {
+		if h.Matches(alias) {
+			hosts = append(hosts, h)
+		}
+	}
+	return &clientConfigFile{path: c.path, cfg: &ssh_config.Config{Hosts: hosts}}
+}
+
+// number reads a whole-number setting of at least min: ok is false when
+// the file does not set it, and a value that is no such number is an
+// error naming the host (spec), the setting, the file and want.
+func (c *clientConfigFile) number(spec, alias, key string, min int, want string) (n int, ok bool, err error) {
+	v := c.get(alias, key)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(v)
+	if err != nil || n < min {
+		return 0, false, fmt.Errorf("sshx: %s: %s %q in %s: want %s", spec, key, v, c.path, want)
+	}
+	return n, true, nil
+}
+
 func (c *clientConfigFile) getAll(alias, key string) []string {
 	if c == nil || c.cfg == nil {
 		return nil
@@ -189,6 +222,7 @@ func resolve(spec string, cfg *Config, file *clientConfigFile) (Endpoint, error)
 		return Endpoint{}, err
 	}
 	e := Endpoint{Name: spec, Alias: sp.Host, HostName: sp.Host, User: sp.User, Port: sp.Port}
+	file = file.forHost(sp.Host)
 	if hn := file.get(sp.Host, "HostName"); hn != "" {
 		e.HostName = strings.ReplaceAll(hn, "%h", sp.Host)
 	}
@@ -244,21 +278,17 @@ func resolve(spec string, cfg *Config, file *clientConfigFile) (Endpoint, error)
 		return Endpoint{}, fmt.Errorf("sshx: StrictHostKeyChecking %q: want %q or %q", e.Strict, StrictYes, StrictAcceptNew)
 	}
 	e.KeepAlive, e.KeepAliveMax = cfg.KeepAlive, 3
-	if v := file.get(sp.Host, "ServerAliveInterval"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return Endpoint{}, fmt.Errorf("sshx: %s: ServerAliveInterval %q in %s: want a number of seconds (0 for none)", spec, v, file.path)
-		}
+	if n, ok, err := file.number(spec, sp.Host, "ServerAliveInterval", 0, "a number of seconds (0 for none)"); err != nil {
+		return Endpoint{}, err
+	} else if ok {
 		e.KeepAlive = time.Duration(n) * time.Second
 		if n == 0 {
 			e.KeepAlive = -1
 		}
 	}
-	if v := file.get(sp.Host, "ServerAliveCountMax"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return Endpoint{}, fmt.Errorf("sshx: %s: ServerAliveCountMax %q in %s: want a number of keepalives, at least 1", spec, v, file.path)
-		}
+	if n, ok, err := file.number(spec, sp.Host, "ServerAliveCountMax", 1, "a number of keepalives, at least 1"); err != nil {
+		return Endpoint{}, err
+	} else if ok {
 		e.KeepAliveMax = n
 	}
 	if pj := file.get(sp.Host, "ProxyJump"); pj != "" && !strings.EqualFold(pj, "none") {

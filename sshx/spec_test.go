@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -150,5 +151,84 @@ func TestResolveRejectsBadKeepAlive(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "web1") || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: resolve = %v, want an error naming web1, %s and the file", c.setting, err, c.want)
 		}
+	}
+}
+
+// BenchmarkResolve resolves one host of a client config file that names
+// each of a fleet's hosts in a Host block of its own, as a generated one
+// does: a Pool resolves every host of a run once.
+func BenchmarkResolve(b *testing.B) {
+	for _, n := range []int{128, 1000} {
+		b.Run(fmt.Sprintf("blocks=%d", n), func(b *testing.B) {
+			var cfgText strings.Builder
+			for i := range n {
+				fmt.Fprintf(&cfgText, "Host web%d\n  HostName 10.0.%d.%d\n  Port 22\n  User deploy\n  IdentityFile ~/.ssh/fleet\n  IdentitiesOnly yes\n  UserKnownHostsFile ~/.ssh/fleet_known_hosts\n  StrictHostKeyChecking yes\n\n", i+1, i/250, i%250+1)
+			}
+			path := filepath.Join(b.TempDir(), "ssh_config")
+			if err := os.WriteFile(path, []byte(cfgText.String()), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			cfg := Config{ConfigFile: path}
+			cfg.setDefaults()
+			file, err := loadClientConfig(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := fmt.Sprintf("web%d", n/2)
+			for b.Loop() {
+				if _, err := resolve(spec, &cfg, file); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestForHostReadsAsTheWholeFile: the file narrowed to a host's blocks
+// answers every setting as the whole file does, with wildcards, negated
+// patterns, several blocks setting one key (the first wins) and Include.
+func TestForHostReadsAsTheWholeFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	if err := os.WriteFile(filepath.Join(dir, "more"), []byte("Host web*\n  ServerAliveInterval 7\n  IdentityFile ~/included\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(path, []byte(`Host web1
+  HostName 10.0.0.1
+  IdentityFile ~/one
+
+Host * !web2
+  User ops
+  IdentityFile ~/star
+
+Include `+filepath.Join(dir, "more")+`
+
+Host web2 web3
+  Port 2222
+  User deploy
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := loadClientConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alias := range []string{"web1", "web2", "web3", "db1"} {
+		narrow := file.forHost(alias)
+		for _, key := range []string{"HostName", "Port", "User", "ServerAliveInterval", "ProxyJump"} {
+			if got, want := narrow.get(alias, key), file.get(alias, key); got != want {
+				t.Errorf("%s %s: narrowed %q, whole file %q", alias, key, got, want)
+			}
+		}
+		if got, want := narrow.getAll(alias, "IdentityFile"), file.getAll(alias, "IdentityFile"); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s IdentityFile: narrowed %q, whole file %q", alias, got, want)
+		}
+	}
+	if got := file.forHost("web2").get("web2", "User"); got != "deploy" {
+		t.Errorf("web2's User = %q, want deploy (the block for every host but web2 skipped)", got)
+	}
+	if got := file.forHost("web3").getAll("web3", "IdentityFile"); len(got) != 2 {
+		t.Errorf("web3's IdentityFile = %q, want ~/star and the included ~/included", got)
 	}
 }
