@@ -29,8 +29,9 @@ import (
 // the commit it runs from and imports a package from the wheelhouse (so a
 // broken virtualenv shows). A file named FAIL_START in its directory makes
 // it exit at once, like an app that cannot start. A release exported
-// without .git (Capistrano's) gives its commit in REVISION.
-const AppPy = `import http.server, os, subprocess, sys
+// without .git (Capistrano's) gives its commit in REVISION. A port in use
+// is tried again for 5 s, as gunicorn does.
+const AppPy = `import errno, http.server, os, subprocess, sys, time
 import magefab_testdep
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -55,8 +56,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+# Like gunicorn, wait a moment for a port still held by the app being
+# stopped, which a busy host may take a little longer to release.
 http.server.ThreadingHTTPServer.allow_reuse_address = True
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+for attempt in range(50):
+    try:
+        server = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler)
+        break
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE or attempt == 49:
+            raise
+        print("port in use; retrying in 0.1s", file=sys.stderr, flush=True)
+        time.sleep(0.1)
+server.serve_forever()
 `
 
 // AppStart is the command InitScript starts AppPy with.
