@@ -137,17 +137,9 @@ func TestResolveRejectsBadKeepAlive(t *testing.T) {
 		{"ServerAliveCountMax 0", `ServerAliveCountMax "0"`},
 		{"ServerAliveCountMax many", `ServerAliveCountMax "many"`},
 	} {
-		path := filepath.Join(t.TempDir(), "ssh_config")
-		if err := os.WriteFile(path, []byte("Host web1\n  "+c.setting+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{ConfigFile: path}
-		cfg.setDefaults()
-		file, err := loadClientConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = resolve("web1", &cfg, file)
+		cfg, file := clientConfigOf(t, "Host web1\n  "+c.setting+"\n")
+		path := cfg.ConfigFile
+		_, err := resolve("web1", cfg, file)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "web1") || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: resolve = %v, want an error naming web1, %s and the file", c.setting, err, c.want)
 		}
@@ -164,19 +156,10 @@ func BenchmarkResolve(b *testing.B) {
 			for i := range n {
 				fmt.Fprintf(&cfgText, "Host web%d\n  HostName 10.0.%d.%d\n  Port 22\n  User deploy\n  IdentityFile ~/.ssh/fleet\n  IdentitiesOnly yes\n  UserKnownHostsFile ~/.ssh/fleet_known_hosts\n  StrictHostKeyChecking yes\n\n", i+1, i/250, i%250+1)
 			}
-			path := filepath.Join(b.TempDir(), "ssh_config")
-			if err := os.WriteFile(path, []byte(cfgText.String()), 0o600); err != nil {
-				b.Fatal(err)
-			}
-			cfg := Config{ConfigFile: path}
-			cfg.setDefaults()
-			file, err := loadClientConfig(path)
-			if err != nil {
-				b.Fatal(err)
-			}
+			cfg, file := clientConfigOf(b, cfgText.String())
 			spec := fmt.Sprintf("web%d", n/2)
 			for b.Loop() {
-				if _, err := resolve(spec, &cfg, file); err != nil {
+				if _, err := resolve(spec, cfg, file); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -231,4 +214,21 @@ Host web2 web3
 	if got := file.forHost("web3").getAll("web3", "IdentityFile"); len(got) != 2 {
 		t.Errorf("web3's IdentityFile = %q, want ~/star and the included ~/included", got)
 	}
+}
+
+// clientConfigOf writes text as a client config file and returns a Config
+// naming it, with its defaults, and the file as resolve reads it.
+func clientConfigOf(t testing.TB, text string) (*Config, *clientConfigFile) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{ConfigFile: path}
+	cfg.setDefaults()
+	file, err := loadClientConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, file
 }
